@@ -1,0 +1,82 @@
+"""nnet: reverse-mode automatic differentiation over NumPy arrays, with PyTorch-style layers.
+
+>>> import nnet
+>>> w = nnet.tensor([[1.0, 2.0]], requires_grad=True)
+>>> loss = (w * w).sum()
+>>> loss.backward()
+>>> w.grad
+Tensor([[2., 4.]], dtype=float32)
+"""
+
+from nnet import random
+from nnet.autograd import (
+    Function,
+    Tensor,
+    enable_grad,
+    grad,
+    is_grad_enabled,
+    no_grad,
+    set_grad_enabled,
+)
+from nnet.autograd.factories import (
+    arange,
+    eye,
+    full,
+    ones,
+    ones_like,
+    rand,
+    randn,
+    tensor,
+    zeros,
+    zeros_like,
+)
+from nnet.autograd.ops import (
+    abs,
+    add,
+    broadcast_to,
+    cat,
+    clamp,
+    clip,
+    col2im,
+    concatenate,
+    divide,
+    exp,
+    expand_dims,
+    flatten,
+    log,
+    log_softmax,
+    logsumexp,
+    matmul,
+    max,
+    maximum,
+    mean,
+    min,
+    minimum,
+    multiply,
+    negative,
+    pad,
+    permute,
+    power,
+    relu,
+    reshape,
+    sigmoid,
+    sliding_windows,
+    softmax,
+    sqrt,
+    squeeze,
+    stack,
+    subtract,
+    sum,
+    swapaxes,
+    tanh,
+    transpose,
+    unsqueeze,
+    var,
+    where,
+)
+from nnet.random import manual_seed
+
+float32 = __import__("numpy").float32
+float64 = __import__("numpy").float64
+
+__version__ = "0.1.0"

@@ -1,0 +1,367 @@
+"""Elementwise primitives with NumPy broadcasting. Derivations: docs/derivations.md, "Elementwise".
+
+Operands may be tensors, ndarrays or Python scalars on either side; Python scalars never up-cast
+(NumPy's weak-scalar rule keeps a float32 tensor float32).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from nnet.autograd.function import Function
+from nnet.autograd.tensor import Tensor
+
+_make = Tensor._make
+
+
+class Add(Function):
+    """d(a + b) = (g, g). See derivations.md#add-sub-neg."""
+
+    def forward(ctx, a, b):
+        return a + b
+
+    def vjp(ctx, grad):
+        return grad, grad
+
+
+class Sub(Function):
+    """d(a - b) = (g, -g). See derivations.md#add-sub-neg."""
+
+    def forward(ctx, a, b):
+        return a - b
+
+    def vjp(ctx, grad):
+        return grad, (-grad if ctx.needs_input_grad[1] else None)
+
+
+class Neg(Function):
+    """d(-a) = -g. See derivations.md#add-sub-neg."""
+
+    def forward(ctx, a):
+        return np.negative(a)
+
+    def vjp(ctx, grad):
+        return (-grad,)
+
+
+class Mul(Function):
+    """d(a b) = (g b, g a). See derivations.md#mul-div."""
+
+    def forward(ctx, a, b):
+        return a * b
+
+    def vjp(ctx, grad):
+        a, b = ctx.inputs
+        na, nb = ctx.needs_input_grad
+        return (grad * b if na else None), (grad * a if nb else None)
+
+
+class Div(Function):
+    """d(a / b) = (g / b, -g a / b^2). See derivations.md#mul-div."""
+
+    def forward(ctx, a, b):
+        return a / b
+
+    def vjp(ctx, grad):
+        a, b = ctx.inputs
+        na, nb = ctx.needs_input_grad
+        ga = grad / b if na else None
+        gb = -grad * a / (b * b) if nb else None
+        return ga, gb
+
+
+class Pow(Function):
+    """d(a^b) = (g b a^(b-1), g a^b log a). See derivations.md#pow.
+
+    The exponent's gradient is taken as 0 where a <= 0 (log a is undefined there)."""
+
+    def forward(ctx, a, b):
+        return np.power(a, b)
+
+    def vjp(ctx, grad):
+        a, b = ctx.inputs
+        na, nb = ctx.needs_input_grad
+        ga = grad * b * power(a, b - 1) if na else None
+        gb = None
+        if nb:
+            positive = np.asarray(a.data if isinstance(a, Tensor) else a) > 0
+            safe_a = where(positive, a, 1.0)
+            gb = where(positive, grad * power(a, b) * log(safe_a), 0.0)
+        return ga, gb
+
+
+class Exp(Function):
+    """d exp(a) = g exp(a), from the saved output. See derivations.md#exp-log-sqrt."""
+
+    saves_output = True
+
+    def forward(ctx, a):
+        return np.exp(a)
+
+    def vjp(ctx, grad):
+        return (grad * ctx.output,)
+
+
+class Log(Function):
+    """d log(a) = g / a. See derivations.md#exp-log-sqrt."""
+
+    def forward(ctx, a):
+        return np.log(a)
+
+    def vjp(ctx, grad):
+        return (grad / ctx.inputs[0],)
+
+
+class Sqrt(Function):
+    """d sqrt(a) = g / (2 sqrt(a)), from the saved output. See derivations.md#exp-log-sqrt."""
+
+    saves_output = True
+
+    def forward(ctx, a):
+        return np.sqrt(a)
+
+    def vjp(ctx, grad):
+        return (grad / (2.0 * ctx.output),)
+
+
+class Abs(Function):
+    """d |a| = g sign(a), with abs'(0) = 0. See derivations.md#abs."""
+
+    def forward(ctx, a):
+        return np.abs(a)
+
+    def vjp(ctx, grad):
+        return (grad * np.sign(ctx.inputs[0].data),)
+
+
+class Sigmoid(Function):
+    """d s(a) = g s (1 - s), from the saved output s (the seed's rule). See derivations.md#sigmoid."""
+
+    saves_output = True
+
+    def forward(ctx, a):
+        # exp of a non-positive number never overflows: s = 1/(1+e^-a) for a >= 0, e^a/(1+e^a) below
+        e = np.exp(-np.abs(a))
+        return np.where(a >= 0, 1.0, e) / (1.0 + e)
+
+    def vjp(ctx, grad):
+        s = ctx.output
+        return (grad * (s * (1.0 - s)),)
+
+
+class Tanh(Function):
+    """d tanh(a) = g (1 - t^2), from the saved output t. See derivations.md#tanh."""
+
+    saves_output = True
+
+    def forward(ctx, a):
+        return np.tanh(a)
+
+    def vjp(ctx, grad):
+        t = ctx.output
+        return (grad * (1.0 - t * t),)
+
+
+class Relu(Function):
+    """d relu(a) = g [a > 0]; relu'(0) = 0. See derivations.md#relu."""
+
+    def forward(ctx, a):
+        return np.maximum(a, 0)
+
+    def vjp(ctx, grad):
+        return (grad * (ctx.inputs[0].data > 0),)
+
+
+class Maximum(Function):
+    """d max(a, b) = (g [a >= b], g [a < b]): ties go to the first argument. See
+    derivations.md#maximum-minimum."""
+
+    def forward(ctx, a, b):
+        return np.maximum(a, b)
+
+    def vjp(ctx, grad):
+        a, b = ctx.inputs
+        first = np.asarray(_value(a) >= _value(b))
+        return _split(ctx, grad, first)
+
+
+class Minimum(Function):
+    """d min(a, b) = (g [a <= b], g [a > b]): ties go to the first argument. See
+    derivations.md#maximum-minimum."""
+
+    def forward(ctx, a, b):
+        return np.minimum(a, b)
+
+    def vjp(ctx, grad):
+        a, b = ctx.inputs
+        first = np.asarray(_value(a) <= _value(b))
+        return _split(ctx, grad, first)
+
+
+def _value(x: Any) -> Any:
+    return x.data if isinstance(x, Tensor) else x
+
+
+def _split(ctx: Function, grad: Tensor, first: np.ndarray) -> tuple[Tensor | None, Tensor | None]:
+    na, nb = ctx.needs_input_grad
+    return (grad * first if na else None), (grad * ~first if nb else None)
+
+
+class Clip(Function):
+    """d clip(a, lo, hi) = g [lo <= a <= hi] (bounds are constants). See derivations.md#clip."""
+
+    def forward(ctx, a, lo, hi):
+        return np.clip(a, lo, hi)
+
+    def vjp(ctx, grad):
+        a, lo, hi = ctx.inputs
+        inside = np.ones(a.data.shape, dtype=bool)
+        if lo is not None:
+            inside &= a.data >= _value(lo)
+        if hi is not None:
+            inside &= a.data <= _value(hi)
+        return grad * inside, None, None
+
+
+class Where(Function):
+    """d where(c, a, b) = (None, g [c], g [not c]). See derivations.md#where."""
+
+    def forward(ctx, cond, a, b):
+        return np.where(cond, a, b)
+
+    def vjp(ctx, grad):
+        cond = np.asarray(_value(ctx.inputs[0]), dtype=bool)
+        _, na, nb = ctx.needs_input_grad
+        zero = np.zeros((), grad.data.dtype)
+        ga = where(cond, grad, zero) if na else None
+        gb = where(cond, zero, grad) if nb else None
+        return None, ga, gb
+
+
+class AsType(Function):
+    """d astype(a) = astype(g, a.dtype). See derivations.md#astype."""
+
+    def forward(ctx, a, dtype):
+        return a.astype(dtype)
+
+    def vjp(ctx, grad):
+        return grad.astype(ctx.inputs[0].data.dtype), None
+
+
+# -- public functions ---------------------------------------------------------------------------
+def add(a: Any, b: Any) -> Tensor:
+    """``a + b`` with broadcasting."""
+    return Add.apply(a, b)
+
+
+def subtract(a: Any, b: Any) -> Tensor:
+    """``a - b`` with broadcasting."""
+    return Sub.apply(a, b)
+
+
+def multiply(a: Any, b: Any) -> Tensor:
+    """``a * b`` with broadcasting."""
+    return Mul.apply(a, b)
+
+
+def divide(a: Any, b: Any) -> Tensor:
+    """``a / b`` with broadcasting."""
+    return Div.apply(a, b)
+
+
+def negative(a: Any) -> Tensor:
+    """``-a``."""
+    return Neg.apply(a)
+
+
+def power(a: Any, b: Any) -> Tensor:
+    """``a ** b`` with broadcasting."""
+    return Pow.apply(a, b)
+
+
+def exp(a: Any) -> Tensor:
+    """Elementwise e^a.
+
+    >>> import nnet
+    >>> nnet.exp(nnet.tensor([0.0])).numpy()
+    array([1.], dtype=float32)
+    """
+    return Exp.apply(a)
+
+
+def log(a: Any) -> Tensor:
+    """Elementwise natural logarithm."""
+    return Log.apply(a)
+
+
+def sqrt(a: Any) -> Tensor:
+    """Elementwise square root."""
+    return Sqrt.apply(a)
+
+
+def abs(a: Any) -> Tensor:  # noqa: A001 - NumPy's name
+    """Elementwise |a|; its derivative at 0 is taken as 0."""
+    return Abs.apply(a)
+
+
+def sigmoid(a: Any) -> Tensor:
+    """Elementwise 1 / (1 + e^-a), exact limits for large |a| and no overflow.
+
+    >>> import nnet
+    >>> nnet.sigmoid(nnet.tensor([-1e4, 0.0, 1e4])).numpy()
+    array([0. , 0.5, 1. ], dtype=float32)
+    """
+    return Sigmoid.apply(a)
+
+
+def tanh(a: Any) -> Tensor:
+    """Elementwise hyperbolic tangent."""
+    return Tanh.apply(a)
+
+
+def relu(a: Any) -> Tensor:
+    """Elementwise max(a, 0); its derivative at 0 is taken as 0."""
+    return Relu.apply(a)
+
+
+def maximum(a: Any, b: Any) -> Tensor:
+    """Elementwise maximum; where a == b the gradient goes to ``a``."""
+    return Maximum.apply(a, b)
+
+
+def minimum(a: Any, b: Any) -> Tensor:
+    """Elementwise minimum; where a == b the gradient goes to ``a``."""
+    return Minimum.apply(a, b)
+
+
+def clip(a: Any, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002 - NumPy's names
+    """Limit values to [min, max]; the gradient passes where min <= a <= max."""
+    if min is None and max is None:
+        raise ValueError("clip: give at least one of min and max")
+    return Clip.apply(a, min, max)
+
+
+clamp = clip
+
+
+def where(condition: Any, a: Any, b: Any) -> Tensor:
+    """``a`` where ``condition`` holds, else ``b``; differentiable in ``a`` and ``b``."""
+    if isinstance(condition, Tensor):
+        condition = condition.data
+    return Where.apply(np.asarray(condition, dtype=bool), a, b)
+
+
+def astype(a: Tensor, dtype: Any) -> Tensor:
+    """A copy of ``a`` converted to ``dtype``; differentiable between floating dtypes."""
+    dtype = np.dtype(dtype)
+    if a.requires_grad and dtype.kind != "f":
+        return _make(a.data.astype(dtype), False, None)
+    return AsType.apply(a, dtype)
+
+
+def compare(op: np.ufunc, a: Any, b: Any = None) -> Tensor:
+    """A comparison or logical op: a bool tensor outside the graph."""
+    args = (_value(a),) if b is None else (_value(a), _value(b))
+    return _make(np.asarray(op(*args)), False, None)

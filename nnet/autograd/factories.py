@@ -1,0 +1,83 @@
+"""Tensor constructors. Random ones draw from nnet's own generator (:func:`nnet.manual_seed`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from nnet.autograd.shape import shape_arg
+from nnet.autograd.tensor import Tensor, _as_array
+from nnet.random import get_generator
+
+_F32 = np.float32
+
+
+def _dtype(dtype: Any) -> np.dtype:
+    return np.dtype(_F32 if dtype is None else dtype)
+
+
+def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
+    """A new tensor holding a copy of ``data`` (Python numbers and lists become float32).
+
+    >>> import nnet
+    >>> nnet.tensor([1, 2.5]).dtype
+    dtype('float32')
+    """
+    return Tensor(np.array(_as_array(data, dtype)), requires_grad=requires_grad)
+
+
+def zeros(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """A tensor of zeros, float32 unless ``dtype`` says otherwise."""
+    return Tensor(np.zeros(shape_arg(shape), _dtype(dtype)), requires_grad)
+
+
+def ones(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """A tensor of ones, float32 unless ``dtype`` says otherwise."""
+    return Tensor(np.ones(shape_arg(shape), _dtype(dtype)), requires_grad)
+
+
+def full(shape: Sequence[int] | int, fill_value: float, dtype: Any = None,
+         requires_grad: bool = False) -> Tensor:  # fmt: skip
+    """A tensor filled with ``fill_value``."""
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    return Tensor(np.full(shape, fill_value, _dtype(dtype)), requires_grad)
+
+
+def zeros_like(t: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """Zeros with the shape (and, unless given, the dtype) of ``t``."""
+    a = np.asarray(t)
+    return Tensor(np.zeros(a.shape, dtype or a.dtype), requires_grad)
+
+
+def ones_like(t: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """Ones with the shape (and, unless given, the dtype) of ``t``."""
+    a = np.asarray(t)
+    return Tensor(np.ones(a.shape, dtype or a.dtype), requires_grad)
+
+
+def arange(start: float, stop: float | None = None, step: float = 1, dtype: Any = None,
+           requires_grad: bool = False) -> Tensor:  # fmt: skip
+    """Evenly spaced values in [start, stop); integers give int64 unless ``dtype`` is set."""
+    values = np.arange(start, stop, step) if stop is not None else np.arange(start)
+    if dtype is None and values.dtype == np.float64:
+        dtype = _F32
+    return Tensor(values if dtype is None else values.astype(dtype), requires_grad)
+
+
+def eye(n: int, m: int | None = None, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """The identity matrix (n x m)."""
+    return Tensor(np.eye(n, m, dtype=_dtype(dtype)), requires_grad)
+
+
+def rand(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """Uniform samples in [0, 1) from nnet's generator."""
+    dt = _dtype(dtype)
+    return Tensor(get_generator().random(shape_arg(shape), dtype=dt), requires_grad)
+
+
+def randn(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """Standard normal samples from nnet's generator."""
+    dt = _dtype(dtype)
+    return Tensor(get_generator().standard_normal(shape_arg(shape), dtype=dt), requires_grad)

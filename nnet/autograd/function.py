@@ -1,0 +1,95 @@
+"""`Function`: the base of every primitive. A forward over arrays, a VJP over tensors.
+
+A primitive subclasses :class:`Function` and defines
+
+* ``forward(ctx, *arrays, **params) -> ndarray``: the value, computed with NumPy. Tensor arguments arrive as
+  their arrays; constants (Python scalars, ndarrays) arrive as they are.
+* ``vjp(ctx, grad) -> tuple``: one gradient per positional argument (``None`` where there is none),
+  written with nnet's own ops so that ``create_graph=True`` can differentiate it again. ``ctx.inputs`` holds
+  the original arguments (tensors or constants), ``ctx.needs_input_grad`` says which need a gradient, and
+  ``ctx.output`` is the result tensor when the class sets ``saves_output = True``.
+
+The engine reduces each returned gradient to its input's shape (undoing broadcasting) and checks the count,
+so a VJP never calls ``unbroadcast`` itself.
+
+>>> import numpy as np, nnet
+>>> class Cube(nnet.autograd.Function):
+...     def forward(ctx, x):
+...         return x**3
+...     def vjp(ctx, grad):
+...         (x,) = ctx.inputs
+...         return (grad * 3 * x * x,)
+>>> x = nnet.tensor([2.0], requires_grad=True)
+>>> Cube.apply(x).backward(nnet.ones(1))
+>>> x.grad.numpy()
+array([12.], dtype=float32)
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+import numpy as np
+
+from nnet.autograd.grad_mode import grad_enabled
+from nnet.autograd.tensor import Tensor
+
+_new_tensor = Tensor._make
+
+
+class Function:
+    """A recorded operation: one node of the graph (PyTorch's ``grad_fn``)."""
+
+    #: Set on a subclass whose VJP reads its own result through ``ctx.output``.
+    saves_output = False
+
+    inputs: tuple[Any, ...] | None = None
+    needs_input_grad: tuple[bool, ...] = ()
+    saved: tuple[Any, ...] = ()
+    released = False
+    _output: weakref.ReferenceType[Tensor] | None = None
+
+    def forward(self, *args: Any, **params: Any) -> np.ndarray:
+        raise NotImplementedError(f"{type(self).__name__} must define forward(ctx, *arrays)")
+
+    def vjp(self, grad: Tensor) -> tuple[Tensor | None, ...] | Tensor | None:
+        raise NotImplementedError(f"{type(self).__name__} must define vjp(ctx, grad)")
+
+    def save_for_backward(self, *values: Any) -> None:
+        """Keep what the VJP needs beyond the inputs; released right after the VJP runs."""
+        self.saved = values
+
+    @property
+    def output(self) -> Tensor:
+        ref = self._output
+        out = ref() if ref is not None else None
+        if out is None:
+            raise RuntimeError(f"{type(self).__name__}: its output is gone or was never saved")
+        return out
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}>"
+
+    @classmethod
+    def apply(cls, *args: Any, **params: Any) -> Tensor:
+        """Run forward on the arguments' arrays and, when recording, link the result into the graph."""
+        ctx = object.__new__(cls)
+        arrays = [a.data if isinstance(a, Tensor) else a for a in args]
+        out = ctx.forward(*arrays, **params)
+        if out.__class__ is not np.ndarray:
+            out = np.asarray(out)
+        if grad_enabled.get():
+            needs = tuple([isinstance(a, Tensor) and a.requires_grad for a in args])
+            if True in needs:
+                ctx.inputs = args
+                ctx.needs_input_grad = needs
+                ctx.released = False
+                result = _new_tensor(out, True, ctx)
+                ctx._output = weakref.ref(result) if cls.saves_output else None
+                return result
+        return _new_tensor(out, False, None)

@@ -1,0 +1,83 @@
+"""Gradient recording on or off: a context variable, so each thread and each async task has its own."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextvars import ContextVar, Token
+from functools import wraps
+from typing import Any, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+grad_enabled: ContextVar[bool] = ContextVar("nnet_grad_enabled", default=True)
+
+
+def is_grad_enabled() -> bool:
+    """True when operations on tensors that require gradients are being recorded."""
+    return grad_enabled.get()
+
+
+class _GradMode:
+    """Sets recording on or off inside a ``with`` block or a decorated function.
+
+    A fresh token stack per ``with`` entry keeps nested and concurrent uses independent.
+    """
+
+    enabled: bool
+
+    def __init__(self) -> None:
+        self._tokens: list[Token[bool]] = []
+
+    def __enter__(self) -> None:
+        self._tokens.append(grad_enabled.set(self.enabled))
+
+    def __exit__(self, *exc: object) -> None:
+        grad_enabled.reset(self._tokens.pop())
+
+    def __call__(self, fn: F) -> F:
+        mode = type(self)
+
+        @wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with mode():
+                return fn(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+
+class no_grad(_GradMode):  # noqa: N801 - PyTorch's name
+    """Stop recording: results of operations inside do not require gradients.
+
+    >>> import nnet
+    >>> x = nnet.tensor([1.0, 2.0], requires_grad=True)
+    >>> with nnet.no_grad():
+    ...     y = x * 2
+    >>> y.requires_grad
+    False
+    """
+
+    enabled = False
+
+
+class enable_grad(_GradMode):  # noqa: N801 - PyTorch's name
+    """Record operations again, e.g. inside a ``no_grad`` block."""
+
+    enabled = True
+
+
+class set_grad_enabled(_GradMode):  # noqa: N801 - PyTorch's name
+    """Set recording to ``mode`` inside the block."""
+
+    def __init__(self, mode: bool) -> None:
+        super().__init__()
+        self.enabled = bool(mode)
+
+    def __call__(self, fn: F) -> F:
+        enabled = self.enabled
+
+        @wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with set_grad_enabled(enabled):
+                return fn(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]

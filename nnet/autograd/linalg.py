@@ -1,0 +1,75 @@
+"""Matrix multiplication with NumPy's semantics. Derivation: docs/derivations.md, "matmul"."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from nnet.autograd.function import Function
+from nnet.autograd.tensor import Tensor
+
+
+class MatMul(Function):
+    """d(A B) = (G B^T, A^T G), with 1-D operands treated as a row (A) or a column (B) and batch axes
+    summed by the engine. See derivations.md#matmul."""
+
+    def forward(ctx, a, b):
+        return np.matmul(a, b)
+
+    def vjp(ctx, grad):
+        a, b = ctx.inputs
+        na, nb = ctx.needs_input_grad
+        a_vec, b_vec = a.ndim == 1, b.ndim == 1
+        a2 = a.reshape(1, -1) if a_vec else a
+        b2 = b.reshape(-1, 1) if b_vec else b
+        g2 = grad
+        if a_vec or b_vec:
+            shape = grad.shape
+            if b_vec:
+                shape = shape + (1,)
+            if a_vec:
+                shape = shape[:-1] + (1,) + shape[-1:]
+            g2 = grad.reshape(shape)
+        ga = gb = None
+        if na:
+            ga = g2 @ b2.swapaxes(-1, -2)
+            if a_vec:
+                ga = ga.reshape(ga.shape[:-2] + ga.shape[-1:])
+        if nb:
+            if b2.ndim == 2 and g2.ndim > 2:
+                # (..., m, k) inputs against one (k, n) matrix: one big product, not a batch of them
+                k, n = a2.shape[-1], g2.shape[-1]
+                gb = a2.reshape(-1, k).swapaxes(0, 1) @ g2.reshape(-1, n)
+            else:
+                gb = a2.swapaxes(-1, -2) @ g2
+            if b_vec:
+                gb = gb.reshape(gb.shape[:-1])
+        return ga, gb
+
+
+def matmul(a: Any, b: Any) -> Tensor:
+    """Matrix product with NumPy's rules: 1-D operands, batches and broadcast batch axes.
+
+    >>> import nnet
+    >>> (nnet.ones((2, 3)) @ nnet.ones(3)).numpy()
+    array([3., 3.], dtype=float32)
+    """
+    a = a if isinstance(a, Tensor) else Tensor(a)
+    b = b if isinstance(b, Tensor) else Tensor(b)
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(
+            f"matmul: operands must have at least one dimension, got shapes {a.shape} and {b.shape}; "
+            "use * to multiply by a scalar"
+        )
+    k_a = a.shape[-1]
+    k_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
+    if k_a != k_b:
+        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not align: {k_a} != {k_b}")
+    try:
+        np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except ValueError:
+        raise ValueError(
+            f"matmul: batch dimensions of {a.shape} and {b.shape} do not broadcast"
+        ) from None
+    return MatMul.apply(a, b)

@@ -1,0 +1,259 @@
+"""Reductions over axes, softmax and its relatives. Derivations: docs/derivations.md, "Reductions".
+
+Every reduction takes ``axis`` (int, tuple or None) and ``keepdims``, or PyTorch's ``dim`` / ``keepdim``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from nnet.autograd.function import Function
+from nnet.autograd.tensor import Tensor
+
+Axis = int | Sequence[int] | None
+
+
+def normalize_axis(axis: Axis, ndim: int, op: str) -> tuple[int, ...]:
+    """Axes as a sorted tuple of non-negative ints; a clear error for an axis out of range."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    out = []
+    for a in axes:
+        if not -ndim <= a < max(ndim, 1):
+            raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} dimensions")
+        out.append(int(a) % max(ndim, 1))
+    if len(set(out)) != len(out):
+        raise ValueError(f"{op}: repeated axis in {axis}")
+    return tuple(sorted(out))
+
+
+def _torch_names(op: str, axis: Any, keepdims: bool, kw: dict[str, Any]) -> tuple[Any, bool]:
+    """Accept PyTorch's ``dim`` / ``keepdim`` spellings beside NumPy's."""
+    if "dim" in kw:
+        axis = kw.pop("dim")
+    if "keepdim" in kw:
+        keepdims = kw.pop("keepdim")
+    if kw:
+        raise TypeError(f"{op}: unexpected argument(s) {sorted(kw)}")
+    return axis, keepdims
+
+
+def _expand(grad: Tensor, in_shape: tuple[int, ...], axes: tuple[int, ...], keepdims: bool) -> Tensor:
+    """Reinsert the reduced axes as size 1 so ``grad`` broadcasts against the input."""
+    if keepdims or not axes:
+        return grad
+    shape = list(in_shape)
+    for a in axes:
+        shape[a] = 1
+    return grad.reshape(tuple(shape))
+
+
+class Sum(Function):
+    """d sum(a) = g broadcast back over the reduced axes. See derivations.md#sum-mean."""
+
+    def forward(ctx, a, axes, keepdims):
+        return np.add.reduce(a, axis=axes, keepdims=keepdims)
+
+    def vjp(ctx, grad):
+        a, axes, keepdims = ctx.inputs
+        g = _expand(grad, a.data.shape, axes, keepdims)
+        return broadcast_to(g, a.data.shape), None, None
+
+
+class Mean(Function):
+    """d mean(a) = g / n broadcast back. See derivations.md#sum-mean."""
+
+    def forward(ctx, a, axes, keepdims):
+        return np.mean(a, axis=axes, keepdims=keepdims)
+
+    def vjp(ctx, grad):
+        a, axes, keepdims = ctx.inputs
+        n = int(np.prod([a.data.shape[i] for i in axes])) if axes else 1
+        g = _expand(grad, a.data.shape, axes, keepdims)
+        return broadcast_to(g / max(n, 1), a.data.shape), None, None
+
+
+class Var(Function):
+    """d var(a) = g 2 (a - mean a) / (n - ddof). See derivations.md#var."""
+
+    def forward(ctx, a, axes, ddof, keepdims):
+        return np.var(a, axis=axes, ddof=ddof, keepdims=keepdims)
+
+    def vjp(ctx, grad):
+        a, axes, ddof, keepdims = ctx.inputs
+        n = int(np.prod([a.data.shape[i] for i in axes])) if axes else 1
+        g = _expand(grad, a.data.shape, axes, keepdims)
+        centred = a - a.mean(axis=axes, keepdims=True)
+        return g * centred * (2.0 / (n - ddof)), None, None, None
+
+
+def _first_extreme_mask(x: np.ndarray, axes: tuple[int, ...], pick: Any) -> np.ndarray:
+    """One True per reduced slice, at the first position of its max (or min)."""
+    if not axes:
+        return np.ones(x.shape, dtype=bool)
+    rest = [i for i in range(x.ndim) if i not in axes]
+    moved = np.transpose(x, rest + list(axes))
+    flat = moved.reshape(moved.shape[: len(rest)] + (-1,))
+    idx = pick(flat, axis=-1)
+    mask = np.zeros(flat.shape, dtype=bool)
+    np.put_along_axis(mask, idx[..., None], True, axis=-1)
+    return np.transpose(mask.reshape(moved.shape), np.argsort(rest + list(axes)))
+
+
+class Max(Function):
+    """d max(a) = g at the first maximal element of each slice, 0 elsewhere. See
+    derivations.md#max-min."""
+
+    def forward(ctx, a, axes, keepdims):
+        return np.max(a, axis=axes, keepdims=keepdims)
+
+    def vjp(ctx, grad):
+        a, axes, keepdims = ctx.inputs
+        mask = _first_extreme_mask(a.data, axes, np.argmax)
+        return _expand(grad, a.data.shape, axes, keepdims) * mask, None, None
+
+
+class Min(Function):
+    """d min(a) = g at the first minimal element of each slice. See derivations.md#max-min."""
+
+    def forward(ctx, a, axes, keepdims):
+        return np.min(a, axis=axes, keepdims=keepdims)
+
+    def vjp(ctx, grad):
+        a, axes, keepdims = ctx.inputs
+        mask = _first_extreme_mask(a.data, axes, np.argmin)
+        return _expand(grad, a.data.shape, axes, keepdims) * mask, None, None
+
+
+def _stable_shift(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """The max over ``axes`` (keepdims), 0 where it is not finite, so exp(a - m) never overflows."""
+    m = np.max(a, axis=axes, keepdims=True)
+    return np.where(np.isfinite(m), m, 0)
+
+
+class LogSumExp(Function):
+    """d logsumexp(a) = g softmax(a), from the saved output. See derivations.md#logsumexp."""
+
+    saves_output = True
+
+    def forward(ctx, a, axes, keepdims):
+        m = _stable_shift(a, axes)
+        with np.errstate(divide="ignore"):
+            out = np.log(np.add.reduce(np.exp(a - m), axis=axes, keepdims=True)) + m
+        return out if keepdims else np.squeeze(out, axis=axes)
+
+    def vjp(ctx, grad):
+        a, axes, keepdims = ctx.inputs
+        lse = _expand(ctx.output, a.data.shape, axes, keepdims)
+        return _expand(grad, a.data.shape, axes, keepdims) * exp(a - lse), None, None
+
+
+class Softmax(Function):
+    """d softmax = s (g - sum(g s)), from the saved output s. See derivations.md#softmax."""
+
+    saves_output = True
+
+    def forward(ctx, a, axis):
+        e = np.exp(a - _stable_shift(a, (axis,)))
+        e /= np.add.reduce(e, axis=axis, keepdims=True)
+        return e
+
+    def vjp(ctx, grad):
+        s = ctx.output
+        axis = ctx.inputs[1]
+        return s * (grad - (grad * s).sum(axis=axis, keepdims=True)), None
+
+
+class LogSoftmax(Function):
+    """d log_softmax = g - softmax sum(g), from the saved output. See derivations.md#log-softmax."""
+
+    saves_output = True
+
+    def forward(ctx, a, axis):
+        shifted = a - _stable_shift(a, (axis,))
+        return shifted - np.log(np.add.reduce(np.exp(shifted), axis=axis, keepdims=True))
+
+    def vjp(ctx, grad):
+        axis = ctx.inputs[1]
+        return grad - exp(ctx.output) * grad.sum(axis=axis, keepdims=True), None
+
+
+# -- public functions ---------------------------------------------------------------------------
+def _reduce(cls: type[Function], op: str, a: Any, axis: Axis, keepdims: bool, kw: dict) -> Tensor:
+    axis, keepdims = _torch_names(op, axis, keepdims, kw)
+    a = a if isinstance(a, Tensor) else Tensor(a)
+    return cls.apply(a, normalize_axis(axis, a.ndim, op), bool(keepdims))
+
+
+def sum(a: Any, axis: Axis = None, keepdims: bool = False, **torch_names: Any) -> Tensor:  # noqa: A001
+    """Sum over ``axis`` (all axes by default).
+
+    >>> import nnet
+    >>> nnet.sum(nnet.ones((2, 3)), axis=0).numpy()
+    array([2., 2., 2.], dtype=float32)
+    """
+    return _reduce(Sum, "sum", a, axis, keepdims, torch_names)
+
+
+def mean(a: Any, axis: Axis = None, keepdims: bool = False, **torch_names: Any) -> Tensor:
+    """Arithmetic mean over ``axis``."""
+    return _reduce(Mean, "mean", a, axis, keepdims, torch_names)
+
+
+def var(a: Any, axis: Axis = None, ddof: int = 0, keepdims: bool = False, **kw: Any) -> Tensor:
+    """Variance over ``axis`` with ``ddof`` (0: biased, NumPy's default; PyTorch's ``unbiased=True``
+    or ``correction=1`` is ``ddof=1``)."""
+    if "unbiased" in kw:
+        ddof = int(bool(kw.pop("unbiased")))
+    if "correction" in kw:
+        ddof = int(kw.pop("correction"))
+    axis, keepdims = _torch_names("var", axis, keepdims, kw)
+    a = a if isinstance(a, Tensor) else Tensor(a)
+    return Var.apply(a, normalize_axis(axis, a.ndim, "var"), int(ddof), bool(keepdims))
+
+
+def max(a: Any, axis: Axis = None, keepdims: bool = False, **torch_names: Any) -> Tensor:  # noqa: A001
+    """Maximum over ``axis``; with ties the gradient goes to the first maximal element."""
+    return _reduce(Max, "max", a, axis, keepdims, torch_names)
+
+
+def min(a: Any, axis: Axis = None, keepdims: bool = False, **torch_names: Any) -> Tensor:  # noqa: A001
+    """Minimum over ``axis``; with ties the gradient goes to the first minimal element."""
+    return _reduce(Min, "min", a, axis, keepdims, torch_names)
+
+
+def logsumexp(a: Any, axis: Axis = None, keepdims: bool = False, **torch_names: Any) -> Tensor:
+    """log(sum(exp(a))) over ``axis``, computed without overflow."""
+    return _reduce(LogSumExp, "logsumexp", a, axis, keepdims, torch_names)
+
+
+def _single_axis(op: str, a: Tensor, axis: Any, kw: dict) -> int:
+    axis, _ = _torch_names(op, axis, False, kw)
+    if not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"{op}: axis must be one int, got {axis!r}")
+    return normalize_axis(axis, a.ndim, op)[0]
+
+
+def softmax(a: Any, axis: int = -1, **torch_names: Any) -> Tensor:
+    """exp(a) / sum(exp(a)) along ``axis``, computed without overflow.
+
+    >>> import nnet
+    >>> nnet.softmax(nnet.tensor([0.0, 0.0])).numpy()
+    array([0.5, 0.5], dtype=float32)
+    """
+    a = a if isinstance(a, Tensor) else Tensor(a)
+    return Softmax.apply(a, _single_axis("softmax", a, axis, torch_names))
+
+
+def log_softmax(a: Any, axis: int = -1, **torch_names: Any) -> Tensor:
+    """log(softmax(a)) along ``axis``, computed without overflow or log(0)."""
+    a = a if isinstance(a, Tensor) else Tensor(a)
+    return LogSoftmax.apply(a, _single_axis("log_softmax", a, axis, torch_names))
+
+
+from nnet.autograd.elementwise import exp  # noqa: E402
+from nnet.autograd.shape import broadcast_to  # noqa: E402

@@ -1,0 +1,274 @@
+"""Shape primitives: views and copies that move values without arithmetic.
+Derivations: docs/derivations.md, "Shape ops"."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from nnet.autograd.function import Function
+from nnet.autograd.tensor import Tensor
+
+
+def shape_arg(shape: Sequence[Any]) -> tuple[int, ...]:
+    """``f(2, 3)`` and ``f((2, 3))`` both mean the shape (2, 3)."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        return tuple(shape[0])
+    return tuple(shape)
+
+
+def _as_tensor(a: Any) -> Tensor:
+    return a if isinstance(a, Tensor) else Tensor(a)
+
+
+class Reshape(Function):
+    """d reshape(a) = reshape(g, a.shape). See derivations.md#reshape."""
+
+    def forward(ctx, a, shape):
+        return a.reshape(shape)
+
+    def vjp(ctx, grad):
+        return grad.reshape(ctx.inputs[0].data.shape), None
+
+
+class Transpose(Function):
+    """d transpose(a, p) = transpose(g, p^-1). See derivations.md#transpose."""
+
+    def forward(ctx, a, axes):
+        return np.transpose(a, axes)
+
+    def vjp(ctx, grad):
+        return grad.transpose(tuple(np.argsort(ctx.inputs[1]))), None
+
+
+class BroadcastTo(Function):
+    """d broadcast_to(a) = g; the engine sums it back to a's shape. See derivations.md#broadcasting."""
+
+    def forward(ctx, a, shape):
+        return np.broadcast_to(a, shape)
+
+    def vjp(ctx, grad):
+        return grad, None
+
+
+class GetItem(Function):
+    """d a[i] = g scattered (added) into zeros of a's shape. See derivations.md#indexing."""
+
+    def forward(ctx, a, index):
+        return a[index]
+
+    def vjp(ctx, grad):
+        a, index = ctx.inputs
+        return ScatterAdd.apply(grad, index, a.data.shape), None, None
+
+
+class ScatterAdd(Function):
+    """zeros(shape) with g added at ``index`` (repeats add up): the adjoint of indexing, whose VJP is
+    indexing again. See derivations.md#indexing."""
+
+    def forward(ctx, g, index, shape):
+        out = np.zeros(shape, dtype=g.dtype)
+        if _is_basic(index):
+            out[index] = g
+        else:
+            np.add.at(out, index, g)
+        return out
+
+    def vjp(ctx, grad):
+        return grad[ctx.inputs[1]], None, None
+
+
+def _is_basic(index: Any) -> bool:
+    """Basic indexing (slices, ints, None, Ellipsis) never selects an element twice."""
+    items = index if isinstance(index, tuple) else (index,)
+    return all(
+        i is None or i is Ellipsis or isinstance(i, (slice, int, np.integer)) for i in items
+    )
+
+
+class Concatenate(Function):
+    """d concatenate(a_1..a_k) = the matching slices of g. See derivations.md#concatenate-stack."""
+
+    def forward(ctx, *arrays, axis):
+        ctx.axis = axis
+        return np.concatenate(arrays, axis=axis)
+
+    def vjp(ctx, grad):
+        axis, grads, start = ctx.axis, [], 0
+        lead = (slice(None),) * axis
+        for t, need in zip(ctx.inputs, ctx.needs_input_grad):
+            stop = start + t.shape[axis]
+            grads.append(grad[(*lead, slice(start, stop))] if need else None)
+            start = stop
+        return tuple(grads)
+
+
+class Stack(Function):
+    """d stack(a_1..a_k) = g[..., i, ...] for each i. See derivations.md#concatenate-stack."""
+
+    def forward(ctx, *arrays, axis):
+        ctx.axis = axis
+        return np.stack(arrays, axis=axis)
+
+    def vjp(ctx, grad):
+        lead = (slice(None),) * ctx.axis
+        return tuple(
+            grad[(*lead, i)] if need else None for i, need in enumerate(ctx.needs_input_grad)
+        )
+
+
+class Pad(Function):
+    """d pad(a) = the interior slice of g. See derivations.md#pad."""
+
+    def forward(ctx, a, pad_width, value):
+        return np.pad(a, pad_width, mode="constant", constant_values=value)
+
+    def vjp(ctx, grad):
+        a, pad_width, _ = ctx.inputs
+        inner = tuple(slice(lo, lo + n) for (lo, _hi), n in zip(pad_width, a.data.shape))
+        return grad[inner], None, None
+
+
+# -- public functions ---------------------------------------------------------------------------
+def reshape(a: Any, *shape: Any) -> Tensor:
+    """The same values in a new shape (one axis may be -1).
+
+    >>> import nnet
+    >>> nnet.arange(6).reshape(2, -1).shape
+    (2, 3)
+    """
+    a = _as_tensor(a)
+    shape = shape_arg(shape)
+    try:
+        return Reshape.apply(a, np.empty(a.shape, dtype=bool).reshape(shape).shape)
+    except ValueError:
+        raise ValueError(
+            f"reshape: cannot reshape a tensor of shape {a.shape} ({a.size} elements) into {shape}"
+        ) from None
+
+
+def flatten(a: Any, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    """Merge axes ``start_dim`` through ``end_dim`` into one."""
+    a = _as_tensor(a)
+    if a.ndim == 0:
+        return a.reshape(1)
+    s, e = start_dim % a.ndim, end_dim % a.ndim
+    return a.reshape(a.shape[:s] + (-1,) + a.shape[e + 1 :]) if s <= e else a
+
+
+def transpose(a: Any, *axes: Any) -> Tensor:
+    """Permute axes (all reversed when none are given), as NumPy's ``transpose``."""
+    a = _as_tensor(a)
+    perm = shape_arg(axes) if axes else tuple(range(a.ndim))[::-1]
+    if sorted(int(p) % max(a.ndim, 1) for p in perm) != list(range(a.ndim)):
+        raise ValueError(f"transpose: axes {perm} are not a permutation of {a.ndim} axes")
+    return Transpose.apply(a, tuple(int(p) % max(a.ndim, 1) for p in perm))
+
+
+def permute(a: Any, *axes: Any) -> Tensor:
+    """PyTorch's name for :func:`transpose` with explicit axes."""
+    return transpose(a, *axes)
+
+
+def swapaxes(a: Any, axis1: int, axis2: int) -> Tensor:
+    """Exchange two axes."""
+    a = _as_tensor(a)
+    perm = list(range(a.ndim))
+    perm[axis1], perm[axis2] = perm[axis2], perm[axis1]
+    return Transpose.apply(a, tuple(perm))
+
+
+def squeeze(a: Any, axis: Any = None, **torch_names: Any) -> Tensor:
+    """Remove size-1 axes (all of them, or the given ones)."""
+    a = _as_tensor(a)
+    axis = torch_names.pop("dim", axis)
+    if axis is None:
+        return a.reshape(tuple(n for n in a.shape if n != 1))
+    axes = {int(x) % a.ndim for x in ((axis,) if isinstance(axis, int) else axis)}
+    for x in axes:
+        if a.shape[x] != 1:
+            raise ValueError(f"squeeze: axis {x} has size {a.shape[x]}, not 1 (shape {a.shape})")
+    return a.reshape(tuple(n for i, n in enumerate(a.shape) if i not in axes))
+
+
+def unsqueeze(a: Any, axis: int) -> Tensor:
+    """Insert a size-1 axis at ``axis``."""
+    a = _as_tensor(a)
+    return a.reshape(np.expand_dims(np.empty(a.shape, dtype=bool), axis).shape)
+
+
+expand_dims = unsqueeze
+
+
+def broadcast_to(a: Any, shape: Sequence[int]) -> Tensor:
+    """``a`` repeated along new or size-1 axes to ``shape`` (a read-only view)."""
+    a = _as_tensor(a)
+    shape = tuple(shape)
+    if a.shape == shape:
+        return a
+    try:
+        np.broadcast_shapes(a.shape, shape)
+    except ValueError:
+        raise ValueError(f"broadcast_to: cannot broadcast shape {a.shape} to {shape}") from None
+    return BroadcastTo.apply(a, shape)
+
+
+def _index_value(index: Any) -> Any:
+    if isinstance(index, Tensor):
+        return index.data
+    if isinstance(index, tuple):
+        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    if isinstance(index, list):
+        return np.asarray(index)
+    return index
+
+
+def getitem(a: Tensor, index: Any) -> Tensor:
+    """``a[index]`` with slices, ints, None, Ellipsis, integer arrays (repeats allowed) and bool masks."""
+    index = _index_value(index)
+    try:
+        return GetItem.apply(a, index)
+    except IndexError as e:
+        raise IndexError(f"indexing a tensor of shape {a.shape} with {index!r}: {e}") from None
+
+
+def concatenate(tensors: Sequence[Any], axis: int = 0, **torch_names: Any) -> Tensor:
+    """Join tensors along an existing axis."""
+    axis = torch_names.pop("dim", axis)
+    ts = [_as_tensor(t) for t in tensors]
+    if not ts:
+        raise ValueError("concatenate: need at least one tensor")
+    ax = int(axis) % max(ts[0].ndim, 1)
+    for t in ts[1:]:
+        if t.ndim != ts[0].ndim or any(
+            n != m for i, (n, m) in enumerate(zip(t.shape, ts[0].shape)) if i != ax
+        ):
+            raise ValueError(
+                f"concatenate: shapes {[u.shape for u in ts]} differ outside axis {axis}"
+            )
+    return Concatenate.apply(*ts, axis=ax)
+
+
+cat = concatenate
+
+
+def stack(tensors: Sequence[Any], axis: int = 0, **torch_names: Any) -> Tensor:
+    """Join same-shaped tensors along a new axis."""
+    axis = torch_names.pop("dim", axis)
+    ts = [_as_tensor(t) for t in tensors]
+    if not ts:
+        raise ValueError("stack: need at least one tensor")
+    if any(t.shape != ts[0].shape for t in ts):
+        raise ValueError(f"stack: all tensors need the same shape, got {[t.shape for t in ts]}")
+    return Stack.apply(*ts, axis=int(axis) % (ts[0].ndim + 1))
+
+
+def pad(a: Any, pad_width: Any, value: float = 0.0) -> Tensor:
+    """Constant padding with NumPy's ``pad_width`` ((before, after) per axis, or one pair for all)."""
+    a = _as_tensor(a)
+    widths = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (a.ndim, 2))
+    if (widths < 0).any():
+        raise ValueError(f"pad: widths must be non-negative, got {pad_width}")
+    return Pad.apply(a, tuple((int(lo), int(hi)) for lo, hi in widths), value)
