@@ -97,84 +97,95 @@ def run_backward(
     instead of accumulating into leaves' ``.grad``."""
     deps = _count_consumers(roots)
     captured: dict[int, Tensor] | None = None
+    wanted: set[int] = set()
     if capture is not None:
         captured = {}
         wanted = {id(t) for t in capture}
-    # id -> [tensor, gradient, owned]; holding the tensor keeps its id from being reused mid-walk
-    table: dict[int, list[Any]] = {}
+    # A tensor's gradient waits in `table` until its last consumer has run. A tensor is kept alive by
+    # its unprocessed consumers' inputs, then by `ready`, so its id is never reused while it is a key.
+    # `owned` holds the ids whose gradient array nobody else can see: those may be added to in place.
+    table: dict[int, Tensor] = {}
+    owned: set[int] = set()
     for r, g in zip(roots, root_grads):
         k = id(r)
         if k in table:
-            table[k][1] = _make(table[k][1].data + g.data, False, None)
-            table[k][2] = True
+            table[k] = _make(table[k].data + g.data, False, None)
+            owned.add(k)
         else:
-            table[k] = [r, g, False]
+            table[k] = g
     ready = [r for r in dict.fromkeys(roots) if id(r) not in deps]
 
     token = grad_enabled.set(create_graph)
     try:
         while ready:
             t = ready.pop()
-            entry = table.pop(id(t), None)
+            k = id(t)
+            g = table.pop(k, None)
+            own = k in owned
+            if own:
+                owned.discard(k)
+            if captured is not None and k in wanted and g is not None:
+                captured[k] = g if own else _make(g.data.copy(), g.requires_grad, g.grad_fn)
+                own = False
             fn = t.grad_fn
-            g = entry[1] if entry is not None else None
+            if fn is None:
+                if g is not None and captured is None:
+                    _accumulate_leaf(t, g, own, create_graph)
+                continue
+            inputs, needs = fn.inputs, fn.needs_input_grad
+            n = len(needs)
             if g is not None:
-                owned = entry[2]  # type: ignore[index]
-                if captured is not None and id(t) in wanted:
-                    captured[id(t)] = g if owned else _make(g.data.copy(), g.requires_grad, g.grad_fn)
-                    owned = False
-                if fn is None:
-                    if captured is None:
-                        _accumulate_leaf(t, g, owned, create_graph)
-                    continue
                 if t._retains_grad and captured is None:
-                    t.grad = _make(g.data.copy(), False, None) if not create_graph else g
+                    t.grad = g if create_graph else _make(g.data.copy(), False, None)
                 grads = fn.vjp(g)
                 if grads.__class__ is not tuple:
                     grads = tuple(grads) if isinstance(grads, list) else (grads,)
-                if len(grads) != len(fn.inputs):  # type: ignore[arg-type]
+                if len(grads) != n:
                     raise RuntimeError(
-                        f"{fn.name}.vjp returned {len(grads)} gradients for "
-                        f"{len(fn.inputs)} inputs; return one per input, None where there is none"  # type: ignore[arg-type]
+                        f"{fn.name}.vjp returned {len(grads)} gradients for {n} inputs; "
+                        "return one per positional input, None where there is none"
                     )
-            elif fn is None:
-                continue
+                gdata = g.data
+                # the same array handed to two inputs is owned by neither
+                shared = n > 1 and (grads[0] is grads[1] if n == 2 else len(set(map(id, grads))) < n)
             else:
-                grads = (None,) * len(fn.inputs)  # type: ignore[arg-type]
-            inputs, needs = fn.inputs, fn.needs_input_grad
+                grads = (None,) * n
+                gdata = None
+                shared = True
             if not retain_graph:
                 fn.inputs = None
                 fn.saved = ()
                 fn.released = True
-            gdata = g.data if g is not None else None
             for p, need, gp in zip(inputs, needs, grads):  # type: ignore[arg-type]
                 if not need:
                     continue
-                k = id(p)
+                pk = id(p)
                 if gp is not None:
-                    if gp.data.shape != p.data.shape:
-                        gp = unbroadcast(gp, p.data.shape)
-                    if gp.data.dtype != p.data.dtype:
-                        gp = gp.astype(p.data.dtype)
-                    prev = table.get(k)
-                    if prev is None:
+                    d = gp.data
+                    pd = p.data
+                    if d.shape != pd.shape:
+                        gp = unbroadcast(gp, pd.shape)
                         d = gp.data
-                        # owned: a fresh array that no one else holds (not the incoming one, not a view)
-                        owned = d is not gdata and d.base is None and sum(x is gp for x in grads) == 1
-                        table[k] = [p, gp, owned]
+                    if d.dtype is not pd.dtype and d.dtype != pd.dtype:
+                        gp = gp.astype(pd.dtype)
+                        d = gp.data
+                    prev = table.get(pk)
+                    if prev is None:
+                        table[pk] = gp
+                        if not shared and d is not gdata and d.base is None:
+                            owned.add(pk)
                     elif create_graph:
-                        prev[1] = prev[1] + gp
-                    elif prev[2]:
-                        np.add(prev[1].data, gp.data, out=prev[1].data)
+                        table[pk] = prev + gp
+                    elif pk in owned:
+                        np.add(prev.data, d, out=prev.data)
                     else:
-                        prev[1] = _make(prev[1].data + gp.data, False, None)
-                        prev[2] = True
-                left = deps[k] - 1
-                deps[k] = left
-                if left == 0:
+                        table[pk] = _make(prev.data + d, False, None)
+                        owned.add(pk)
+                left = deps[pk] - 1
+                if left:
+                    deps[pk] = left
+                else:
                     ready.append(p)
-                    if k not in table:
-                        table[k] = [p, None, False]
     finally:
         grad_enabled.reset(token)
     if captured is None:

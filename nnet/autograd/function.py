@@ -79,17 +79,28 @@ class Function:
     def apply(cls, *args: Any, **params: Any) -> Tensor:
         """Run forward on the arguments' arrays and, when recording, link the result into the graph."""
         ctx = object.__new__(cls)
-        arrays = [a.data if isinstance(a, Tensor) else a for a in args]
-        out = ctx.forward(*arrays, **params)
+        # The one- and two-argument cases are most ops: spelled out, they skip two list builds.
+        n = len(args)
+        if n == 2:
+            a, b = args
+            ta, tb = isinstance(a, Tensor), isinstance(b, Tensor)
+            out = ctx.forward(a.data if ta else a, b.data if tb else b, **params)
+            needs: tuple[bool, ...] = (ta and a.requires_grad, tb and b.requires_grad)
+        elif n == 1:
+            (a,) = args
+            ta = isinstance(a, Tensor)
+            out = ctx.forward(a.data if ta else a, **params)
+            needs = (ta and a.requires_grad,)
+        else:
+            out = ctx.forward(*[a.data if isinstance(a, Tensor) else a for a in args], **params)
+            needs = tuple([isinstance(a, Tensor) and a.requires_grad for a in args])
         if out.__class__ is not np.ndarray:
             out = np.asarray(out)
-        if grad_enabled.get():
-            needs = tuple([isinstance(a, Tensor) and a.requires_grad for a in args])
-            if True in needs:
-                ctx.inputs = args
-                ctx.needs_input_grad = needs
-                ctx.released = False
-                result = _new_tensor(out, True, ctx)
-                ctx._output = weakref.ref(result) if cls.saves_output else None
-                return result
+        if True in needs and grad_enabled.get():
+            ctx.inputs = args
+            ctx.needs_input_grad = needs
+            result = _new_tensor(out, True, ctx)
+            if cls.saves_output:
+                ctx._output = weakref.ref(result)
+            return result
         return _new_tensor(out, False, None)
