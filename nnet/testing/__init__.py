@@ -1,0 +1,9 @@
+"""Tools for testing code built on nnet: numerical gradient checks and hypothesis strategies.
+
+:mod:`nnet.testing.gradcheck` needs only NumPy. :mod:`nnet.testing.strategies` needs hypothesis
+(``pip install "nnet[test]"``) and is imported on its own: ``from nnet.testing import strategies``.
+"""
+
+from nnet.testing.gradcheck import GradcheckError, gradcheck, gradgradcheck
+
+__all__ = ["GradcheckError", "gradcheck", "gradgradcheck"]
