@@ -5,6 +5,7 @@ Every reduction takes ``axis`` (int, tuple or None) and ``keepdims``, or PyTorch
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,9 +24,9 @@ def normalize_axis(axis: Axis, ndim: int, op: str) -> tuple[int, ...]:
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
     out = []
     for a in axes:
-        if not -ndim <= a < max(ndim, 1):
+        if not -ndim <= a < builtins.max(ndim, 1):
             raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} dimensions")
-        out.append(int(a) % max(ndim, 1))
+        out.append(int(a) % builtins.max(ndim, 1))
     if len(set(out)) != len(out):
         raise ValueError(f"{op}: repeated axis in {axis}")
     return tuple(sorted(out))
@@ -74,7 +75,7 @@ class Mean(Function):
         a, axes, keepdims = ctx.inputs
         n = int(np.prod([a.data.shape[i] for i in axes])) if axes else 1
         g = _expand(grad, a.data.shape, axes, keepdims)
-        return broadcast_to(g / max(n, 1), a.data.shape), None, None
+        return broadcast_to(g / builtins.max(n, 1), a.data.shape), None, None
 
 
 class Var(Function):
