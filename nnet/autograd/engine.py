@@ -64,7 +64,7 @@ def _root_gradient(root: Tensor, gradient: Any) -> Tensor:
 def _count_consumers(roots: Sequence[Tensor]) -> dict[int, int]:
     """For each tensor reachable from the roots, how many recorded operations consume it."""
     deps: dict[int, int] = {}
-    stack = list(roots)
+    stack = list(dict.fromkeys(roots))  # a root given twice is walked once
     while stack:
         fn = stack.pop().grad_fn
         if fn is None:
