@@ -1,0 +1,116 @@
+"""Adam (with the AMSGrad variant) and AdamW (decoupled weight decay)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from nnet.optim.optimizer import Optimizer, ParamsT, check_range
+from nnet.optim.sgd import decayed_gradient
+
+
+class Adam(Optimizer):
+    r"""Adaptive moments: ``p -= lr * m_hat / (sqrt(v_hat) + eps)``, as PyTorch.
+
+    ``m_t = b1 m_{t-1} + (1 - b1) g_t``, ``v_t = b2 v_{t-1} + (1 - b2) g_t^2``,
+    ``m_hat = m_t / (1 - b1^t)``, ``v_hat = v_t / (1 - b2^t)`` (``amsgrad`` uses the running maximum
+    of ``v_t``); ``weight_decay`` adds ``weight_decay * p`` to the gradient (L2). See docs/optim.md.
+
+    >>> import nnet
+    >>> w = nnet.tensor([1.0, -2.0], requires_grad=True)
+    >>> opt = nnet.optim.Adam([w], lr=0.1)
+    >>> (w * w).sum().backward()
+    >>> opt.step()  # the first step moves each weight by lr against its gradient's sign
+    >>> w.data.round(6)
+    array([ 0.9, -1.9], dtype=float32)
+    """
+
+    decoupled = False
+
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+        maximize: bool = False,
+    ) -> None:
+        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                        amsgrad=amsgrad, maximize=maximize)  # fmt: skip
+        super().__init__(params, defaults)
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        name = type(self).__name__
+        check_range(name, "learning rate lr", group["lr"], 0.0)
+        check_range(name, "epsilon eps", group["eps"], 0.0)
+        betas = group["betas"] = tuple(group["betas"])
+        if len(betas) != 2:
+            raise ValueError(f"{name}: betas must be a pair (beta1, beta2), got {betas!r}")
+        check_range(name, "beta1 (betas[0])", betas[0], 0.0, 1.0)
+        check_range(name, "beta2 (betas[1])", betas[1], 0.0, 1.0)
+        check_range(name, "weight_decay", group["weight_decay"], 0.0)
+
+    def _update(self, group: dict[str, Any], p: np.ndarray, g: np.ndarray, state: dict[str, Any],
+                tmp: np.ndarray) -> None:  # fmt: skip
+        lr, eps, (beta1, beta2) = group["lr"], group["eps"], group["betas"]
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = np.zeros_like(p)
+            state["exp_avg_sq"] = np.zeros_like(p)
+            if group["amsgrad"]:
+                state["max_exp_avg_sq"] = np.zeros_like(p)
+        if self.decoupled:
+            if group["weight_decay"] != 0:
+                p *= 1 - lr * group["weight_decay"]
+            g = np.negative(g, out=tmp) if group["maximize"] else g
+        else:
+            g = decayed_gradient(group, p, g, tmp)
+        state["step"] += 1
+        t = state["step"]
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        m *= beta1
+        m += (1 - beta1) * g
+        v *= beta2
+        np.multiply(g, g, out=tmp)  # g may be tmp: it is not read after this line
+        tmp *= 1 - beta2
+        v += tmp
+        if group["amsgrad"]:
+            v = np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
+        # sqrt(v_hat) + eps, then lr * m_hat / that: PyTorch's order of operations.
+        np.sqrt(v, out=tmp)
+        tmp /= math.sqrt(1 - beta2**t)
+        tmp += eps
+        np.divide(m, tmp, out=tmp)
+        tmp *= lr / (1 - beta1**t)
+        p -= tmp
+
+
+class AdamW(Adam):
+    r"""Adam with decoupled weight decay: ``p *= 1 - lr * weight_decay`` before the Adam step.
+
+    >>> import nnet
+    >>> w = nnet.tensor([1.0], requires_grad=True)
+    >>> opt = nnet.optim.AdamW([w], lr=0.1, weight_decay=0.5)
+    >>> (w * 0).sum().backward()  # zero gradient: only the decay acts
+    >>> opt.step()
+    >>> w.data
+    array([0.95], dtype=float32)
+    """
+
+    decoupled = True
+
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+        maximize: bool = False,
+    ) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize)
