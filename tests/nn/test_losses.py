@@ -171,7 +171,8 @@ def test_onehot():
         (lambda: nn.MSELoss()(nnet.zeros((8, 1)), np.zeros(8)),
          r"MSELoss: the target's shape \(8,\) does not match the input's shape "
          r"\(8, 1\)"),
-        (lambda: nn.BCEWithLogitsLoss()(nnet.zeros(3), np.zeros(4)), r"BCEWithLogitsLoss: the target"),
+        (lambda: nn.BCEWithLogitsLoss()(nnet.zeros(3), np.zeros(4)),
+         r"BCEWithLogitsLoss: the target"),
         (lambda: nn.CrossEntropyLoss()(nnet.zeros((4, 3)), np.array([0, 1, 3, 0])),
          r"CrossEntropyLoss: target 3 is out of range for 3 classes \(0\.\.2\)"),
         (lambda: nn.CrossEntropyLoss()(nnet.zeros((4, 3)), np.zeros(3, int)),
