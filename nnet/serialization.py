@@ -98,7 +98,7 @@ def save(obj: Any, path: PathLike) -> None:
     for anything that could not be loaded back without unpickling.
     """
     writer = _Writer()
-    tree = writer.node(obj, "the object")
+    tree = writer.node(obj, "obj")
     manifest = json.dumps({"format": FORMAT, "version": VERSION, "tree": tree})
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
