@@ -8,7 +8,7 @@
 (2, 10)
 """
 
-from nnet.nn import functional, init
+from nnet.nn import functional, init, utils
 from nnet.nn.activation import Flatten, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from nnet.nn.containers import Identity, ModuleDict, ModuleList, Sequential
 from nnet.nn.conv import Conv2d
@@ -55,4 +55,5 @@ __all__ = [
     "Tanh",
     "functional",
     "init",
+    "utils",
 ]
