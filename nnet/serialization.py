@@ -105,7 +105,7 @@ def save(obj: Any, path: PathLike) -> None:
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **{_MANIFEST: np.array(manifest)}, **writer.arrays)
+            np.savez(f, **{_MANIFEST: np.array(manifest)}, **writer.arrays)  # type: ignore[arg-type]
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -47,12 +47,12 @@ class Sequential(Module):
             for name, m in modules[0].items():
                 self.add_module(name, m)
         else:
-            for i, m in enumerate(modules):
-                if not isinstance(m, Module):
+            for i, module in enumerate(modules):
+                if not isinstance(module, Module):
                     raise TypeError(
-                        f"Sequential: argument {i} is a {type(m).__name__}, not a Module"
+                        f"Sequential: argument {i} is a {type(module).__name__}, not a Module"
                     )
-                self.add_module(str(i), m)
+                self.add_module(str(i), module)
 
     def forward(self, x: Any) -> Any:
         for m in self._modules.values():
@@ -73,7 +73,7 @@ class Sequential(Module):
     def __getitem__(self, index: int | slice) -> Module | Sequential:
         items = list(self._modules.items())
         if isinstance(index, slice):
-            return Sequential(OrderedDict(items[index]))
+            return Sequential(OrderedDict(items[index]))  # type: ignore[arg-type]
         return items[_index(index, len(items), "Sequential")][1]  # type: ignore[return-value]
 
     def append(self, module: Module) -> Sequential:

@@ -15,6 +15,9 @@ from nnet.nn.module import Module, Parameter
 class _BatchNorm(Module):
     _layout = ""
     _ndim = 0
+    running_mean: Tensor | None
+    running_var: Tensor | None
+    num_batches_tracked: Tensor | None
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = True, track_running_stats: bool = True,
@@ -41,9 +44,10 @@ class _BatchNorm(Module):
             self.register_buffer("num_batches_tracked", None)
 
     def reset_running_stats(self) -> None:
-        if self.track_running_stats:
+        if self.running_mean is not None and self.running_var is not None:
             self.running_mean.data[...] = 0
             self.running_var.data[...] = 1
+        if self.num_batches_tracked is not None:
             self.num_batches_tracked.data[...] = 0
 
     def forward(self, x: Tensor) -> Tensor:
@@ -55,12 +59,11 @@ class _BatchNorm(Module):
                 f"{self._layout.format(C=self.num_features)}, "
                 f"got {shape}{hint}"
             )
-        tracking = self.training and self.track_running_stats
+        counter = self.num_batches_tracked if self.training else None
         momentum = 0.0
-        if tracking:
+        if counter is not None:
             # momentum None: the cumulative average of all batches so far, as in PyTorch
-            seen = int(self.num_batches_tracked.data)
-            momentum = 1.0 / (seen + 1) if self.momentum is None else self.momentum
+            momentum = 1.0 / (int(counter.data) + 1) if self.momentum is None else self.momentum
         try:
             y = F.batch_norm(
                 x, self.running_mean, self.running_var, self.weight, self.bias,
@@ -68,8 +71,8 @@ class _BatchNorm(Module):
             )  # fmt: skip
         except ValueError as e:
             raise ValueError(str(e).replace("batch_norm", type(self).__name__, 1)) from None
-        if tracking:
-            self.num_batches_tracked.data += 1
+        if counter is not None:
+            counter.data += 1
         return y
 
     def extra_repr(self) -> str:

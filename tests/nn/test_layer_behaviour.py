@@ -28,6 +28,9 @@ def test_batch_norm2d_running_stats_after_several_steps_by_hand():
     want = (x - mean) / np.sqrt(var + bn.eps)
     np.testing.assert_allclose(bn(nnet.Tensor(x)).numpy(), want, rtol=1e-4, atol=1e-5)
     assert int(bn.num_batches_tracked) == 4
+    bn.reset_running_stats()
+    assert (bn.running_mean.numpy() == 0).all() and (bn.running_var.numpy() == 1).all()
+    assert int(bn.num_batches_tracked) == 0
 
 
 def test_batch_norm_momentum_none_is_the_cumulative_average():
