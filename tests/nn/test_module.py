@@ -199,6 +199,18 @@ def test_module_list_and_dict_register_their_members():
     assert list(heads.keys()) == ["b"]
 
 
+def test_deepcopy_and_pickle_give_independent_modules():
+    import copy
+    import pickle
+
+    model = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
+    for twin in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        assert isinstance(twin[0].weight, nn.Parameter) and twin[0].weight.requires_grad
+        assert twin[0].weight is dict(twin.named_parameters())["0.weight"]
+        twin[0].weight.data += 1
+        assert not np.array_equal(twin[0].weight.numpy(), model[0].weight.numpy())
+
+
 def test_identity_and_apply():
     x = nnet.ones(2)
     assert nn.Identity(54, unused=True)(x) is x
