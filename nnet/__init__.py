@@ -75,6 +75,9 @@ from nnet.autograd.ops import (
     where,
 )
 from nnet.random import manual_seed
+from nnet.serialization import load, save
+
+from nnet import loss, nn  # noqa: E402, I001 - layers build on everything above
 
 float32 = __import__("numpy").float32
 float64 = __import__("numpy").float64

@@ -1,0 +1,321 @@
+"""The functional form of every layer: plain functions of tensors, built from nnet's primitives so
+their gradients come from the engine. Images are NHWC; kernels are (KH, KW, C_in, C_out); Linear
+weights are (in_features, out_features).
+
+>>> import nnet
+>>> import nnet.nn.functional as F
+>>> x = nnet.ones((2, 5, 5, 3))
+>>> F.conv2d(x, nnet.ones((3, 3, 3, 4)), padding="same").shape
+(2, 5, 5, 4)
+>>> F.max_pool2d(x, 2).shape
+(2, 2, 2, 3)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from nnet.autograd.ops import (
+    flatten,
+    log_softmax,
+    pad,
+    relu,
+    sigmoid,
+    sliding_windows,
+    softmax,
+    sqrt,
+    tanh,
+    where,
+)
+from nnet.autograd.tensor import Tensor
+from nnet.autograd.window import pair
+from nnet.random import get_generator
+
+Padding = str | int | tuple[int, int]
+
+
+def _tensor(x: Any) -> Tensor:
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
+# -- activations ---------------------------------------------------------------------------------
+def leaky_relu(x: Any, negative_slope: float = 0.01) -> Tensor:
+    """x where x > 0, else ``negative_slope`` x; the derivative at 0 is ``negative_slope``."""
+    x = _tensor(x)
+    return where(x.data > 0, x, x * negative_slope)
+
+
+# -- linear --------------------------------------------------------------------------------------
+def linear(x: Any, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``x @ weight + bias`` with ``weight`` of shape (in_features, out_features) (the seed's
+    layout, the transpose of PyTorch's) and ``x`` of shape (..., in_features)."""
+    y = _tensor(x) @ weight
+    return y if bias is None else y + bias
+
+
+# -- convolution ---------------------------------------------------------------------------------
+def _check_positive(op: str, name: str, value: tuple[int, int]) -> None:
+    if min(value) < 1:
+        raise ValueError(f"{op}: {name} must be positive, got {value}")
+
+
+def conv_padding(
+    padding: Padding, kernel: tuple[int, int], dilation: tuple[int, int], op: str = "conv2d"
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """((top, bottom), (left, right)) for ``padding`` = 'same', 'valid', an int or a pair.
+
+    'same' pads d (K - 1) in total along each axis, ``total // 2`` before and the rest after (as
+    PyTorch does): for odd kernels that is floor(K/2) on each side, the seed's bh and bw; an even
+    kernel gets the extra row and column after. At stride 1 the output keeps H and W; at stride s
+    it has ceil(H / s) rows.
+    """
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0), (0, 0)
+        if padding == "same":
+            totals = [d * (k - 1) for k, d in zip(kernel, dilation, strict=True)]
+            return (totals[0] // 2, totals[0] - totals[0] // 2), (
+                totals[1] // 2,
+                totals[1] - totals[1] // 2,
+            )
+        raise ValueError(
+            f"{op}: padding must be 'same', 'valid', an int or a pair, got {padding!r}"
+        )
+    ph, pw = pair(padding, "padding", op)
+    if ph < 0 or pw < 0:
+        raise ValueError(f"{op}: padding must be non-negative, got {(ph, pw)}")
+    return (ph, ph), (pw, pw)
+
+
+def _check_span(op: str, shape: tuple[int, ...], kernel: tuple[int, int], dilation: tuple[int, int],
+                pads: tuple[tuple[int, int], tuple[int, int]]) -> None:  # fmt: skip
+    """A clear error when the (dilated) kernel does not fit in the padded input."""
+    padded = (shape[1] + sum(pads[0]), shape[2] + sum(pads[1]))
+    span = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation, strict=True))
+    if span[0] > padded[0] or span[1] > padded[1]:
+        raise ValueError(
+            f"{op}: the {kernel[0]}x{kernel[1]} kernel (dilation {dilation}) spans "
+            f"{span[0]}x{span[1]}, larger than the padded input {padded[0]}x{padded[1]} "
+            f"(input {shape[1]}x{shape[2]}, padding {pads}); use a smaller kernel or more padding"
+        )
+
+
+def _pad_hw(x: Tensor, pads: tuple[tuple[int, int], tuple[int, int]], value: float = 0.0) -> Tensor:
+    if pads == ((0, 0), (0, 0)):
+        return x
+    return pad(x, ((0, 0), pads[0], pads[1], (0, 0)), value)
+
+
+def conv2d(
+    x: Any,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: Any = 1,
+    padding: Padding = "same",
+    dilation: Any = 1,
+) -> Tensor:
+    """2-D convolution (cross-correlation) of an NHWC input with a (KH, KW, C_in, C_out) kernel.
+
+    ``y[n, r, c, m] = sum_{i, j, k} w[i, j, k, m] x[n, r s + i d - pt, c s + j d - pl, k] + b[m]``:
+    pad, take the sliding windows, and multiply them, reshaped to (N OH OW, KH KW C_in), by the
+    kernel reshaped to (KH KW C_in, C_out). The engine then gives the seed's gradients: the kernel
+    gradient sums g times the shifted input over n, r and c, the input gradient is the windows'
+    adjoint (col2im).
+    """
+    x = _tensor(x)
+    kh, kw, cin, cout = weight.shape
+    s, d = pair(stride, "stride", "conv2d"), pair(dilation, "dilation", "conv2d")
+    _check_positive("conv2d", "stride", s)
+    _check_positive("conv2d", "dilation", d)
+    pads = conv_padding(padding, (kh, kw), d)
+    if x.ndim != 4 or x.shape[3] != cin:
+        raise ValueError(
+            f"conv2d: a ({kh}, {kw}, {cin}, {cout}) kernel expects input (N, H, W, {cin}), "
+            f"got {x.shape}; nnet images are NHWC"
+        )
+    _check_span("conv2d", x.shape, (kh, kw), d, pads)
+    cols = sliding_windows(_pad_hw(x, pads), (kh, kw), s, d)
+    n, oh, ow = cols.shape[:3]
+    y = cols.reshape(n * oh * ow, kh * kw * cin) @ weight.reshape(kh * kw * cin, cout)
+    if bias is not None:
+        y = y + bias
+    return y.reshape(n, oh, ow, cout)
+
+
+# -- pooling -------------------------------------------------------------------------------------
+def _pool_args(
+    op: str, x: Tensor, kernel_size: Any, stride: Any, padding: Any, dilation: Any
+) -> tuple:
+    k = pair(kernel_size, "kernel_size", op)
+    s = k if stride is None else pair(stride, "stride", op)
+    p = pair(padding, "padding", op)
+    d = pair(dilation, "dilation", op)
+    _check_positive(op, "kernel_size", k)
+    _check_positive(op, "stride", s)
+    _check_positive(op, "dilation", d)
+    span = (d[0] * (k[0] - 1) + 1, d[1] * (k[1] - 1) + 1)
+    if p[0] < 0 or p[1] < 0 or 2 * p[0] > span[0] or 2 * p[1] > span[1]:
+        raise ValueError(
+            f"{op}: padding {p} must be between 0 and half the (dilated) kernel span {span}"
+        )
+    if x.ndim != 4:
+        raise ValueError(f"{op}: expects input (N, H, W, C), got {x.shape}; nnet images are NHWC")
+    pads = ((p[0], p[0]), (p[1], p[1]))
+    _check_span(op, x.shape, k, d, pads)
+    return k, s, pads, d
+
+
+def max_pool2d(
+    x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1
+) -> Tensor:
+    """The maximum over each window of an NHWC input (padding counts as -inf); ``stride``
+    defaults to the kernel size and sizes that do not divide evenly are floored. With ties the
+    gradient goes to the first maximal element of the window in row-major order, as in PyTorch.
+    """
+    x = _tensor(x)
+    k, s, pads, d = _pool_args("max_pool2d", x, kernel_size, stride, padding, dilation)
+    return sliding_windows(_pad_hw(x, pads, -np.inf), k, s, d).max(axis=(3, 4))
+
+
+def avg_pool2d(
+    x: Any,
+    kernel_size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    count_include_pad: bool = True,
+) -> Tensor:
+    """The mean over each window of an NHWC input; padding counts as zeros, and is counted in the
+    divisor unless ``count_include_pad=False`` (PyTorch's default and option)."""
+    x = _tensor(x)
+    k, s, pads, d = _pool_args("avg_pool2d", x, kernel_size, stride, padding, 1)
+    windows = sliding_windows(_pad_hw(x, pads), k, s, d)
+    if count_include_pad or pads == ((0, 0), (0, 0)):
+        return windows.mean(axis=(3, 4))
+    inside = np.pad(np.ones((1, x.shape[1], x.shape[2], 1), x.dtype), ((0, 0), *pads, (0, 0)))
+    counts = sliding_windows(inside, k, s, d).data.sum(axis=(3, 4))
+    return windows.sum(axis=(3, 4)) / counts
+
+
+# -- normalisation -------------------------------------------------------------------------------
+def batch_norm(
+    x: Any,
+    running_mean: Tensor | None,
+    running_var: Tensor | None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Normalise each channel (the last axis) over all the other axes.
+
+    Training: ``y = (x - mean) / sqrt(var + eps) * weight + bias`` with the batch mean and biased
+    variance, composed of primitives so the input gradient includes the paths through the mean and
+    the variance; the running statistics (when given) move towards the batch ones in place:
+    ``r <- r + momentum (batch - r)``, with the unbiased variance for ``running_var``. Evaluation:
+    the running statistics instead of the batch ones.
+    """
+    x = _tensor(x)
+    c = x.shape[-1]
+    if training:
+        x2 = x.reshape(-1, c)  # (N H W, C): row reductions, far faster than over three NHWC axes
+        n = x2.shape[0]
+        if n < 2:
+            raise ValueError(
+                f"batch_norm: training needs more than one value per channel, got input {x.shape}"
+            )
+        mean = x2.mean(axis=0)
+        centred = x2 - mean
+        var = (centred * centred).mean(axis=0)
+        scale = 1.0 / sqrt(var + eps)  # per channel: weight folds in before touching N H W rows
+        if weight is not None:
+            scale = scale * weight
+        y = centred * scale
+        if bias is not None:
+            y = y + bias
+        if running_mean is not None and running_var is not None:
+            _update_running(running_mean.data, mean.data, momentum)
+            _update_running(running_var.data, var.data * (n / (n - 1)), momentum)
+        return y.reshape(x.shape)
+    if running_mean is None or running_var is None:
+        raise ValueError("batch_norm: evaluation needs running_mean and running_var")
+    # y = x scale + shift, with scale and shift per channel: two passes over x
+    scale: Any = (1.0 / np.sqrt(running_var.data + eps)).astype(x.dtype, copy=False)
+    shift: Any = -running_mean.data.astype(x.dtype, copy=False) * scale
+    if weight is not None:
+        scale, shift = weight * scale, weight * shift
+    if bias is not None:
+        shift = shift + bias
+    return x * scale + shift
+
+
+def _update_running(running: np.ndarray, batch: np.ndarray, momentum: float) -> None:
+    running *= 1.0 - momentum
+    running += momentum * batch
+
+
+# -- dropout -------------------------------------------------------------------------------------
+def bernoulli_mask(shape: tuple[int, ...], keep: float) -> np.ndarray:
+    """A boolean array, True with probability ``keep``, from nnet's generator (random bits: one bit
+    per element when ``keep`` is 1/2, else a 32-bit threshold)."""
+    n = int(np.prod(shape))
+    rng = get_generator()
+    if keep == 0.5:
+        bits = np.unpackbits(np.frombuffer(rng.bytes((n + 7) // 8), np.uint8), count=n)
+        return bits.view(bool).reshape(shape)
+    threshold = min(round(keep * 2.0**32), 2**32 - 1)
+    return (np.frombuffer(rng.bytes(4 * n), np.uint32) < threshold).reshape(shape)
+
+
+def dropout(x: Any, p: float = 0.5, training: bool = True) -> Tensor:
+    """Inverted dropout: ``y = m x / (1 - p)`` with m ~ Bernoulli(1 - p), so the gradient is
+    ``m / (1 - p) g``. The identity when not training or when p = 0; zeros when p = 1."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: p must be a probability in [0, 1], got {p}")
+    x = _tensor(x)
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:
+        return x * np.zeros((), x.dtype)
+    mask = bernoulli_mask(x.shape, 1.0 - p).astype(x.dtype)
+    mask *= 1.0 / (1.0 - p)
+    return x * mask
+
+
+__all__ = [
+    "avg_pool2d",
+    "batch_norm",
+    "bernoulli_mask",
+    "conv2d",
+    "conv_padding",
+    "dropout",
+    "flatten",
+    "leaky_relu",
+    "linear",
+    "log_softmax",
+    "max_pool2d",
+    "relu",
+    "sigmoid",
+    "softmax",
+    "tanh",
+]
+
+from nnet.nn.loss import (  # noqa: E402 - the losses' functional forms live beside their modules
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    cross_entropy,
+    l1_loss,
+    mse_loss,
+    nll_loss,
+)
+
+__all__ += [
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "cross_entropy",
+    "l1_loss",
+    "mse_loss",
+    "nll_loss",
+]

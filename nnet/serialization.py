@@ -1,0 +1,236 @@
+"""`save` and `load`: checkpoints as ``.npz`` files that load without executing code.
+
+A checkpoint holds a nested structure of dicts (string or integer keys), lists and tuples whose
+leaves are arrays, Tensors, NumPy scalars, Python numbers, strings, booleans or None: state dicts,
+optimizer states, random-generator states, training metadata. Arrays go into the archive as ``.npy``
+members, read back with ``allow_pickle=False``; the structure and the Python scalars go into a JSON
+manifest member. Round trips are exact to the bit (dtypes and shapes included). Writes go to a
+temporary file in the same folder, flushed to disk, then renamed over the target, so a crash midway
+never leaves a half-written checkpoint where a good one was.
+
+>>> import os, tempfile, numpy as np, nnet
+>>> path = os.path.join(tempfile.mkdtemp(), "ckpt.npz")
+>>> nnet.save({"model": {"w": np.arange(3.0)}, "epoch": 7, "note": "best"}, path)
+>>> nnet.load(path)
+{'model': {'w': array([0., 1., 2.])}, 'epoch': 7, 'note': 'best'}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+import zlib
+from typing import Any
+
+import numpy as np
+
+from nnet.autograd.tensor import Tensor
+
+FORMAT = "nnet-checkpoint"
+VERSION = 1
+_MANIFEST = "__nnet__"
+
+PathLike = str | os.PathLike
+
+
+class CheckpointError(ValueError):
+    """A file that is not a readable nnet checkpoint: corrupt, truncated, unsafe or foreign."""
+
+
+class _Writer:
+    """Turns a nested object into a JSON-able tree plus a dict of arrays named a0, a1, ..."""
+
+    def __init__(self) -> None:
+        self.arrays: dict[str, np.ndarray] = {}
+
+    def _array(self, a: np.ndarray, where: str) -> str:
+        if a.dtype.hasobject:
+            raise TypeError(
+                f"nnet.save: {where} is an array of Python objects (dtype {a.dtype}); "
+                "checkpoints hold only numeric, boolean and string arrays, which load without "
+                "unpickling"
+            )
+        name = f"a{len(self.arrays)}"
+        self.arrays[name] = a
+        return name
+
+    def node(self, obj: Any, where: str) -> Any:
+        if isinstance(obj, Tensor):
+            return {"t": "tensor", "k": self._array(obj.data, where)}
+        if isinstance(obj, np.ndarray):
+            return {"t": "array", "k": self._array(obj, where)}
+        if isinstance(obj, np.generic):
+            return {"t": "scalar", "k": self._array(np.asarray(obj), where)}
+        if obj is None or isinstance(obj, (bool, str)):
+            return {"t": "json", "v": obj}
+        if isinstance(obj, int):
+            return {"t": "json", "v": obj}  # JSON keeps Python ints of any size
+        if isinstance(obj, float):
+            # the bits, so nan payloads and -0.0 survive; JSON floats would round-trip only values
+            return {"t": "float", "v": np.float64(obj).view(np.uint64).item()}
+        if isinstance(obj, dict):
+            items = []
+            for k, v in obj.items():
+                if not isinstance(k, (str, int)) or isinstance(k, bool):
+                    raise TypeError(
+                        f"nnet.save: {where} has a key {k!r} of type {type(k).__name__}; "
+                        "keys must be strings or integers"
+                    )
+                items.append([k, self.node(v, f"{where}[{k!r}]")])
+            return {"t": "dict", "items": items}
+        if isinstance(obj, (list, tuple)):
+            return {
+                "t": "list" if isinstance(obj, list) else "tuple",
+                "items": [self.node(v, f"{where}[{i}]") for i, v in enumerate(obj)],
+            }
+        raise TypeError(
+            f"nnet.save: {where} is a {type(obj).__name__}; checkpoints hold dicts, lists and "
+            "tuples of arrays, Tensors, numbers, strings, booleans and None"
+        )
+
+
+def save(obj: Any, path: PathLike) -> None:
+    """Write ``obj`` (e.g. ``model.state_dict()``) to ``path`` atomically, as an ``.npz`` archive.
+
+    The name is used as given (no suffix is added). Raises TypeError, naming the offending entry,
+    for anything that could not be loaded back without unpickling.
+    """
+    writer = _Writer()
+    tree = writer.node(obj, "obj")
+    manifest = json.dumps({"format": FORMAT, "version": VERSION, "tree": tree})
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **{_MANIFEST: np.array(manifest)}, **writer.arrays)  # type: ignore[arg-type]
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_folder(folder)
+
+
+def _fsync_folder(folder: str) -> None:
+    """Make the rename itself durable (POSIX); harmless where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class _Reader:
+    def __init__(self, archive: Any, path: str) -> None:
+        self.archive = archive
+        self.path = path
+
+    def fail(self, problem: str) -> CheckpointError:
+        return CheckpointError(f"nnet.load: {self.path}: {problem}")
+
+    def array(self, name: Any) -> np.ndarray:
+        if not isinstance(name, str) or name == _MANIFEST or name not in self.archive.files:
+            raise self.fail(f"the manifest refers to a missing array {name!r}; the file is corrupt")
+        return _read_member(self.archive, name, self.path)
+
+    def node(self, n: Any) -> Any:
+        if not isinstance(n, dict) or "t" not in n:
+            raise self.fail("the manifest is malformed; the file is corrupt")
+        kind = n["t"]
+        if kind == "array":
+            return self.array(n.get("k"))
+        if kind == "tensor":
+            return Tensor(self.array(n.get("k")))
+        if kind == "scalar":
+            return self.array(n.get("k"))[()]
+        if kind == "json":
+            return n.get("v")
+        if kind == "float":
+            return float(np.uint64(n["v"]).view(np.float64))
+        if kind == "dict":
+            return {k: self.node(v) for k, v in n["items"]}
+        if kind == "list":
+            return [self.node(v) for v in n["items"]]
+        if kind == "tuple":
+            return tuple(self.node(v) for v in n["items"])
+        raise self.fail(f"the manifest has an unknown entry kind {kind!r}; the file is corrupt")
+
+
+def _read_member(archive: Any, name: str, path: str) -> np.ndarray:
+    try:
+        return archive[name]
+    except ValueError as e:
+        if "allow_pickle" in str(e) or "Object arrays" in str(e):
+            raise CheckpointError(
+                f"nnet.load: {path}: the array {name!r} holds pickled Python objects; nnet never "
+                "unpickles (loading could run code), so this file cannot be loaded"
+            ) from None
+        raise CheckpointError(f"nnet.load: {path}: the array {name!r} is corrupt ({e})") from None
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as e:
+        raise CheckpointError(
+            f"nnet.load: {path}: the array {name!r} is corrupt or truncated ({e})"
+        ) from None
+
+
+def load(path: PathLike) -> Any:
+    """Read a checkpoint written by :func:`save`; never unpickles, so never runs code from the file.
+
+    Raises FileNotFoundError for a missing file and :class:`CheckpointError` (a ValueError) naming
+    the path and the problem for a file that is corrupt, truncated, holds object arrays or is not an
+    nnet checkpoint.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"nnet.load: no such file: {path}")
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except ValueError as e:
+        raise CheckpointError(
+            f"nnet.load: {path} is not an nnet checkpoint (not an .npz archive: {e})"
+        ) from None
+    except (zipfile.BadZipFile, EOFError, OSError) as e:
+        raise CheckpointError(
+            f"nnet.load: {path} is not an nnet checkpoint, or is truncated or corrupt ({e})"
+        ) from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise CheckpointError(
+            f"nnet.load: {path} is a single .npy array, not an nnet checkpoint; "
+            "read it with numpy.load(path, allow_pickle=False)"
+        )
+    with archive:
+        if _MANIFEST not in archive.files:
+            raise CheckpointError(
+                f"nnet.load: {path} is an .npz archive but not an nnet checkpoint (it has no "
+                f"{_MANIFEST!r} manifest); read it with numpy.load(path, allow_pickle=False)"
+            )
+        reader = _Reader(archive, path)
+        raw = _read_member(archive, _MANIFEST, path)
+        try:
+            manifest = json.loads(str(raw[()]))
+        except (ValueError, TypeError):
+            raise reader.fail("the manifest is not valid JSON; the file is corrupt") from None
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+            raise reader.fail("the manifest does not describe an nnet checkpoint")
+        if manifest.get("version") != VERSION:
+            raise reader.fail(
+                f"checkpoint format version {manifest.get('version')!r} is not supported by this "
+                f"nnet (it reads version {VERSION}); upgrade nnet"
+            )
+        try:
+            return reader.node(manifest.get("tree"))
+        except (KeyError, TypeError, ValueError) as e:
+            if isinstance(e, CheckpointError):
+                raise
+            raise reader.fail(f"the manifest is malformed ({e!r}); the file is corrupt") from None
