@@ -61,7 +61,7 @@ class GetItem(Function):
 
     def vjp(ctx, grad):
         a, index = ctx.inputs
-        return ScatterAdd.apply(grad, index, a.data.shape), None, None
+        return ScatterAdd.apply(grad, index, a.data.shape), None
 
 
 class ScatterAdd(Function):
