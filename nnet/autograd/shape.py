@@ -142,7 +142,7 @@ def reshape(a: Any, *shape: Any) -> Tensor:
     a = _as_tensor(a)
     shape = shape_arg(shape)
     try:
-        return Reshape.apply(a, np.empty(a.shape, dtype=bool).reshape(shape).shape)
+        return Reshape.apply(a, shape)
     except ValueError:
         raise ValueError(
             f"reshape: cannot reshape a tensor of shape {a.shape} ({a.size} elements) into {shape}"
