@@ -8,7 +8,7 @@
 Tensor([[2., 4.]], dtype=float32)
 """
 
-from nnet import data, datasets, loss, nn, optim, random
+from nnet import data, datasets, loss, nn, optim, random, viz
 from nnet.autograd import (
     Function,
     Tensor,

@@ -177,3 +177,27 @@ def test_needs_an_input_that_requires_grad():
 
 def test_empty_inputs_pass():
     assert gradcheck(lambda t: t * 2, _t((0, 3)))
+
+
+class ZeroOverZero(Function):
+    """|x| with the VJP x / |x|: NaN at 0, a kink nobody decided."""
+
+    def forward(ctx, x):
+        return np.abs(x)
+
+    def vjp(ctx, grad):
+        x = ctx.inputs[0]
+        return (grad * x / nnet.abs(x),)
+
+
+def test_non_finite_vjp_is_named_as_such():
+    x = nnet.tensor([1.0, 0.0, -2.0], dtype="float64", requires_grad=True)
+    with np.errstate(invalid="ignore"), pytest.raises(GradcheckError) as err:
+        gradcheck(ZeroOverZero.apply, x)
+    assert "the VJP returned nan at (1,)" in str(err.value)
+    assert "not deterministic" not in str(err.value)
+    with (
+        np.errstate(invalid="ignore"),
+        pytest.raises(GradcheckError, match=r"returned nan at \(\)"),
+    ):
+        gradcheck(ZeroOverZero.apply, nnet.tensor(0.0, dtype="float64", requires_grad=True))

@@ -1,19 +1,26 @@
 """The autograd engine: tensors, primitives (Functions with hand-written VJPs) and the traversal."""
 
+from nnet.autograd.anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled
 from nnet.autograd.engine import GraphReleasedError, backward, grad, unbroadcast
 from nnet.autograd.function import Function
 from nnet.autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from nnet.autograd.tensor import Tensor
+from nnet.autograd.trace import BackwardTrace, trace
 
 __all__ = [
+    "AnomalyError",
+    "BackwardTrace",
     "Function",
     "GraphReleasedError",
     "Tensor",
     "backward",
+    "detect_anomaly",
     "enable_grad",
     "grad",
+    "is_anomaly_enabled",
     "is_grad_enabled",
     "no_grad",
     "set_grad_enabled",
+    "trace",
     "unbroadcast",
 ]

@@ -301,7 +301,7 @@ def sqrt(a: Any) -> Tensor:
     return Sqrt.apply(a)
 
 
-def abs(a: Any) -> Tensor:  # noqa: A001 - NumPy's name
+def abs(a: Any) -> Tensor:
     """Elementwise |a|; its derivative at 0 is taken as 0."""
     return Abs.apply(a)
 
@@ -336,7 +336,7 @@ def minimum(a: Any, b: Any) -> Tensor:
     return Minimum.apply(a, b)
 
 
-def clip(a: Any, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002 - NumPy's names
+def clip(a: Any, min: Any = None, max: Any = None) -> Tensor:
     """Limit values to [min, max]; the gradient passes where min <= a <= max."""
     if min is None and max is None:
         raise ValueError("clip: give at least one of min and max")

@@ -33,7 +33,9 @@ def unbroadcast(grad: Tensor, shape: tuple[int, ...]) -> Tensor:
         return grad
     lead = len(gshape) - len(shape)
     if lead < 0:
-        raise RuntimeError(f"a VJP returned a gradient of shape {gshape} for an input of shape {shape}")
+        raise RuntimeError(
+            f"a VJP returned a gradient of shape {gshape} for an input of shape {shape}"
+        )
     axes = tuple(range(lead)) + tuple(
         i + lead for i, n in enumerate(shape) if n == 1 and gshape[i + lead] != 1
     )
@@ -41,7 +43,9 @@ def unbroadcast(grad: Tensor, shape: tuple[int, ...]) -> Tensor:
     if lead:
         out = out.reshape(shape)
     if out.data.shape != shape:
-        raise RuntimeError(f"a VJP returned a gradient of shape {gshape} for an input of shape {shape}")
+        raise RuntimeError(
+            f"a VJP returned a gradient of shape {gshape} for an input of shape {shape}"
+        )
     return out
 
 
@@ -75,7 +79,7 @@ def _count_consumers(roots: Sequence[Tensor]) -> dict[int, int]:
                 "first backward. Pass retain_graph=True to the first backward (or to nnet.grad) "
                 "if you need to backpropagate through the same graph again"
             )
-        for p, need in zip(fn.inputs, fn.needs_input_grad):  # type: ignore[arg-type]
+        for p, need in zip(fn.inputs, fn.needs_input_grad, strict=True):  # type: ignore[arg-type]
             if need:
                 k = id(p)
                 if k in deps:
@@ -106,7 +110,7 @@ def run_backward(
     # `owned` holds the ids whose gradient array nobody else can see: those may be added to in place.
     table: dict[int, Tensor] = {}
     owned: set[int] = set()
-    for r, g in zip(roots, root_grads):
+    for r, g in zip(roots, root_grads, strict=True):
         k = id(r)
         if k in table:
             table[k] = _make(table[k].data + g.data, False, None)
@@ -125,7 +129,8 @@ def run_backward(
             if own:
                 owned.discard(k)
             if captured is not None and k in wanted and g is not None:
-                captured[k] = g if own else _make(g.data.copy(), g.requires_grad, g.grad_fn)
+                # with create_graph the gradient must stay the graph's own tensor, never a copy
+                captured[k] = g if own or create_graph else _make(g.data.copy(), False, None)
                 own = False
             fn = t.grad_fn
             if fn is None:
@@ -147,7 +152,9 @@ def run_backward(
                     )
                 gdata = g.data
                 # the same array handed to two inputs is owned by neither
-                shared = n > 1 and (grads[0] is grads[1] if n == 2 else len(set(map(id, grads))) < n)
+                shared = n > 1 and (
+                    grads[0] is grads[1] if n == 2 else len(set(map(id, grads))) < n
+                )
             else:
                 grads = (None,) * n
                 gdata = None
@@ -156,7 +163,7 @@ def run_backward(
                 fn.inputs = None
                 fn.saved = ()
                 fn.released = True
-            for p, need, gp in zip(inputs, needs, grads):  # type: ignore[arg-type]
+            for p, need, gp in zip(inputs, needs, grads, strict=True):  # type: ignore[arg-type]
                 if not need:
                     continue
                 pk = id(p)
@@ -206,7 +213,10 @@ def _accumulate_leaf(leaf: Tensor, g: Tensor, owned: bool, create_graph: bool) -
 
 
 def backward(
-    tensor: Tensor, gradient: Any = None, retain_graph: bool | None = None, create_graph: bool = False
+    tensor: Tensor,
+    gradient: Any = None,
+    retain_graph: bool | None = None,
+    create_graph: bool = False,
 ) -> None:
     """``tensor.backward(...)``: accumulate gradients into the leaves' ``.grad``."""
     if not tensor.requires_grad:
@@ -255,7 +265,7 @@ def grad(
             )
     if retain_graph is None:
         retain_graph = create_graph
-    root_grads = [_root_gradient(o, g) for o, g in zip(outs, gos)]
+    root_grads = [_root_gradient(o, g) for o, g in zip(outs, gos, strict=True)]
     result = run_backward(outs, root_grads, retain_graph, create_graph, capture=ins)
     assert result is not None
     for i, r in enumerate(result):

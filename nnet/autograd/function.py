@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from nnet.autograd.anomaly import anomaly_enabled, on_apply
 from nnet.autograd.grad_mode import grad_enabled
 from nnet.autograd.tensor import Tensor
 
@@ -96,6 +97,8 @@ class Function:
             needs = tuple([isinstance(a, Tensor) and a.requires_grad for a in args])
         if out.__class__ is not np.ndarray:
             out = np.asarray(out)
+        if anomaly_enabled.get():
+            on_apply(ctx, args, out)
         if True in needs and grad_enabled.get():
             ctx.inputs = args
             ctx.needs_input_grad = needs

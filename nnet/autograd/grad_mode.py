@@ -45,7 +45,7 @@ class _GradMode:
         return wrapper  # type: ignore[return-value]
 
 
-class no_grad(_GradMode):  # noqa: N801 - PyTorch's name
+class no_grad(_GradMode):
     """Stop recording: results of operations inside do not require gradients.
 
     >>> import nnet
@@ -59,13 +59,13 @@ class no_grad(_GradMode):  # noqa: N801 - PyTorch's name
     enabled = False
 
 
-class enable_grad(_GradMode):  # noqa: N801 - PyTorch's name
+class enable_grad(_GradMode):
     """Record operations again, e.g. inside a ``no_grad`` block."""
 
     enabled = True
 
 
-class set_grad_enabled(_GradMode):  # noqa: N801 - PyTorch's name
+class set_grad_enabled(_GradMode):
     """Set recording to ``mode`` inside the block."""
 
     def __init__(self, mode: bool) -> None:

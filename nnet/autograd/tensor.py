@@ -123,7 +123,7 @@ class Tensor:
         return self.grad_fn is None
 
     @property
-    def T(self) -> Tensor:  # noqa: N802 - NumPy's name
+    def T(self) -> Tensor:
         """All axes reversed, as NumPy's ``.T``."""
         return self.transpose()
 
@@ -352,7 +352,7 @@ class Tensor:
     def pow(self, exponent: Any) -> Tensor:
         return _ops.power(self, exponent)
 
-    def clip(self, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002 - NumPy's names
+    def clip(self, min: Any = None, max: Any = None) -> Tensor:
         return _ops.clip(self, min, max)
 
     clamp = clip

@@ -251,6 +251,16 @@ def gradcheck(
     vs = [rng.standard_normal(s) for s in problem.out_shapes]
     v_flat = np.concatenate([v.ravel() for v in vs]) if vs else np.zeros(0)
     analytical = problem.vjp(vs)
+    for i, a1 in zip(problem.diff, analytical, strict=True):
+        finite = np.isfinite(a1)
+        if not finite.all():
+            at = tuple(int(k) for k in np.unravel_index(np.argmin(finite), a1.shape))
+            return _fail(
+                f"gradcheck: input {i} (shape {a1.shape}): the VJP returned {a1[at]} at {at} "
+                f"({a1.size - int(finite.sum())} non-finite elements); "
+                "look for a 0/0 or a kink in the rule",
+                raise_exception,
+            )
     for i, a1, a2 in zip(problem.diff, analytical, problem.vjp(vs), strict=True):
         diff = float(np.max(np.abs(a1 - a2), initial=0.0))
         if not diff <= nondet_tol:

@@ -1,0 +1,100 @@
+"""nnet.viz: DOT text for any graph, SVG when Graphviz is installed, else a clear error."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+
+import numpy as np
+import pytest
+
+import nnet
+from nnet.viz import RELEASED_NOTE, GraphvizUnavailable, draw, to_dot
+
+
+def small_graph() -> tuple[nnet.Tensor, dict[str, nnet.Tensor]]:
+    w = nnet.tensor(np.array([[1.0, -2.0]], dtype=np.float32), requires_grad=True)
+    b = nnet.tensor(np.array([0.5, 0.0], dtype=np.float32), requires_grad=True)
+    x = nnet.tensor(np.array([[3.0], [4.0]], dtype=np.float32))
+    return nnet.sigmoid(x @ w + b).sum(), {"layer.weight": w, "layer.bias": b}
+
+
+def test_one_node_per_op_and_leaf_with_shape_and_dtype() -> None:
+    loss, params = small_graph()
+    dot = to_dot(loss, params)
+    assert dot.startswith("digraph nnet {") and dot.rstrip().endswith("}")
+    for op in ("Sum", "Sigmoid", "Add", "MatMul"):
+        assert dot.count(f'"{op}\\n') == 1, op
+    assert "layer.weight\\n1x2 float32" in dot
+    assert "layer.bias\\n2 float32" in dot
+    assert "constant\\n2x1 float32" in dot
+    assert dot.count("->") == 6  # x, w -> matmul -> add <- b; add -> sigmoid -> sum
+    assert "|grad|" not in dot and RELEASED_NOTE not in dot
+
+
+def test_module_parameters_are_named_by_path() -> None:
+    loss, params = small_graph()
+
+    class Model:  # anything with named_parameters(), as nnet.nn.Module has
+        def named_parameters(self):
+            return iter(params.items())
+
+    assert to_dot(loss, Model()) == to_dot(loss, params)
+
+
+def test_gradient_norms_after_a_retained_backward() -> None:
+    loss, params = small_graph()
+    loss.backward(retain_graph=True)
+    dot = to_dot(loss, params)
+    w = params["layer.weight"]
+    assert f"|grad| = {np.linalg.norm(w.grad.numpy()):.4g}" in dot
+    assert RELEASED_NOTE not in dot
+
+
+def test_released_graph_says_so_and_how_to_keep_it() -> None:
+    loss, params = small_graph()
+    loss.backward()
+    dot = to_dot(loss, params)
+    assert "Sum (released)" in dot
+    assert "retain_graph=True" in dot
+    assert "layer.weight" not in dot  # the inputs are gone: nothing past the root is drawn
+
+
+def test_a_leaf_alone_and_a_deep_chain() -> None:
+    x = nnet.tensor([1.0], requires_grad=True)
+    assert "leaf\\n1 float32" in to_dot(x)
+    y = x
+    for _ in range(5000):
+        y = y * 1.0
+    assert to_dot(y).count('"Mul\\n') == 5000  # iterative: no RecursionError
+
+
+def test_labels_are_escaped() -> None:
+    x = nnet.tensor([1.0], requires_grad=True)
+    assert 'a \\"quoted\\" name' in to_dot(x * 2, {'a "quoted" name': x})
+
+
+def test_bad_arguments_name_the_problem() -> None:
+    with pytest.raises(TypeError, match="expects a Tensor"):
+        to_dot(np.ones(2))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="params must be a Module or a dict"):
+        to_dot(nnet.tensor([1.0], requires_grad=True) * 2, params=[1, 2])
+
+
+def test_draw_without_graphviz_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "graphviz", None)  # makes `import graphviz` fail
+    loss, _ = small_graph()
+    with pytest.raises(GraphvizUnavailable, match="pip install graphviz") as err:
+        draw(loss)
+    assert "to_dot" in str(err.value) and "apt-get install graphviz" in str(err.value)
+
+
+def test_draw_renders_svg_that_shows_inline() -> None:
+    pytest.importorskip("graphviz")
+    if shutil.which("dot") is None:
+        pytest.skip("the Graphviz 'dot' program is not installed")
+    loss, params = small_graph()
+    picture = draw(loss, params)
+    svg = picture._repr_svg_()
+    assert svg.lstrip().startswith("<?xml") or "<svg" in svg
+    assert "layer.weight" in svg and "MatMul" in svg
