@@ -1,0 +1,446 @@
+"""The NumPy floor: hand-written forward, backward and update of the suite's networks, no autograd.
+
+This is what a NumPy engine could at best do for the same computation, written the way
+../shared/PERF-FACTS.md found fast on this machine: float32 throughout; NHWC im2col copied into a reused
+buffer plus one matmul per convolution (the kernel gradient of a tall, thin product split into row slabs,
+which OpenBLAS handles much better); max-pool 2x2 as the maximum of four strided quadrants with the
+gradient routed to the first maximum (PyTorch's tie rule); bias and ReLU applied after the pool where
+they commute with it (a quarter of the work); batch-norm statistics as matrix-vector products over an
+(N*H*W, C) view; inverted-dropout masks from random bits; all parameters, gradients and Adam moments in
+flat buffers updated in place. Gradients are written, never accumulated, so no zeroing is needed.
+
+It is a floor, not a competitor: it computes exactly what the nnet and PyTorch networks compute (same
+layers, same batch statistics, same dropout rate, same optimizer formulas; checked against PyTorch by
+``python -m benchmarks.verify``), but it skips the work an engine must do to be general.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+f32 = np.float32
+_SLAB = 2048  # rows per slab for the kernel-gradient product
+
+
+def _wgrad(a: np.ndarray, g: np.ndarray, out: np.ndarray) -> None:
+    """out = a.T @ g for tall a (R, K) and g (R, M): slabbed when R is large and K*M small."""
+    rows, k = a.shape
+    m = g.shape[1]
+    if rows >= 4 * _SLAB and k * m <= 4096:
+        s = rows // _SLAB
+        main = s * _SLAB
+        part = np.matmul(
+            a[:main].reshape(s, _SLAB, k).transpose(0, 2, 1), g[:main].reshape(s, _SLAB, m)
+        )
+        np.sum(part, axis=0, out=out)
+        if main < rows:
+            out += a[main:].T @ g[main:]
+    else:
+        np.matmul(a.T, g, out=out)
+
+
+class Layer:
+    """A layer: ``forward(x, train)`` keeps what ``backward(g)`` needs; ``backward`` writes parameter
+    gradients into the model's flat gradient buffer and returns the input gradient (None if unneeded)."""
+
+    params: tuple[
+        tuple[str, tuple[int, ...], Callable[[np.random.Generator], np.ndarray]], ...
+    ] = ()
+    need_input_grad = True
+
+    def bind(self, p: dict[str, np.ndarray], g: dict[str, np.ndarray]) -> None:
+        self.p, self.g = p, g
+
+    def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, g: np.ndarray) -> np.ndarray | None:
+        raise NotImplementedError
+
+
+def _uniform(shape: tuple[int, ...], fan_in: int) -> Callable[[np.random.Generator], np.ndarray]:
+    bound = 1.0 / math.sqrt(fan_in)
+    return lambda rng: rng.uniform(-bound, bound, shape).astype(f32)
+
+
+def _const(shape: tuple[int, ...], value: float) -> Callable[[np.random.Generator], np.ndarray]:
+    return lambda rng: np.full(shape, value, f32)
+
+
+class Conv3x3(Layer):
+    """3x3 'same' convolution, stride 1, NHWC, kernel (3, 3, C_in, C_out) as in nnet."""
+
+    def __init__(self, name: str, cin: int, cout: int, bias: bool = True) -> None:
+        self.name, self.cin, self.cout = name, cin, cout
+        fan = 9 * cin
+        ps = [(f"{name}.weight", (3, 3, cin, cout), _uniform((3, 3, cin, cout), fan))]
+        if bias:
+            ps.append((f"{name}.bias", (cout,), _uniform((cout,), fan)))
+        self.params = tuple(ps)
+        self.bias = bias
+        self._bufs: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
+
+    def _buffers(self, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        if shape not in self._bufs:
+            n, h, w, c = shape
+            self._bufs[shape] = (
+                np.zeros((n, h + 2, w + 2, c), f32),
+                np.empty((n, h, w, 3, 3, c), f32),
+            )
+        return self._bufs[shape]
+
+    def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
+        n, h, w, c = x.shape
+        xp, cols = self._buffers(x.shape)
+        xp[:, 1:-1, 1:-1, :] = x  # the zero border is never written
+        for i in range(3):
+            for j in range(3):
+                cols[:, :, :, i, j, :] = xp[:, i : i + h, j : j + w, :]
+        self.cols = cols.reshape(n * h * w, 9 * c)
+        self.shape = x.shape
+        y = self.cols @ self.p[f"{self.name}.weight"].reshape(9 * c, self.cout)
+        if self.bias:
+            y += self.p[f"{self.name}.bias"]
+        return y.reshape(n, h, w, self.cout)
+
+    def backward(self, g: np.ndarray) -> np.ndarray | None:
+        n, h, w, c = self.shape
+        g2 = g.reshape(n * h * w, self.cout)
+        _wgrad(self.cols, g2, self.g[f"{self.name}.weight"].reshape(9 * c, self.cout))
+        if self.bias:
+            np.matmul(np.ones(g2.shape[0], f32), g2, out=self.g[f"{self.name}.bias"])
+        if not self.need_input_grad:
+            return None
+        dcols = (g2 @ self.p[f"{self.name}.weight"].reshape(9 * c, self.cout).T).reshape(
+            n, h, w, 3, 3, c
+        )
+        dxp = np.zeros((n, h + 2, w + 2, c), f32)
+        for i in range(3):
+            for j in range(3):
+                dxp[:, i : i + h, j : j + w, :] += dcols[:, :, :, i, j, :]
+        return dxp[:, 1:-1, 1:-1, :]
+
+
+class Bias(Layer):
+    """The bias of the preceding convolution, applied after the pool (it commutes with max)."""
+
+    def __init__(self, name: str, c: int, fan_in: int) -> None:
+        self.name = name
+        self.params = ((f"{name}.bias", (c,), _uniform((c,), fan_in)),)
+
+    def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
+        return x + self.p[f"{self.name}.bias"]
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        c = g.shape[-1]
+        g2 = g.reshape(-1, c)
+        np.matmul(np.ones(g2.shape[0], f32), g2, out=self.g[f"{self.name}.bias"])
+        return g
+
+
+class ReLU(Layer):
+    def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
+        self.mask = x > 0
+        return x * self.mask
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        return g * self.mask
+
+
+class MaxPool2(Layer):
+    """2x2 max-pool, stride 2, NHWC; the gradient goes to the first maximum of each window."""
+
+    QUADRANTS = ((0, 0), (0, 1), (1, 0), (1, 1))
+
+    def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
+        q = [x[:, a::2, b::2, :] for a, b in self.QUADRANTS]
+        m = np.maximum(q[0], q[1])
+        np.maximum(m, np.maximum(q[2], q[3]), out=m)
+        self.x, self.m = (x, m) if train else (None, None)
+        return m
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        x, m = self.x, self.m
+        dx = np.empty_like(x)
+        taken = np.zeros(m.shape, bool)
+        for k, (a, b) in enumerate(self.QUADRANTS):
+            if k < 3:
+                mask = x[:, a::2, b::2, :] == m
+                mask &= ~taken
+                taken |= mask
+            else:
+                mask = ~taken
+            np.multiply(g, mask, out=dx[:, a::2, b::2, :])
+        self.x = self.m = None
+        return dx
+
+
+class BatchNorm2d(Layer):
+    """Batch norm over (N, H, W) of NHWC (also (N, C)); batch statistics in training, biased variance
+    to normalise, unbiased variance into the running estimate (PyTorch's rules)."""
+
+    def __init__(self, name: str, c: int, eps: float = 1e-5, momentum: float = 0.1) -> None:
+        self.name, self.c, self.eps, self.momentum = name, c, eps, momentum
+        self.params = (
+            (f"{name}.weight", (c,), _const((c,), 1.0)),
+            (f"{name}.bias", (c,), _const((c,), 0.0)),
+        )
+        self.running_mean = np.zeros(c, f32)
+        self.running_var = np.ones(c, f32)
+
+    def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
+        gamma, beta = self.p[f"{self.name}.weight"], self.p[f"{self.name}.bias"]
+        x2 = x.reshape(-1, self.c)
+        if not train:
+            scale = gamma / np.sqrt(self.running_var + self.eps)
+            return (x2 * scale + (beta - self.running_mean * scale)).reshape(x.shape)
+        rows = x2.shape[0]
+        ones = np.full(rows, 1.0 / rows, f32)
+        mean = ones @ x2
+        xc = x2 - mean
+        var = ones @ (xc * xc)
+        inv = 1.0 / np.sqrt(var + self.eps)
+        xhat = xc
+        xhat *= inv
+        self.xhat, self.inv, self.rows = xhat, inv, rows
+        mo = self.momentum
+        self.running_mean *= 1 - mo
+        self.running_mean += mo * mean
+        self.running_var *= 1 - mo
+        self.running_var += (mo * rows / max(rows - 1, 1)) * var
+        return (xhat * gamma + beta).reshape(x.shape)
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        g2 = g.reshape(-1, self.c)
+        ones = np.ones(self.rows, f32)
+        dbeta, dgamma = self.g[f"{self.name}.bias"], self.g[f"{self.name}.weight"]
+        np.matmul(ones, g2, out=dbeta)
+        np.matmul(ones, g2 * self.xhat, out=dgamma)
+        k = self.p[f"{self.name}.weight"] * self.inv / self.rows
+        dx = g2 * self.rows
+        dx -= dbeta
+        dx -= self.xhat * dgamma
+        dx *= k
+        self.xhat = None
+        return dx.reshape(g.shape)
+
+
+class Flatten(Layer):
+    def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
+        self.shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        return g.reshape(self.shape)
+
+
+class Linear(Layer):
+    """``y = x W + b`` with ``W`` of shape (in, out), nnet's layout."""
+
+    def __init__(self, name: str, fin: int, fout: int) -> None:
+        self.name = name
+        self.params = (
+            (f"{name}.weight", (fin, fout), _uniform((fin, fout), fin)),
+            (f"{name}.bias", (fout,), _uniform((fout,), fin)),
+        )
+
+    def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
+        self.x = x
+        return x @ self.p[f"{self.name}.weight"] + self.p[f"{self.name}.bias"]
+
+    def backward(self, g: np.ndarray) -> np.ndarray | None:
+        np.matmul(self.x.T, g, out=self.g[f"{self.name}.weight"])
+        np.matmul(np.ones(g.shape[0], f32), g, out=self.g[f"{self.name}.bias"])
+        self.x = None
+        if not self.need_input_grad:
+            return None
+        return g @ self.p[f"{self.name}.weight"].T
+
+
+class Dropout(Layer):
+    """Inverted dropout with p = 0.5 from random bits (one bit per element)."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+
+    def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
+        if not train:
+            return x
+        n = x.size
+        bits = np.unpackbits(np.frombuffer(self.rng.bytes((n + 7) // 8), np.uint8), count=n)
+        self.scale = bits.reshape(x.shape).astype(f32)
+        self.scale *= 2.0  # 1 / (1 - p)
+        return x * self.scale
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        return g * self.scale
+
+
+def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+    """Mean softmax cross-entropy over class indices, and its gradient with respect to the logits."""
+    n = logits.shape[0]
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    s = e.sum(axis=1, keepdims=True)
+    rows = np.arange(n)
+    loss = float(np.log(s[:, 0]).mean() - z[rows, labels].mean())
+    e /= s
+    e[rows, labels] -= 1.0
+    e *= 1.0 / n
+    return loss, e
+
+
+class Net:
+    """A sequence of layers with all parameters, gradients and optimizer moments in flat buffers."""
+
+    def __init__(self, layers: list[Layer], seed: int = 0) -> None:
+        self.layers = layers
+        rng = np.random.default_rng(seed)
+        specs = [s for layer in layers for s in layer.params]
+        total = sum(math.prod(shape) for _, shape, _ in specs)
+        self.flat_p = np.empty(total, f32)
+        self.flat_g = np.zeros(total, f32)
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        at = 0
+        for name, shape, init in specs:
+            size = math.prod(shape)
+            self.params[name] = self.flat_p[at : at + size].reshape(shape)
+            self.grads[name] = self.flat_g[at : at + size].reshape(shape)
+            self.params[name][...] = init(rng)
+            at += size
+        for layer in layers:
+            layer.bind(self.params, self.grads)
+        # The first layer's input is data: no input gradient, as in PyTorch and nnet.
+        layers[0].need_input_grad = False
+
+    def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
+        for layer in self.layers:
+            x = layer.forward(x, train)
+        return x
+
+    def backward(self, g: np.ndarray) -> None:
+        for layer in reversed(self.layers):
+            g = layer.backward(g)
+            if g is None:
+                break
+
+    def loss_and_grads(self, x: np.ndarray, y: np.ndarray) -> float:
+        loss, g = cross_entropy(self.forward(x, True), y)
+        self.backward(g)
+        return loss
+
+
+class SGD:
+    def __init__(self, net: Net, lr: float) -> None:
+        self.net, self.lr = net, lr
+
+    def step(self) -> None:
+        self.net.flat_p -= self.lr * self.net.flat_g
+
+
+class Adam:
+    """PyTorch's Adam: ``p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)``, in place."""
+
+    def __init__(
+        self,
+        net: Net,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ) -> None:
+        self.net, self.lr, self.b1, self.b2, self.eps = net, lr, betas[0], betas[1], eps
+        n = net.flat_p.size
+        self.m = np.zeros(n, f32)
+        self.v = np.zeros(n, f32)
+        self.tmp = np.empty(n, f32)
+        self.t = 0
+
+    def step(self) -> None:
+        g, m, v, tmp = self.net.flat_g, self.m, self.v, self.tmp
+        self.t += 1
+        m *= self.b1
+        np.multiply(g, 1 - self.b1, out=tmp)
+        m += tmp
+        v *= self.b2
+        np.multiply(g, g, out=tmp)
+        tmp *= 1 - self.b2
+        v += tmp
+        np.sqrt(v, out=tmp)
+        tmp *= 1.0 / math.sqrt(1 - self.b2**self.t)
+        tmp += self.eps
+        np.divide(m, tmp, out=tmp)
+        tmp *= self.lr / (1 - self.b1**self.t)
+        self.net.flat_p -= tmp
+
+
+# --- the suite's networks ------------------------------------------------------------------------
+
+
+def seed_cnn(seed: int = 0) -> Net:
+    """conv3x3(1->4)-relu-maxpool2-bn, conv3x3(4->8)-relu-maxpool2-bn, flatten, linear 392->196, relu,
+    dropout 0.5, linear 196->10 (the seed network; bias and ReLU after the pool, where they commute)."""
+    rng = np.random.default_rng(seed + 1)
+    return Net(
+        [
+            Conv3x3("conv1", 1, 4, bias=False),
+            MaxPool2(),
+            Bias("conv1", 4, 9),
+            ReLU(),
+            BatchNorm2d("bn1", 4),
+            Conv3x3("conv2", 4, 8, bias=False),
+            MaxPool2(),
+            Bias("conv2", 8, 36),
+            ReLU(),
+            BatchNorm2d("bn2", 8),
+            Flatten(),
+            Linear("fc1", 392, 196),
+            ReLU(),
+            Dropout(rng),
+            Linear("fc2", 196, 10),
+        ],
+        seed,
+    )
+
+
+def wide_cnn(seed: int = 0, channels: tuple[int, int] = (32, 64), image: int = 28) -> Net:
+    """conv3x3(1->32)-bn-relu-pool, conv3x3(32->64)-bn-relu-pool, linear 3136->128, relu, linear ->10."""
+    c1, c2 = channels
+    flat = (image // 4) ** 2 * c2
+    return Net(
+        [
+            Conv3x3("conv1", 1, c1),
+            BatchNorm2d("bn1", c1),
+            ReLU(),
+            MaxPool2(),
+            Conv3x3("conv2", c1, c2),
+            BatchNorm2d("bn2", c2),
+            ReLU(),
+            MaxPool2(),
+            Flatten(),
+            Linear("fc1", flat, 128),
+            ReLU(),
+            Linear("fc2", 128, 10),
+        ],
+        seed,
+    )
+
+
+def mlp(seed: int = 0) -> Net:
+    """Linear 784->256, ReLU, Linear 256->10."""
+    return Net([Linear("fc1", 784, 256), ReLU(), Linear("fc2", 256, 10)], seed)
+
+
+def train_step(net: Net, opt: Any, x: np.ndarray, y: np.ndarray) -> Callable[[], object]:
+    """One training step as a closure: forward, softmax cross-entropy, backward, update."""
+
+    def step() -> float:
+        loss = net.loss_and_grads(x, y)
+        opt.step()
+        return loss
+
+    return step
