@@ -166,21 +166,6 @@ def _channel_sum(a: np.ndarray, x: np.ndarray, out: np.ndarray | None = None) ->
     return out
 
 
-class Bias(Layer):
-    """The bias of the preceding convolution, applied after the pool (it commutes with max)."""
-
-    def __init__(self, name: str, c: int, fan_in: int) -> None:
-        self.name = name
-        self.params = ((f"{name}.bias", (c,), _uniform((c,), fan_in)),)
-
-    def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
-        return (_rows(x) + _tile(self.p[f"{self.name}.bias"], x)).reshape(x.shape)
-
-    def backward(self, g: np.ndarray) -> np.ndarray:
-        _channel_sum(_rows(g), g, out=self.g[f"{self.name}.bias"])
-        return g
-
-
 class ReLU(Layer):
     def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
         self.mask = x > 0
@@ -355,8 +340,10 @@ class Net:
             at += size
         for layer in layers:
             layer.bind(self.params, self.grads)
-        # The first layer's input is data: no input gradient, as in PyTorch and nnet.
-        layers[0].need_input_grad = False
+        # The input is data: no input gradient, as in PyTorch and nnet. Layers before the first
+        # one with parameters (a layout change) are skipped by backward too.
+        first = next(i for i, layer in enumerate(layers) if layer.params)
+        layers[first].need_input_grad = False
 
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
         for layer in self.layers:
@@ -423,20 +410,25 @@ class Adam:
 
 def seed_cnn(seed: int = 0) -> Net:
     """conv3x3(1->4)-relu-maxpool2-bn, conv3x3(4->8)-relu-maxpool2-bn, flatten, linear 392->196, relu,
-    dropout 0.5, linear 196->10 (the seed network; bias and ReLU after the pool, where they commute)."""
+    dropout 0.5, linear 196->10 (the seed network). Channel-first up to the flatten (numpy_cf.py);
+    bias and ReLU after the pool, where they commute with it."""
+    from benchmarks import numpy_cf as cf
+
     rng = np.random.default_rng(seed + 1)
     return Net(
         [
-            Conv3x3("conv1", 1, 4, bias=False),
-            MaxPool2(),
-            Bias("conv1", 4, 9),
+            cf.FromNHWC(),
+            cf.ConvCF("conv1", 1, 4, bias=False),
+            cf.MaxPoolCF(),
+            cf.BiasCF("conv1", 4, 9),
             ReLU(),
-            BatchNorm2d("bn1", 4),
-            Conv3x3("conv2", 4, 8, bias=False),
-            MaxPool2(),
-            Bias("conv2", 8, 36),
+            cf.BatchNormCF("bn1", 4),
+            cf.ConvCF("conv2", 4, 8, bias=False),
+            cf.MaxPoolCF(),
+            cf.BiasCF("conv2", 8, 36),
             ReLU(),
-            BatchNorm2d("bn2", 8),
+            cf.BatchNormCF("bn2", 8),
+            cf.ToNHWC(),
             Flatten(),
             Linear("fc1", 392, 196),
             ReLU(),
