@@ -93,6 +93,7 @@ def fill(row: Row, measured: dict[str, Measurement], convert: Any, *, spread: bo
                 "min_s": m.stats.min,
                 "steps": m.stats.n,
                 "round_medians_s": m.stats.round_medians,
+                "page_faults_per_step": m.stats.faults_per_step,
             }
     return row
 
@@ -137,7 +138,9 @@ def print_row(row: Row) -> None:
         v = row.values[side]
         line = f"    {SIDE_TITLES[side]:<12} {fmt_value(v):>12}"
         if v is not None and side in row.spread:
-            line += f"   (IQR {row.spread[side] * 100:.0f}% of median)"
+            line += f"   (IQR {row.spread[side] * 100:.0f}% of median"
+            faults = row.detail.get(side, {}).get("page_faults_per_step")
+            line += f", {faults:,.0f} page faults/step)" if faults is not None else ")"
         if v is None:
             line += f"   ({row.notes.get(side, 'not available')})"
         print(line)

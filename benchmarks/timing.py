@@ -69,12 +69,22 @@ class Stats:
     min: float
     n: int
     round_medians: list[float] = field(default_factory=list)
+    #: Minor page faults per timed step: memory freed back to the system and touched afresh. High
+    #: counts mean allocator churn (each fault costs ~0.1-1 us, far more on a busy machine).
+    faults_per_step: float | None = None
 
     @classmethod
-    def of(cls, samples: list[float], round_medians: list[float] | None = None) -> Stats:
+    def of(
+        cls,
+        samples: list[float],
+        round_medians: list[float] | None = None,
+        faults_per_step: float | None = None,
+    ) -> Stats:
         s = sorted(samples)
         q = statistics.quantiles(s, n=4, method="inclusive") if len(s) > 1 else [s[0]] * 3
-        return cls(statistics.median(s), q[0], q[2], s[0], len(s), round_medians or [])
+        return cls(
+            statistics.median(s), q[0], q[2], s[0], len(s), round_medians or [], faults_per_step
+        )
 
     @property
     def spread(self) -> float:
@@ -125,6 +135,7 @@ def measure(
     out: dict[str, Measurement] = {}
     samples: dict[str, list[float]] = {}
     per_round: dict[str, list[float]] = {}
+    faults: dict[str, int] = {}
     active = []
     for name, setup in sides.items():
         if setup is None:
@@ -150,10 +161,12 @@ def measure(
                     want = math.ceil(cfg.block_seconds / warm) if warm > 0 else hi
                     n_steps[name] = min(hi, max(lo, want))
                 times = []
+                f0 = _minor_faults()
                 for _ in range(n_steps[name]):
                     t0 = time.perf_counter()
                     step()
                     times.append(time.perf_counter() - t0)
+                faults[name] = faults.get(name, 0) + _minor_faults() - f0
             except Exception as exc:  # a broken side is reported, not fatal
                 out[name] = Measurement(error=describe_error(exc))
                 continue
@@ -163,8 +176,19 @@ def measure(
             per_round[name].append(statistics.median(times))
     for name in active:
         if name not in out:
-            out[name] = Measurement(stats=Stats.of(samples[name], per_round[name]))
+            n = len(samples[name])
+            out[name] = Measurement(
+                stats=Stats.of(samples[name], per_round[name], faults.get(name, 0) / n)
+            )
     return out
+
+
+def _minor_faults() -> int:
+    try:
+        import resource
+    except ImportError:  # not POSIX
+        return 0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def time_once(fn: Callable[[], object]) -> float:
