@@ -37,6 +37,8 @@ class Row:
     bounds: list[tuple[str, float]] = field(default_factory=list)
     extra_ratios: dict[str, float | None] = field(default_factory=dict)
     detail: dict[str, Any] = field(default_factory=dict)
+    #: BLAS threads were found waiting for each other right after this benchmark ran.
+    contended: bool = False
 
     def ratio(self, ref: str) -> float | None:
         if ref == "value":
@@ -72,6 +74,7 @@ class Row:
             "extra_ratios": self.extra_ratios,
             "target": self.target,
             "met": self.met(),
+            "contended": self.contended,
             "detail": self.detail,
         }
 
@@ -181,7 +184,7 @@ def table(rows: list[Row]) -> str:
             target += f" [nnet/{ref} {fmt_ratio(x)}]"
         body.append(
             [
-                r.benchmark,
+                r.benchmark + (" *" if r.contended else ""),
                 r.metric,
                 unit,
                 _cell(r, "nnet"),
@@ -213,7 +216,9 @@ LEGEND = """\
 Each figure is the median over all timed steps of all rounds (warm-up excluded); "±N%" appears when half
 the interquartile range exceeds 5% of the median. Ratios are nnet / reference from this same run: for
 units marked ↓ (times, memory) below 1.00x means nnet is better; for units marked ↑ (throughputs)
-above 1.00x means nnet is better. "n/a": the side could not run (reason printed above)."""
+above 1.00x means nnet is better. "n/a": the side could not run (reason printed above).
+"*" after a benchmark: right after it ran, BLAS with all threads was slower than with one (other
+processes hold the cores): its figures are unreliable, rerun on a quiet machine."""
 
 
 def write_json(path: str | Path, info: dict[str, Any], rows: list[Row], argv: list[str]) -> None:

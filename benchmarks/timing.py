@@ -292,6 +292,10 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
+#: All threads slower than this multiple of one thread's matmul rate: the cores are contended.
+CONTENDED = 1.1
+
+
 def blas_check(seconds: float = 0.3) -> dict[str, float] | None:
     """GFLOP/s of a 512x512 float32 matmul with all threads and with one (needs threadpoolctl).
 
@@ -339,7 +343,7 @@ def warnings_for(info: dict[str, Any]) -> list[str]:
     check = info.get("blas_check")
     if check and info.get("threads", 1) > 1:
         multi, single = check["gflops_all_threads"], check["gflops_one_thread"]
-        if multi < 1.1 * single:
+        if multi < CONTENDED * single:
             out.append(
                 f"BLAS with {info['threads']} threads ran at {multi:.0f} GFLOP/s against "
                 f"{single:.0f} with one: other processes hold the cores and BLAS threads wait for "
