@@ -40,7 +40,7 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(nnet_cli, tmp_path: Pat
         np.testing.assert_array_equal(np.asarray(r["model"][key]), np.asarray(value), err_msg=key)
     for key in ("exp_avg", "exp_avg_sq"):
         np.testing.assert_array_equal(
-            r["optimizer"]["state"]["0"][key], s["optimizer"]["state"]["0"][key]
+            r["optimizer"]["state"][0][key], s["optimizer"]["state"][0][key]
         )
 
 
@@ -67,6 +67,6 @@ def test_interrupted_run_resumes_its_schedule_exactly(
     assert resumed.status == 0, resumed.err
     s, r = load_checkpoint(straight), load_checkpoint(cut)
     assert r["epoch"] == 6 and s["history"] == r["history"]
-    assert s["optimizer"]["param_groups"]["0"]["lr"] == r["optimizer"]["param_groups"]["0"]["lr"]
+    assert s["optimizer"]["param_groups"][0]["lr"] == r["optimizer"]["param_groups"][0]["lr"]
     for key, value in s["model"].items():
         np.testing.assert_array_equal(np.asarray(r["model"][key]), np.asarray(value), err_msg=key)
