@@ -51,5 +51,5 @@ def load_data(name: str, root: str | None = None, download: bool = False
         raise DataError(
             f"no {name} data in {folder}: looked for {files} there (and in "
             f"{folder / cls.__name__ / 'raw'}). Pass --data DIR with a folder that holds these "
-            f"files, or --download to fetch them into {folder}. ({e})"
+            f"files, or --download to fetch them into {folder}."
         ) from e
