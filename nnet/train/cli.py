@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from typing import Any
@@ -173,6 +174,8 @@ def run_train(args: argparse.Namespace) -> int:
             print(f"The checkpoint has {saved['epoch']} epochs already; nothing to train "
                   f"(pass --epochs N with N > {saved['epoch']} to continue).")  # fmt: skip
     checkpoint = args.checkpoint or args.resume
+    if checkpoint and not os.path.isdir(os.path.dirname(os.path.abspath(checkpoint))):
+        raise UsageError(f"--checkpoint {checkpoint}: its folder does not exist; create it first")
     stored = dict(config, data=str(data_dir or ""))
     for epoch in range(first, config["epochs"] + 1):
         try:

@@ -109,3 +109,8 @@ def test_python_dash_m_entry_point() -> None:
     done = subprocess.run([sys.executable, "-m", "nnet", "--help"], capture_output=True, text=True,
                           check=False)  # fmt: skip
     assert done.returncode == 0 and "train" in done.stdout and "evaluate" in done.stdout
+
+
+def test_checkpoint_in_a_missing_folder_fails_before_training(nnet_cli, tmp_path: Path) -> None:
+    run = nnet_cli("train", "--checkpoint", str(tmp_path / "no" / "c.npz"), "--quiet")
+    assert run.status == 1 and run.out == "" and "folder does not exist" in run.err
