@@ -114,3 +114,11 @@ def test_python_dash_m_entry_point() -> None:
 def test_checkpoint_in_a_missing_folder_fails_before_training(nnet_cli, tmp_path: Path) -> None:
     run = nnet_cli("train", "--checkpoint", str(tmp_path / "no" / "c.npz"), "--quiet")
     assert run.status == 1 and run.out == "" and "folder does not exist" in run.err
+
+
+def test_plot_without_matplotlib_names_the_extra(nnet_cli, tmp_path: Path, monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    run = nnet_cli("train", "--plot", str(tmp_path / "c.png"), "--quiet")
+    assert run.status == 1 and run.out == "" and "nnet[plot]" in run.err
