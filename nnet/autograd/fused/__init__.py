@@ -1,0 +1,14 @@
+"""Fused fast paths: primitives that do in one pass what a composition does in several.
+
+Each is a :class:`~nnet.autograd.Function` with a hand-written VJP, a section under "Fused fast paths"
+in docs/derivations.md, and tests against the composition it replaces (its oracle).
+:mod:`nnet.nn.functional` takes one when its conditions hold and :func:`use_fused` is on (the default).
+"""
+
+from nnet.autograd.fused.mode import is_fused_enabled, use_fused
+from nnet.autograd.fused.pool import MaxPool2d, MaxPool2dBackward, max_pool2d
+
+#: The fused primitives (docs/derivations.md has a section per entry, like PRIMITIVES).
+FUSED = (MaxPool2d, MaxPool2dBackward)
+
+__all__ = ["FUSED", "MaxPool2d", "MaxPool2dBackward", "is_fused_enabled", "max_pool2d", "use_fused"]
