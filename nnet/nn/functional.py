@@ -32,7 +32,7 @@ from nnet.autograd.ops import (
     where,
 )
 from nnet.autograd.tensor import Tensor
-from nnet.autograd.window import pair
+from nnet.autograd.window import pair, window_output_size
 from nnet.random import get_generator
 
 Padding = str | int | tuple[int, int]
@@ -138,6 +138,13 @@ def conv2d(
             f"got {x.shape}; nnet images are NHWC"
         )
     _check_span("conv2d", x.shape, (kh, kw), d, pads)
+    if fused_enabled.get():
+        out_hw = tuple(
+            window_output_size(x.shape[1 + a] + sum(pads[a]), (kh, kw)[a], s[a], d[a])
+            for a in (0, 1)
+        )
+        geo = ((kh, kw), s, d, (pads[0][0], pads[1][0]), out_hw)
+        return fused.conv2d(x, weight, bias, geo)
     cols = sliding_windows(_pad_hw(x, pads), (kh, kw), s, d)
     n, oh, ow = cols.shape[:3]
     y = cols.reshape(n * oh * ow, kh * kw * cin) @ weight.reshape(kh * kw * cin, cout)

@@ -5,10 +5,23 @@ in docs/derivations.md, and tests against the composition it replaces (its oracl
 :mod:`nnet.nn.functional` takes one when its conditions hold and :func:`use_fused` is on (the default).
 """
 
+from nnet.autograd.fused.conv import Conv2d, conv2d
+from nnet.autograd.fused.im2col import Col2ImPadded, Im2Col
 from nnet.autograd.fused.mode import is_fused_enabled, use_fused
 from nnet.autograd.fused.pool import MaxPool2d, MaxPool2dBackward, max_pool2d
 
 #: The fused primitives (docs/derivations.md has a section per entry, like PRIMITIVES).
-FUSED = (MaxPool2d, MaxPool2dBackward)
+FUSED = (MaxPool2d, MaxPool2dBackward, Conv2d, Im2Col, Col2ImPadded)
 
-__all__ = ["FUSED", "MaxPool2d", "MaxPool2dBackward", "is_fused_enabled", "max_pool2d", "use_fused"]
+__all__ = [
+    "FUSED",
+    "Col2ImPadded",
+    "Conv2d",
+    "Im2Col",
+    "MaxPool2d",
+    "MaxPool2dBackward",
+    "conv2d",
+    "is_fused_enabled",
+    "max_pool2d",
+    "use_fused",
+]

@@ -1,0 +1,78 @@
+"""2-D convolution as one primitive: im2col without a padded copy, one matmul, the bias added in place.
+
+The VJP is written with nnet ops (matmul, sum, :class:`Col2ImPadded`), so ``create_graph=True``
+differentiates it again; the patch matrix saved by the forward stands in for ``im2col(x)`` only when
+nothing is being recorded. See derivations.md#conv2d-fused.
+"""
+
+from __future__ import annotations
+
+from nnet.autograd.function import Function
+from nnet.autograd.fused.im2col import (
+    COLUMN_MAJOR_BELOW,
+    Col2ImPadded,
+    Geometry,
+    Im2Col,
+    im2col_array,
+)
+from nnet.autograd.grad_mode import grad_enabled
+from nnet.autograd.linalg import tall_product
+from nnet.autograd.tensor import Tensor
+
+
+class Conv2d(Function):
+    """y = im2col(x) W + b, W the kernel as (KH KW C_in, C_out); VJP: (col2im(G W^T), im2col(x)^T G,
+    sum G). See derivations.md#conv2d-fused."""
+
+    def forward(ctx, x, weight, bias, geo):
+        cols = im2col_array(x, geo)
+        y = cols @ weight.reshape(cols.shape[1], weight.shape[3])
+        if bias is not None:
+            y += bias
+        ctx.save_for_backward(cols)
+        oh, ow = geo[4]
+        return y.reshape(x.shape[0], oh, ow, weight.shape[3])
+
+    def vjp(ctx, grad):
+        x, weight, _, geo = ctx.inputs
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        kh, kw, cin, cout = weight.shape
+        g2 = grad.reshape(-1, cout)
+        gx = gw = gb = None
+        if need_w:
+            # recording (create_graph): the patches as an op of x, so d(gw)/dx is part of the graph
+            cols = (
+                Im2Col.apply(x, geo)
+                if grad_enabled.get()
+                else Tensor._make(ctx.saved[0], False, None)
+            )
+            gw = tall_product(cols, g2).reshape(weight.shape)
+        if need_b:
+            gb = g2.sum(axis=0)
+        if need_x:
+            w2 = weight.reshape(kh * kw * cin, cout)
+            if cin < COLUMN_MAJOR_BELOW:
+                # (W G^T)^T: a column-major patch gradient, the layout col2im reads in whole rows
+                gcols = (w2 @ g2.swapaxes(0, 1)).swapaxes(0, 1)
+            else:
+                gcols = g2 @ w2.swapaxes(0, 1)
+            gx = Col2ImPadded.apply(gcols, x.data.shape, geo)
+        return gx, gw, gb, None
+
+
+def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None, geo: Geometry) -> Tensor:
+    """The convolution of NHWC ``x`` with a (KH, KW, C_in, C_out) kernel for the geometry ``geo``
+    (kernel, stride, dilation, (pad top, pad left), output size); the checks are the caller's.
+
+    >>> import nnet
+    >>> y = conv2d(nnet.ones((1, 3, 3, 1)), nnet.ones((3, 3, 1, 1)), None,
+    ...            ((3, 3), (1, 1), (1, 1), (1, 1), (3, 3)))
+    >>> y.reshape(3, 3).numpy()
+    array([[4., 6., 4.],
+           [6., 9., 6.],
+           [4., 6., 4.]], dtype=float32)
+    """
+    return Conv2d.apply(x, weight, bias, geo)
+
+
+__all__ = ["Conv2d", "conv2d"]
