@@ -231,12 +231,19 @@ def batch_norm(
     x = _tensor(x)
     c = x.shape[-1]
     if training:
-        x2 = x.reshape(-1, c)  # (N H W, C): row reductions, far faster than over three NHWC axes
-        n = x2.shape[0]
+        n = x.size // c if c else 0
         if n < 2:
             raise ValueError(
                 f"batch_norm: training needs more than one value per channel, got input {x.shape}"
             )
+        if fused_enabled.get():
+            stats = fused.BatchStats()
+            y = fused.batch_norm_train(x, weight, bias, eps, stats)
+            if running_mean is not None and running_var is not None:
+                _update_running(running_mean.data, stats.mean, momentum)
+                _update_running(running_var.data, stats.var * (n / (n - 1)), momentum)
+            return y
+        x2 = x.reshape(-1, c)  # (N H W, C): row reductions, far faster than over three NHWC axes
         mean = x2.mean(axis=0)
         centred = x2 - mean
         var = (centred * centred).mean(axis=0)

@@ -5,21 +5,25 @@ in docs/derivations.md, and tests against the composition it replaces (its oracl
 :mod:`nnet.nn.functional` takes one when its conditions hold and :func:`use_fused` is on (the default).
 """
 
+from nnet.autograd.fused.batchnorm import BatchNorm, BatchStats, batch_norm_train
 from nnet.autograd.fused.conv import Conv2d, conv2d
 from nnet.autograd.fused.im2col import Col2ImPadded, Im2Col
 from nnet.autograd.fused.mode import is_fused_enabled, use_fused
 from nnet.autograd.fused.pool import MaxPool2d, MaxPool2dBackward, max_pool2d
 
 #: The fused primitives (docs/derivations.md has a section per entry, like PRIMITIVES).
-FUSED = (MaxPool2d, MaxPool2dBackward, Conv2d, Im2Col, Col2ImPadded)
+FUSED = (MaxPool2d, MaxPool2dBackward, Conv2d, Im2Col, Col2ImPadded, BatchNorm)
 
 __all__ = [
     "FUSED",
+    "BatchNorm",
+    "BatchStats",
     "Col2ImPadded",
     "Conv2d",
     "Im2Col",
     "MaxPool2d",
     "MaxPool2dBackward",
+    "batch_norm_train",
     "conv2d",
     "is_fused_enabled",
     "max_pool2d",
