@@ -182,7 +182,7 @@ def run(cfg: Config) -> list[Row]:
         return [row]
     x, y, reader = load_train()
     s, why = sides(x, y)
-    rounds = 1 if cfg.quick else 3
+    rounds = 1 if cfg.quick else 4
     measured = measure(s, cfg, warmup=0, min_steps=1, max_steps=1, rounds=rounds, unavailable=why)
     fill(row, measured, lambda t: t)
     row.detail["reader"] = reader

@@ -84,7 +84,7 @@ def fill(row: Row, measured: dict[str, Measurement], convert: Any, *, spread: bo
             row.notes[side] = m.error or "not available"
         else:
             row.values[side] = convert(m.stats.median)
-            if spread:
+            if spread and m.stats.n >= 4:  # quartiles of fewer steps say nothing
                 row.spread[side] = m.stats.spread
             row.detail[side] = {
                 "median_s": m.stats.median,

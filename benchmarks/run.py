@@ -16,6 +16,7 @@ if __package__ in (None, ""):  # run as a script: make the `benchmarks` package 
 
 import argparse
 import importlib
+import os
 import time
 
 from benchmarks.results import LEGEND, Row, print_row, table, write_json
@@ -119,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         for row in got:
             print_row(row)
-        print(f"  ({time.perf_counter() - t0:.0f} s)\n", flush=True)
+        load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
+        print(f"  ({time.perf_counter() - t0:.0f} s{load})\n", flush=True)
         rows.extend(got)
     print(table(rows))
     print()

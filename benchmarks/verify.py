@@ -37,7 +37,7 @@ def _numpy_side(net: numpy_ref.Net, opt: Any, x: np.ndarray, y: np.ndarray) -> d
     stats = [
         a.copy()
         for layer in net.layers
-        if isinstance(layer, numpy_ref.BatchNorm2d)
+        if hasattr(layer, "running_mean")
         for a in (layer.running_mean, layer.running_var)
     ]
     return {
