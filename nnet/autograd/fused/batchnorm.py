@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from nnet.autograd.function import Function
+from nnet.autograd.fused.channels import per_channel
 from nnet.autograd.grad_mode import grad_enabled
 from nnet.autograd.ops import sqrt
 from nnet.autograd.tensor import Tensor
@@ -45,13 +46,13 @@ class BatchNorm(Function):
         m = x2.shape[0]
         ones = np.ones(m, x.dtype)
         mean = _column_sums(x2, ones) / m
-        xhat = x2 - mean
+        xhat = per_channel(np.subtract, x2, mean)
         var = _column_sums(xhat * xhat, ones) / m
         invstd = 1.0 / np.sqrt(var + eps)
-        xhat *= invstd
-        y = xhat * weight if weight is not None else xhat.copy()
+        per_channel(np.multiply, xhat, invstd, out=xhat)
+        y = per_channel(np.multiply, xhat, weight) if weight is not None else xhat.copy()
         if bias is not None:
-            y += bias
+            per_channel(np.add, y, bias, out=y)
         ctx.save_for_backward(xhat, invstd, ones)
         stats.mean, stats.var = mean, var
         return y.reshape(x.shape)
@@ -72,10 +73,10 @@ class BatchNorm(Function):
         if need_x:
             # dx = k (g - gb/m - xhat gw/m), k = w invstd: t is reused as its buffer
             k = invstd if weight is None else weight.data * invstd
-            np.multiply(xhat, -gw / m, out=t)
+            per_channel(np.multiply, xhat, -gw / m, out=t)
             t += g
-            t -= gb / m
-            t *= k
+            per_channel(np.subtract, t, gb / m, out=t)
+            per_channel(np.multiply, t, k, out=t)
             gx = Tensor._make(t.reshape(x.data.shape), False, None)
         wrap = Tensor._make
         return (

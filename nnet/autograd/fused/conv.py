@@ -7,7 +7,10 @@ nothing is being recorded. See derivations.md#conv2d-fused.
 
 from __future__ import annotations
 
+import numpy as np
+
 from nnet.autograd.function import Function
+from nnet.autograd.fused.channels import per_channel
 from nnet.autograd.fused.im2col import (
     COLUMN_MAJOR_BELOW,
     Col2ImPadded,
@@ -28,7 +31,7 @@ class Conv2d(Function):
         cols = im2col_array(x, geo)
         y = cols @ weight.reshape(cols.shape[1], weight.shape[3])
         if bias is not None:
-            y += bias
+            per_channel(np.add, y, bias, out=y)
         ctx.save_for_backward(cols)
         oh, ow = geo[4]
         return y.reshape(x.shape[0], oh, ow, weight.shape[3])
