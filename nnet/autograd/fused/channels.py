@@ -37,7 +37,7 @@ def per_channel(
     if tiles == 1 or not contiguous:
         return ufunc(a, v, out=out)
     shape = (m // tiles, tiles * c)
-    wide = ufunc(
-        a.reshape(shape), np.tile(v, tiles), out=None if out is None else out.reshape(shape)
-    )
+    row = np.empty((tiles, c), np.result_type(v))
+    row[...] = v  # np.tile's Python-level checks cost more than this whole copy
+    wide = ufunc(a.reshape(shape), row.reshape(-1), out=None if out is None else out.reshape(shape))
     return wide.reshape(m, c)
