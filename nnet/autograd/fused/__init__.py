@@ -7,12 +7,13 @@ in docs/derivations.md, and tests against the composition it replaces (its oracl
 
 from nnet.autograd.fused.batchnorm import BatchNorm, BatchStats, batch_norm_train
 from nnet.autograd.fused.conv import Conv2d, conv2d
+from nnet.autograd.fused.crossentropy import SoftmaxCrossEntropy, softmax_cross_entropy
 from nnet.autograd.fused.im2col import Col2ImPadded, Im2Col
 from nnet.autograd.fused.mode import is_fused_enabled, use_fused
 from nnet.autograd.fused.pool import MaxPool2d, MaxPool2dBackward, max_pool2d
 
 #: The fused primitives (docs/derivations.md has a section per entry, like PRIMITIVES).
-FUSED = (MaxPool2d, MaxPool2dBackward, Conv2d, Im2Col, Col2ImPadded, BatchNorm)
+FUSED = (MaxPool2d, MaxPool2dBackward, Conv2d, Im2Col, Col2ImPadded, BatchNorm, SoftmaxCrossEntropy)
 
 __all__ = [
     "FUSED",
@@ -23,9 +24,11 @@ __all__ = [
     "Im2Col",
     "MaxPool2d",
     "MaxPool2dBackward",
+    "SoftmaxCrossEntropy",
     "batch_norm_train",
     "conv2d",
     "is_fused_enabled",
     "max_pool2d",
+    "softmax_cross_entropy",
     "use_fused",
 ]
