@@ -84,3 +84,35 @@ def test_gradcheck_and_second_order(affine):
 
     assert gradcheck(f, x, w, b)
     assert gradgradcheck(f, x, w, b)
+
+
+@given(
+    shape=st.sampled_from([(2, 3), (3, 4, 5, 2), (2, 1, 3, 4), (1, 2, 2, 3)]),
+    affine=st.sampled_from(["both", "weight", "bias", "none"]),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    seed=st.integers(0, 2**16),
+)
+def test_inference_path_is_bit_identical_to_the_composition(shape, affine, dtype, seed):
+    rng = np.random.default_rng(seed)
+    c = shape[-1]
+    x = nnet.Tensor(rng.standard_normal(shape).astype(dtype))
+    rm = nnet.Tensor(rng.standard_normal(c).astype(dtype))
+    rv = nnet.Tensor(rng.uniform(0.5, 2.0, c).astype(dtype))
+    w = nnet.Tensor(rng.standard_normal(c).astype(dtype)) if affine in ("both", "weight") else None
+    b = nnet.Tensor(rng.standard_normal(c).astype(dtype)) if affine in ("both", "bias") else None
+    y = F.batch_norm(x, rm, rv, w, b, training=False)
+    assert y.grad_fn is None
+    with use_fused(False):
+        y0 = F.batch_norm(x, rm, rv, w, b, training=False)
+    assert y.dtype == y0.dtype
+    np.testing.assert_array_equal(y.numpy(), y0.numpy())
+
+
+def test_inference_path_still_records_when_a_gradient_is_wanted():
+    x = nnet.Tensor(np.ones((4, 2)), requires_grad=True)
+    w = nnet.Tensor(np.full(2, 3.0), requires_grad=True)
+    rm, rv = nnet.Tensor(np.zeros(2)), nnet.Tensor(np.full(2, 4.0))
+    y = F.batch_norm(x, rm, rv, w, None, training=False, eps=0.0)
+    gx, gw = nnet.grad(y.sum(), [x, w])
+    np.testing.assert_allclose(gx.numpy(), np.full((4, 2), 1.5))  # w / sqrt(running_var)
+    np.testing.assert_allclose(gw.numpy(), [2.0, 2.0])  # sum of x / sqrt(running_var)

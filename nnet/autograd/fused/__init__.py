@@ -6,6 +6,7 @@ in docs/derivations.md, and tests against the composition it replaces (its oracl
 """
 
 from nnet.autograd.fused.batchnorm import BatchNorm, BatchStats, batch_norm_train
+from nnet.autograd.fused.channels import per_channel
 from nnet.autograd.fused.conv import Conv2d, conv2d
 from nnet.autograd.fused.crossentropy import SoftmaxCrossEntropy, softmax_cross_entropy
 from nnet.autograd.fused.im2col import Col2ImPadded, Im2Col
@@ -29,6 +30,7 @@ __all__ = [
     "conv2d",
     "is_fused_enabled",
     "max_pool2d",
+    "per_channel",
     "softmax_cross_entropy",
     "use_fused",
 ]
