@@ -140,11 +140,11 @@ def conv2d(
         )
     _check_span("conv2d", x.shape, (kh, kw), d, pads)
     if fused_enabled.get():
-        out_hw = tuple(
+        size = [
             window_output_size(x.shape[1 + a] + sum(pads[a]), (kh, kw)[a], s[a], d[a])
             for a in (0, 1)
-        )
-        geo = ((kh, kw), s, d, (pads[0][0], pads[1][0]), out_hw)
+        ]
+        geo = ((kh, kw), s, d, (pads[0][0], pads[1][0]), (size[0], size[1]))
         return fused.conv2d(x, weight, bias, geo)
     cols = sliding_windows(_pad_hw(x, pads), (kh, kw), s, d)
     n, oh, ow = cols.shape[:3]

@@ -210,8 +210,8 @@ def cross_entropy(
         raise ValueError("cross_entropy: the input needs a class axis, got a scalar")
     tdtype = (target.data if isinstance(target, Tensor) else np.asarray(target)).dtype
     if tdtype.kind in "iub" and reduction != "none" and fused_enabled.get():
-        q, total = _class_rows("cross_entropy", x, target, weight, ignore_index, label_smoothing)
-        return softmax_cross_entropy(x, q, float(total) if reduction == "mean" else 1.0)
+        rows, total = _class_rows("cross_entropy", x, target, weight, ignore_index, label_smoothing)
+        return softmax_cross_entropy(x, rows, float(total) if reduction == "mean" else 1.0)
     logp = log_softmax(x, axis=-1)
     if tdtype.kind in "iub":
         return _indexed_loss(
