@@ -48,6 +48,26 @@ def test_matches_composition_with_ties(n, hw, c, kernel, dtype, seed):
     np.testing.assert_array_equal(x, x_before)
 
 
+@given(
+    n=st.integers(1, 3),
+    hw=st.tuples(st.integers(2, 9), st.integers(2, 9)),
+    c=st.integers(1, 5),
+    values=st.sampled_from([(-1.0, 0.0, 1.0), (-0.0, 0.0), (-np.inf, 0.0, np.inf), (0.0, np.nan)]),
+    seed=st.integers(0, 2**16),
+)
+def test_special_values_match_composition(n, hw, c, values, seed):
+    """Ties among signed zeros and infinities go to the first element in row-major order (the zero's
+    sign too), and a window holding NaN gets no gradient, as in the composition."""
+    rng = np.random.default_rng(seed)
+    x = rng.choice(np.array(values), size=(n, *hw, c))
+    g = rng.standard_normal((n, hw[0] // 2, hw[1] // 2, c))
+    with np.errstate(invalid="ignore"):
+        (y, dx), (y0, dx0) = _both(x, (2, 2), g)
+    np.testing.assert_array_equal(y, y0)
+    np.testing.assert_array_equal(np.signbit(y), np.signbit(y0))
+    np.testing.assert_array_equal(dx, dx0)
+
+
 def test_ties_go_to_the_first_element_row_major():
     # one 2x2 window per channel: all equal; the top-right and bottom-left tied; only bottom-right max
     x = np.array([[[5.0, 1.0], [5.0, 7.0]], [[5.0, 7.0], [5.0, 2.0]]]).reshape(1, 2, 2, 2)
