@@ -54,7 +54,10 @@ def leaky_relu(x: Any, negative_slope: float = 0.01) -> Tensor:
 def linear(x: Any, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``x @ weight + bias`` with ``weight`` of shape (in_features, out_features) (the seed's
     layout, the transpose of PyTorch's) and ``x`` of shape (..., in_features)."""
-    y = _tensor(x) @ weight
+    x = _tensor(x)
+    if fused_enabled.get() and x.ndim >= 1 and weight.ndim == 2 and x.shape[-1] == weight.shape[0]:
+        return fused.linear(x, weight, bias)
+    y = x @ weight
     return y if bias is None else y + bias
 
 
