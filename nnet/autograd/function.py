@@ -37,6 +37,7 @@ from nnet.autograd.grad_mode import grad_enabled
 from nnet.autograd.tensor import Tensor
 
 _new_tensor = Tensor._make
+_new = object.__new__
 
 
 class Function:
@@ -79,7 +80,7 @@ class Function:
     @classmethod
     def apply(cls, *args: Any, **params: Any) -> Tensor:
         """Run forward on the arguments' arrays and, when recording, link the result into the graph."""
-        ctx = object.__new__(cls)
+        ctx = _new(cls)
         # The one- and two-argument cases are most ops: spelled out, they skip two list builds.
         n = len(args)
         if n == 2:

@@ -44,6 +44,9 @@ def _unwrap(data: Any) -> Any:
     return data
 
 
+_new = object.__new__
+
+
 def _check_differentiable(dtype: np.dtype, what: str) -> None:
     if dtype.kind != "f":
         raise TypeError(
@@ -82,10 +85,10 @@ class Tensor:
         if requires_grad:
             self.requires_grad_(True)
 
-    @classmethod
-    def _make(cls, data: np.ndarray, requires_grad: bool, grad_fn: Function | None) -> Tensor:
+    @staticmethod
+    def _make(data: np.ndarray, requires_grad: bool, grad_fn: Function | None) -> Tensor:
         """The fast constructor the ops use: no conversion, no checks."""
-        t = object.__new__(Tensor)
+        t = _new(Tensor)
         t.data = data
         t.grad = None
         t.grad_fn = grad_fn
@@ -248,28 +251,28 @@ class Tensor:
 
     # -- arithmetic (the hot path: straight to the primitives) -------------------------------------
     def __add__(self, other: Any) -> Tensor:
-        return _ops.Add.apply(self, other)
+        return _add(self, other)
 
     def __radd__(self, other: Any) -> Tensor:
-        return _ops.Add.apply(other, self)
+        return _add(other, self)
 
     def __sub__(self, other: Any) -> Tensor:
-        return _ops.Sub.apply(self, other)
+        return _sub(self, other)
 
     def __rsub__(self, other: Any) -> Tensor:
-        return _ops.Sub.apply(other, self)
+        return _sub(other, self)
 
     def __mul__(self, other: Any) -> Tensor:
-        return _ops.Mul.apply(self, other)
+        return _mul(self, other)
 
     def __rmul__(self, other: Any) -> Tensor:
-        return _ops.Mul.apply(other, self)
+        return _mul(other, self)
 
     def __truediv__(self, other: Any) -> Tensor:
-        return _ops.Div.apply(self, other)
+        return _div(self, other)
 
     def __rtruediv__(self, other: Any) -> Tensor:
-        return _ops.Div.apply(other, self)
+        return _div(other, self)
 
     def __pow__(self, other: Any) -> Tensor:
         return _ops.power(self, other)
@@ -278,7 +281,7 @@ class Tensor:
         return _ops.power(other, self)
 
     def __neg__(self) -> Tensor:
-        return _ops.Neg.apply(self)
+        return _neg(self)
 
     def __pos__(self) -> Tensor:
         return self
@@ -433,3 +436,8 @@ class Tensor:
 
 
 from nnet.autograd import ops as _ops  # noqa: E402 - ops need Tensor defined first
+
+# the operators' primitives, bound once: `t * u` is the hottest call in nnet
+_add, _sub, _mul, _div, _neg = (
+    _ops.Add.apply, _ops.Sub.apply, _ops.Mul.apply, _ops.Div.apply, _ops.Neg.apply
+)  # fmt: skip
