@@ -12,6 +12,9 @@ import nnet.nn.functional as F
 from nnet.autograd.fused import BatchNorm, use_fused
 from nnet.testing import gradcheck, gradgradcheck
 
+#: The fused primitives whose gradients this file checks (tests/fused/test_coverage.py).
+FUSED_TESTED = (BatchNorm,)
+
 
 def _run(fused, x, w, b, g, momentum=0.1):
     c = x.shape[-1]

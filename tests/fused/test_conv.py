@@ -15,6 +15,9 @@ from nnet.autograd.fused.im2col import COLUMN_MAJOR_BELOW, im2col_array
 from nnet.nn.functional import conv_padding
 from nnet.testing import gradcheck, gradgradcheck
 
+#: The fused primitives whose gradients this file checks (tests/fused/test_coverage.py).
+FUSED_TESTED = (Conv2d, Im2Col, Col2ImPadded)
+
 pairs = st.tuples(st.integers(1, 3), st.integers(1, 3))
 small_pairs = st.tuples(st.integers(1, 2), st.integers(1, 2))
 # both layouts of the patch matrix: column-major below COLUMN_MAJOR_BELOW channels, row-major above

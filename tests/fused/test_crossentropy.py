@@ -11,6 +11,9 @@ import nnet.nn.functional as F
 from nnet.autograd.fused import SoftmaxCrossEntropy, use_fused
 from nnet.testing import gradcheck, gradgradcheck
 
+#: The fused primitives whose gradients this file checks (tests/fused/test_coverage.py).
+FUSED_TESTED = (SoftmaxCrossEntropy,)
+
 
 def _both(x, target, **kw):
     out = []

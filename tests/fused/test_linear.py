@@ -13,6 +13,9 @@ from nnet.autograd.fused import Linear, use_fused
 from nnet.autograd.linalg import _SPLIT_MIN_ROWS
 from nnet.testing import gradcheck, gradgradcheck
 
+#: The fused primitives whose gradients this file checks (tests/fused/test_coverage.py).
+FUSED_TESTED = (Linear,)
+
 
 def _run(fused, x, w, b, g):
     ts = [nnet.Tensor(a.copy(), requires_grad=True) for a in (x, w, b) if a is not None]

@@ -8,8 +8,11 @@ from hypothesis import strategies as st
 
 import nnet
 import nnet.nn.functional as F
-from nnet.autograd.fused import MaxPool2d, use_fused
+from nnet.autograd.fused import MaxPool2d, MaxPool2dBackward, use_fused
 from nnet.testing import gradcheck, gradgradcheck
+
+#: The fused primitives whose gradients this file checks (tests/fused/test_coverage.py).
+FUSED_TESTED = (MaxPool2d, MaxPool2dBackward)
 
 
 def _both(x: np.ndarray, kernel: tuple[int, int], g: np.ndarray | None = None):
@@ -105,6 +108,8 @@ def test_gradcheck(hw, kernel, seed):
 
 def test_second_order_through_the_backward():
     x = _distinct((2, 4, 6, 3), 1)
+    (dx,) = nnet.grad(F.max_pool2d(x, (2, 3)).sum(), x, create_graph=True)
+    assert type(dx.grad_fn) is MaxPool2dBackward
     assert gradgradcheck(lambda t: F.max_pool2d(t, (2, 3)) ** 2, x)
 
 
