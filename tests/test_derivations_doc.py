@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from nnet.autograd.fused import FUSED
 from nnet.autograd.ops import PRIMITIVES
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "derivations.md"
@@ -54,7 +55,8 @@ def named_primitives(body: str) -> list[str]:
 
 
 SECTIONS = sections(DOC.read_text(encoding="utf-8"))
-NAMES = {cls.__name__ for cls in PRIMITIVES}
+DOCUMENTED = PRIMITIVES + FUSED  # the fused fast paths have a section each too
+NAMES = {cls.__name__ for cls in DOCUMENTED}
 
 
 def test_slug_matches_github() -> None:
@@ -80,10 +82,10 @@ def test_every_primitive_section_names_existing_primitives() -> None:
         if any(line.startswith(MARKER) for line in body.splitlines()):
             assert listed, f"section #{slug} has a {MARKER} line naming no class"
         unknown = [n for n in listed if n not in NAMES]
-        assert not unknown, f"section #{slug} names {unknown}, which are not in PRIMITIVES"
+        assert not unknown, f"section #{slug} names {unknown}, which are not in PRIMITIVES or FUSED"
 
 
-@pytest.mark.parametrize("cls", PRIMITIVES, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", DOCUMENTED, ids=lambda c: c.__name__)
 def test_docstring_anchor_leads_to_its_section(cls: type) -> None:
     anchors = ANCHOR.findall(cls.__doc__ or "")
     assert anchors, f"{cls.__name__}'s docstring does not link to docs/derivations.md#<section>"

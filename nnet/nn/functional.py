@@ -17,6 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from nnet.autograd import fused
+from nnet.autograd.fused.mode import fused_enabled
+from nnet.autograd.grad_mode import grad_enabled
 from nnet.autograd.ops import (
     flatten,
     log_softmax,
@@ -30,7 +33,7 @@ from nnet.autograd.ops import (
     where,
 )
 from nnet.autograd.tensor import Tensor
-from nnet.autograd.window import pair
+from nnet.autograd.window import pair, window_output_size
 from nnet.random import get_generator
 
 Padding = str | int | tuple[int, int]
@@ -51,7 +54,10 @@ def leaky_relu(x: Any, negative_slope: float = 0.01) -> Tensor:
 def linear(x: Any, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``x @ weight + bias`` with ``weight`` of shape (in_features, out_features) (the seed's
     layout, the transpose of PyTorch's) and ``x`` of shape (..., in_features)."""
-    y = _tensor(x) @ weight
+    x = _tensor(x)
+    if fused_enabled.get() and x.ndim >= 1 and weight.ndim == 2 and x.shape[-1] == weight.shape[0]:
+        return fused.linear(x, weight, bias)
+    y = x @ weight
     return y if bias is None else y + bias
 
 
@@ -136,6 +142,13 @@ def conv2d(
             f"got {x.shape}; nnet images are NHWC"
         )
     _check_span("conv2d", x.shape, (kh, kw), d, pads)
+    if fused_enabled.get():
+        size = [
+            window_output_size(x.shape[1 + a] + sum(pads[a]), (kh, kw)[a], s[a], d[a])
+            for a in (0, 1)
+        ]
+        geo = ((kh, kw), s, d, (pads[0][0], pads[1][0]), (size[0], size[1]))
+        return fused.conv2d(x, weight, bias, geo)
     cols = sliding_windows(_pad_hw(x, pads), (kh, kw), s, d)
     n, oh, ow = cols.shape[:3]
     y = cols.reshape(n * oh * ow, kh * kw * cin) @ weight.reshape(kh * kw * cin, cout)
@@ -176,6 +189,8 @@ def max_pool2d(
     """
     x = _tensor(x)
     k, s, pads, d = _pool_args("max_pool2d", x, kernel_size, stride, padding, dilation)
+    if k == s and d == (1, 1) and pads == ((0, 0), (0, 0)) and fused_enabled.get():
+        return fused.max_pool2d(x, k)
     return sliding_windows(_pad_hw(x, pads, -np.inf), k, s, d).max(axis=(3, 4))
 
 
@@ -220,12 +235,19 @@ def batch_norm(
     x = _tensor(x)
     c = x.shape[-1]
     if training:
-        x2 = x.reshape(-1, c)  # (N H W, C): row reductions, far faster than over three NHWC axes
-        n = x2.shape[0]
+        n = x.size // c if c else 0
         if n < 2:
             raise ValueError(
                 f"batch_norm: training needs more than one value per channel, got input {x.shape}"
             )
+        if fused_enabled.get():
+            stats = fused.BatchStats()
+            y = fused.batch_norm_train(x, weight, bias, eps, stats)
+            if running_mean is not None and running_var is not None:
+                _update_running(running_mean.data, stats.mean, momentum)
+                _update_running(running_var.data, stats.var * (n / (n - 1)), momentum)
+            return y
+        x2 = x.reshape(-1, c)  # (N H W, C): row reductions, far faster than over three NHWC axes
         mean = x2.mean(axis=0)
         centred = x2 - mean
         var = (centred * centred).mean(axis=0)
@@ -244,11 +266,30 @@ def batch_norm(
     # y = x scale + shift, with scale and shift per channel: two passes over x
     scale: Any = (1.0 / np.sqrt(running_var.data + eps)).astype(x.dtype, copy=False)
     shift: Any = -running_mean.data.astype(x.dtype, copy=False) * scale
+    recording = grad_enabled.get() and any(
+        isinstance(t, Tensor) and t.requires_grad for t in (x, weight, bias)
+    )
+    if fused_enabled.get() and not recording:
+        # inference: nothing to differentiate, so the same two passes on arrays, each over rows
+        # of many channels at once (4-7x faster than NumPy's broadcast with few channels)
+        return Tensor(_affine_rows(x.data, scale, shift, weight, bias))
     if weight is not None:
         scale, shift = weight * scale, weight * shift
     if bias is not None:
         shift = shift + bias
     return x * scale + shift
+
+
+def _affine_rows(x: np.ndarray, scale: Any, shift: Any, weight: Any, bias: Any) -> np.ndarray:
+    """``x * (weight scale) + (weight shift + bias)`` per channel, with the composition's roundings."""
+    if weight is not None:
+        w = weight.data if isinstance(weight, Tensor) else np.asarray(weight)
+        scale, shift = w * scale, w * shift
+    if bias is not None:
+        shift = shift + (bias.data if isinstance(bias, Tensor) else np.asarray(bias))
+    rows = x.reshape(-1, x.shape[-1])
+    y = fused.per_channel(np.multiply, rows, scale)
+    return fused.per_channel(np.add, y, shift, out=y).reshape(x.shape)
 
 
 def _update_running(running: np.ndarray, batch: np.ndarray, momentum: float) -> None:

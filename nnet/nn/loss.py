@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from nnet.autograd.fused import softmax_cross_entropy
+from nnet.autograd.fused.mode import fused_enabled
 from nnet.autograd.ops import clip, log, log_softmax, logsumexp, maximum, stack
 from nnet.autograd.tensor import Tensor
 from nnet.nn.module import Module
@@ -143,13 +145,13 @@ def _class_targets(
     return t, valid
 
 
-def _indexed_loss(op: str, logp: Tensor, target: Any, weight: Any, ignore_index: int,
-                  reduction: str, label_smoothing: float) -> Tensor:  # fmt: skip
-    """``-sum_c q[i, c] logp[i, c]`` for class indices, with q the (smoothed, weighted) one-hot
-    rows; 'mean' divides by the total weight of the targets not ignored, as PyTorch."""
-    t, valid = _class_targets(op, logp, target, ignore_index)
-    n_classes = logp.shape[-1]
-    q = (np.where(valid, t, 0)[..., None] == np.arange(n_classes)).astype(logp.dtype)
+def _class_rows(op: str, scores: Tensor, target: Any, weight: Any, ignore_index: int,
+                label_smoothing: float) -> tuple[np.ndarray, Any]:  # fmt: skip
+    """The (smoothed, weighted) one-hot rows q of class-index targets, zero for ignored ones, and
+    the total weight of the targets not ignored ('mean' divides by it, as PyTorch)."""
+    t, valid = _class_targets(op, scores, target, ignore_index)
+    n_classes = scores.shape[-1]
+    q = (np.where(valid, t, 0)[..., None] == np.arange(n_classes)).astype(scores.dtype)
     if label_smoothing:
         q *= 1.0 - label_smoothing
         q += label_smoothing / n_classes
@@ -160,11 +162,19 @@ def _indexed_loss(op: str, logp: Tensor, target: Any, weight: Any, ignore_index:
         else np.asarray(weight.data if isinstance(weight, Tensor) else weight)
     )
     if w is not None:
-        q *= w.astype(logp.dtype, copy=False)
+        q *= w.astype(scores.dtype, copy=False)
+    total = valid.sum() if w is None else w[np.where(valid, t, 0)][valid].sum()
+    return q, total
+
+
+def _indexed_loss(op: str, logp: Tensor, target: Any, weight: Any, ignore_index: int,
+                  reduction: str, label_smoothing: float) -> Tensor:  # fmt: skip
+    """``-sum_c q[i, c] logp[i, c]`` for class indices, with q the (smoothed, weighted) one-hot
+    rows; 'mean' divides by the total weight of the targets not ignored, as PyTorch."""
+    q, total = _class_rows(op, logp, target, weight, ignore_index, label_smoothing)
     loss = -(logp * q).sum(axis=-1)
     if reduction != "mean":
         return _reduce(loss, reduction)
-    total = valid.sum() if w is None else w[np.where(valid, t, 0)][valid].sum()
     return loss.sum() / np.asarray(total, logp.dtype)
 
 
@@ -198,8 +208,11 @@ def cross_entropy(
     x = input if isinstance(input, Tensor) else Tensor(input)
     if x.ndim == 0:
         raise ValueError("cross_entropy: the input needs a class axis, got a scalar")
-    logp = log_softmax(x, axis=-1)
     tdtype = (target.data if isinstance(target, Tensor) else np.asarray(target)).dtype
+    if tdtype.kind in "iub" and reduction != "none" and fused_enabled.get():
+        rows, total = _class_rows("cross_entropy", x, target, weight, ignore_index, label_smoothing)
+        return softmax_cross_entropy(x, rows, float(total) if reduction == "mean" else 1.0)
+    logp = log_softmax(x, axis=-1)
     if tdtype.kind in "iub":
         return _indexed_loss(
             "cross_entropy", logp, target, weight, ignore_index, reduction, label_smoothing

@@ -1,0 +1,122 @@
+"""Batch normalisation in training mode as one primitive: statistics as products with a ones vector,
+the complete input gradient in closed form.
+
+The composition (mean, centre, square, mean, sqrt, divide, scale, shift) records eight ops and keeps
+a temporary of the input's size for each; its backward walks them all. Here the forward makes two
+passes for the statistics and two for the output, and the VJP is
+``dx = w / sqrt(var + eps) (g - mean(g) - xhat mean(g xhat))``. See derivations.md#batch-norm-fused.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from nnet.autograd.function import Function
+from nnet.autograd.fused.channels import per_channel
+from nnet.autograd.grad_mode import grad_enabled
+from nnet.autograd.ops import sqrt
+from nnet.autograd.tensor import Tensor
+
+
+class BatchStats:
+    """Where :class:`BatchNorm` reports the batch mean and biased variance it normalised with."""
+
+    __slots__ = ("mean", "var")
+
+    def __init__(self) -> None:
+        self.mean: np.ndarray = np.empty(0)
+        self.var: np.ndarray = np.empty(0)
+
+
+def _column_sums(a: np.ndarray, ones: np.ndarray) -> np.ndarray:
+    """Sum over the rows of an (M, C) array as ``ones @ a``: one BLAS pass, where a reduce over
+    axis 0 walks rows of C floats (983 us against about 5 us on the seed's (78,400, 4) input)."""
+    return ones @ a
+
+
+class BatchNorm(Function):
+    """y = xhat w + b with xhat = (x - mean) / sqrt(var + eps) per channel (the last axis), batch
+    statistics; VJP: dx = w / sqrt(var + eps) (g - mean g - xhat mean(g xhat)), dw = sum g xhat,
+    db = sum g. See derivations.md#batch-norm-fused."""
+
+    def forward(ctx, x, weight, bias, eps, stats):
+        x2 = x.reshape(-1, x.shape[-1])
+        m = x2.shape[0]
+        ones = np.ones(m, x.dtype)
+        mean = _column_sums(x2, ones) / m
+        xhat = per_channel(np.subtract, x2, mean)
+        var = _column_sums(xhat * xhat, ones) / m
+        invstd = 1.0 / np.sqrt(var + eps)
+        per_channel(np.multiply, xhat, invstd, out=xhat)
+        y = per_channel(np.multiply, xhat, weight) if weight is not None else xhat.copy()
+        if bias is not None:
+            per_channel(np.add, y, bias, out=y)
+        ctx.save_for_backward(xhat, invstd, ones)
+        stats.mean, stats.var = mean, var
+        return y.reshape(x.shape)
+
+    def vjp(ctx, grad):
+        x, weight, _, eps, _ = ctx.inputs
+        if grad_enabled.get():
+            return (*_recorded_vjp(ctx, grad, x, weight, eps), None, None)
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        xhat, invstd, ones = ctx.saved
+        c = xhat.shape[1]
+        g = grad.data.reshape(-1, c)
+        m = g.shape[0]
+        gb = _column_sums(g, ones)
+        t = g * xhat
+        gw = _column_sums(t, ones)
+        gx = None
+        if need_x:
+            # dx = k (g - gb/m - xhat gw/m), k = w invstd: t is reused as its buffer
+            k = invstd if weight is None else weight.data * invstd
+            per_channel(np.multiply, xhat, -gw / m, out=t)
+            t += g
+            per_channel(np.subtract, t, gb / m, out=t)
+            per_channel(np.multiply, t, k, out=t)
+            gx = Tensor._make(t.reshape(x.data.shape), False, None)
+        wrap = Tensor._make
+        return (
+            gx,
+            wrap(gw, False, None) if need_w else None,
+            wrap(gb, False, None) if need_b else None,
+            None,
+            None,
+        )
+
+
+def _recorded_vjp(ctx: Any, grad: Tensor, x: Tensor, weight: Tensor | None, eps: float) -> tuple:
+    """The same VJP as nnet ops of x, for create_graph=True: differentiable again."""
+    c = x.shape[-1]
+    x2 = x.reshape(-1, c)
+    g = grad.reshape(-1, c)
+    centred = x2 - x2.mean(axis=0)
+    invstd = 1.0 / sqrt((centred * centred).mean(axis=0) + eps)
+    xhat = centred * invstd
+    need_x, need_w, need_b = ctx.needs_input_grad[:3]
+    gw = (g * xhat).sum(axis=0) if need_w else None
+    gb = g.sum(axis=0) if need_b else None
+    gx = None
+    if need_x:
+        gxhat = g if weight is None else g * weight
+        inner = gxhat - gxhat.mean(axis=0) - xhat * (gxhat * xhat).mean(axis=0)
+        gx = (inner * invstd).reshape(x.shape)
+    return gx, gw, gb
+
+
+def batch_norm_train(
+    x: Tensor, weight: Tensor | None, bias: Tensor | None, eps: float, stats: BatchStats
+) -> Tensor:
+    """Normalise each channel (the last axis) of ``x`` with its batch statistics, reported in
+    ``stats``; the caller checks that there is more than one value per channel.
+
+    >>> import nnet
+    >>> stats = BatchStats()
+    >>> y = batch_norm_train(nnet.tensor([[1.0], [3.0]]), None, None, 0.0, stats)
+    >>> y.reshape(-1).numpy(), stats.mean, stats.var
+    (array([-1.,  1.], dtype=float32), array([2.], dtype=float32), array([1.], dtype=float32))
+    """
+    return BatchNorm.apply(x, weight, bias, eps, stats)

