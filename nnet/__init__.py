@@ -8,7 +8,9 @@
 Tensor([[2., 4.]], dtype=float32)
 """
 
-from nnet import data, datasets, loss, nn, optim, random, viz
+import numpy as _np
+
+from nnet import data, datasets, loss, memory, nn, optim, random, viz
 from nnet.autograd import (
     Function,
     Tensor,
@@ -77,7 +79,9 @@ from nnet.autograd.ops import (
 from nnet.random import manual_seed
 from nnet.serialization import load, save
 
-float32 = __import__("numpy").float32
-float64 = __import__("numpy").float64
+float32 = _np.float32
+float64 = _np.float64
+
+memory._at_import()
 
 __version__ = "0.1.0"
