@@ -259,7 +259,8 @@ def load(path: PathLike) -> Any:
         raise CheckpointError(
             f"nnet.load: {path} is not an nnet checkpoint (not an .npz archive: {e})"
         ) from None
-    except (zipfile.BadZipFile, EOFError, OSError) as e:
+    # NotImplementedError: a zip record that asks for a newer zip version than Python reads
+    except (zipfile.BadZipFile, EOFError, OSError, NotImplementedError) as e:
         raise CheckpointError(
             f"nnet.load: {path} is not an nnet checkpoint, or is truncated or corrupt ({e})"
         ) from None

@@ -78,6 +78,8 @@ def main(argv: list[str]) -> int:
         return 0
     if len(argv) > 1 and argv[1] in ("load", "idx", "both"):
         TARGET = argv.pop(1)
+    if not any(a.startswith("-artifact_prefix") for a in argv):  # crash files out of the repo
+        argv.append(f"-artifact_prefix={tempfile.mkdtemp(prefix='nnet-atheris-crashes-')}/")
     if not any(not a.startswith("-") for a in argv[1:]):  # no corpus given: start from valid files
         argv.append(seed_corpus())
     atheris.Setup(argv, one_input)

@@ -143,6 +143,15 @@ def test_overwritten_bytes_anywhere(offset, chunk):
     load_cleanly(data)
 
 
+def test_a_zip_version_from_the_future():
+    """Found by atheris: a central-directory record needing zip version 23.0 made zipfile raise
+    NotImplementedError."""
+    data = bytearray(CHECKPOINT)
+    data[data.find(b"PK\x01\x02") + 6] = 230  # "version needed to extract"
+    error = load_cleanly(bytes(data))
+    assert isinstance(error, CheckpointError) and "zip file version" in str(error), error
+
+
 def checkpoint_with(members: dict[str, bytes], tree: object) -> bytes:
     """An archive whose manifest holds ``tree`` plus the given raw members."""
     buf = io.BytesIO()
