@@ -8,7 +8,7 @@
 Tensor([[2., 4.]], dtype=float32)
 """
 
-from nnet import data, datasets, optim, random, viz
+from nnet import data, datasets, loss, nn, optim, random, viz
 from nnet.autograd import (
     Function,
     Tensor,
@@ -76,8 +76,6 @@ from nnet.autograd.ops import (
 )
 from nnet.random import manual_seed
 from nnet.serialization import load, save
-
-from nnet import loss, nn  # noqa: E402, I001 - layers build on everything above
 
 float32 = __import__("numpy").float32
 float64 = __import__("numpy").float64

@@ -105,32 +105,30 @@ def run_backward(
     if capture is not None:
         captured = {}
         wanted = {id(t) for t in capture}
-    # A tensor's gradient waits in `table` until its last consumer has run. A tensor is kept alive by
-    # its unprocessed consumers' inputs, then by `ready`, so its id is never reused while it is a key.
-    # `owned` holds the ids whose gradient array nobody else can see: those may be added to in place.
-    table: dict[int, Tensor] = {}
-    owned: set[int] = set()
+    # A gradient still waiting for contributions sits in `table` as [gradient, owned]; once complete
+    # it moves to `ready` with its tensor. `owned` marks a gradient array nobody else can see, which
+    # may therefore be added to in place. A tensor is kept alive by its unprocessed consumers'
+    # inputs, then by `ready`, so its id is never reused while it is a key.
+    table: dict[int, list[Any]] = {}
     for r, g in zip(roots, root_grads, strict=True):
         k = id(r)
         if k in table:
-            table[k] = _make(table[k].data + g.data, False, None)
-            owned.add(k)
+            table[k] = [_make(table[k][0].data + g.data, False, None), True]
         else:
-            table[k] = g
-    ready = [r for r in dict.fromkeys(roots) if id(r) not in deps]
+            table[k] = [g, False]
+    ready: list[tuple[Tensor, Tensor | None, bool]] = []
+    for r in dict.fromkeys(roots):
+        if id(r) not in deps:
+            g, own = table.pop(id(r))
+            ready.append((r, g, own))
 
     token = grad_enabled.set(create_graph)
     try:
         while ready:
-            t = ready.pop()
-            k = id(t)
-            g = table.pop(k, None)
-            own = k in owned
-            if own:
-                owned.discard(k)
-            if captured is not None and k in wanted and g is not None:
+            t, g, own = ready.pop()
+            if captured is not None and g is not None and id(t) in wanted:
                 # with create_graph the gradient must stay the graph's own tensor, never a copy
-                captured[k] = g if own or create_graph else _make(g.data.copy(), False, None)
+                captured[id(t)] = g if own or create_graph else _make(g.data.copy(), False, None)
                 own = False
             fn = t.grad_fn
             if fn is None:
@@ -176,23 +174,32 @@ def run_backward(
                     if d.dtype is not pd.dtype and d.dtype != pd.dtype:
                         gp = gp.astype(pd.dtype)
                         d = gp.data
-                    prev = table.get(pk)
-                    if prev is None:
-                        table[pk] = gp
-                        if not shared and d is not gdata and d.base is None:
-                            owned.add(pk)
-                    elif create_graph:
-                        table[pk] = prev + gp
-                    elif pk in owned:
+                left = deps[pk] - 1
+                deps[pk] = left
+                entry = table.get(pk)
+                if entry is None:
+                    if gp is None:
+                        if not left:
+                            ready.append((p, None, False))
+                        continue
+                    fresh = not shared and d is not gdata and d.base is None
+                    if not left:  # the only or last contribution: straight to ready
+                        ready.append((p, gp, fresh))
+                    else:
+                        table[pk] = [gp, fresh]
+                    continue
+                if gp is not None:
+                    prev = entry[0]
+                    if create_graph:
+                        entry[0] = prev + gp
+                    elif entry[1]:
                         np.add(prev.data, d, out=prev.data)
                     else:
-                        table[pk] = _make(prev.data + d, False, None)
-                        owned.add(pk)
-                left = deps[pk] - 1
-                if left:
-                    deps[pk] = left
-                else:
-                    ready.append(p)
+                        entry[0] = _make(prev.data + d, False, None)
+                        entry[1] = True
+                if not left:
+                    del table[pk]
+                    ready.append((p, entry[0], entry[1]))
     finally:
         grad_enabled.reset(token)
     if captured is None:

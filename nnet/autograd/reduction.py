@@ -63,14 +63,14 @@ def _sum(a: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
     1,130 to 46 us here, with a smaller rounding error (fewer terms per running sum).
     """
     k = len(axes)
-    if 0 < k < a.ndim and axes == tuple(range(k)) and a.flags.c_contiguous:
+    if a.size and 0 < k < a.ndim and axes == tuple(range(k)) and a.flags.c_contiguous:
         rest = a.shape[k:]
-        m = a.size // builtins.max(int(np.prod(rest)), 1) if a.size else 0
-        c = a.size // m if m else 0
-        j = 1
+        c = int(np.prod(rest))
+        m = a.size // c
+        j = 1  # rows per wide row: a power of two dividing m, up to ~1,024 values wide
         while j * 2 * c <= 1024 and m % (j * 2) == 0:
             j *= 2
-        if m and c and j > 1:
+        if j > 1:
             rows = np.add.reduce(a.reshape(m // j, j * c), axis=0)
             out = np.add.reduce(rows.reshape(j, c), axis=0).reshape(rest)
             return out.reshape((1,) * k + rest) if keepdims else out

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from nnet.autograd.ops import clip, log, log_softmax, logsumexp, stack
+from nnet.autograd.ops import clip, log, log_softmax, logsumexp, maximum, stack
 from nnet.autograd.tensor import Tensor
 from nnet.nn.module import Module
 
@@ -64,9 +64,22 @@ def l1_loss(input: Any, target: Any, reduction: str = "mean") -> Tensor:
 
 
 def _clamped_log(p: Tensor) -> Tensor:
-    """log(p) clamped below at -100, as PyTorch's BCE; p = 0 gives -100 and gradient 0, not nan."""
-    tiny = np.finfo(p.dtype).smallest_subnormal
-    return clip(log(clip(p, tiny, None)), -100.0, None)
+    """log(p) clamped below at -100, as PyTorch's BCE, with a finite gradient everywhere.
+
+    The gradient 1/p is taken only where p is at least the smallest normal number (so 1/p cannot
+    overflow: in float32 it would for the subnormal p that sigmoid(-100) gives); below it the
+    gradient is 0 and the value, log(p) down to -100, is added as a constant.
+    """
+    tiny = float(np.finfo(p.dtype).tiny)
+    logp = clip(log(maximum(p, tiny)), -100.0, None)
+    below = p.data < tiny
+    if below.any():
+        with np.errstate(divide="ignore"):
+            exact = np.maximum(np.log(p.data[below]), -100.0)
+        correction = np.zeros_like(logp.data)
+        correction[below] = exact - logp.data[below]
+        logp = logp + correction
+    return logp
 
 
 def binary_cross_entropy(
@@ -75,11 +88,10 @@ def binary_cross_entropy(
     """``-(t log p + (1 - t) log(1 - p))`` for probabilities p, each log clamped at -100 as in
     PyTorch. Prefer :func:`binary_cross_entropy_with_logits` on logits: it is exact at the ends."""
     p, t = _operands("binary_cross_entropy", input, target, reduction)
-    lo, hi = float(p.data.min(initial=0.0)), float(p.data.max(initial=1.0))
-    if lo < 0.0 or hi > 1.0 or np.isnan(p.data).any():
+    if p.data.size and not (0.0 <= p.data.min() and p.data.max() <= 1.0):
         raise ValueError(
             "binary_cross_entropy: the input must be probabilities in [0, 1], got values in "
-            f"[{lo}, {hi}]; for logits use binary_cross_entropy_with_logits"
+            f"[{p.data.min()}, {p.data.max()}]; for logits use binary_cross_entropy_with_logits"
         )
     loss = -(t * _clamped_log(p) + (1.0 - t) * _clamped_log(1.0 - p))
     if weight is not None:

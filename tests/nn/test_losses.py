@@ -67,6 +67,13 @@ def test_bce_clamps_the_log_at_minus_100_like_pytorch():
     np.testing.assert_array_equal(loss.numpy(), [100, 100, 0, 0])
     loss.sum().backward()
     assert np.isfinite(p.grad.numpy()).all()
+    # float32 subnormal probabilities (sigmoid(-100)): PyTorch's value, a finite gradient
+    x = nnet.tensor([-100.0, -95.0, -80.0, -10.0], requires_grad=True)
+    loss = F.binary_cross_entropy(nnet.sigmoid(x), np.ones(4), reduction="none")
+    np.testing.assert_allclose(loss.numpy(), [100, 95, 80, 10], rtol=1e-3)
+    loss.sum().backward()
+    assert np.isfinite(x.grad.numpy()).all()
+    np.testing.assert_allclose(x.grad.numpy()[2:], -1, rtol=1e-3)
     with pytest.raises(ValueError, match=r"probabilities in \[0, 1\].*with_logits"):
         F.binary_cross_entropy(nnet.tensor([1.5]), np.ones(1))
 
