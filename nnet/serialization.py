@@ -245,13 +245,18 @@ def load(path: PathLike) -> Any:
     try:
         with open(path, "rb") as f:
             file_size = os.fstat(f.fileno()).st_size
-            is_npy = f.read(len(np.lib.format.MAGIC_PREFIX)) == np.lib.format.MAGIC_PREFIX
+            head = f.read(len(np.lib.format.MAGIC_PREFIX))
     except OSError as e:  # a folder, or no permission to read
         raise CheckpointError(f"nnet.load: cannot read {path} ({e})") from None
-    if is_npy:  # refused before NumPy reads (and allocates) whatever its header declares
+    if head == np.lib.format.MAGIC_PREFIX:  # refused before NumPy allocates what its header says
         raise CheckpointError(
             f"nnet.load: {path} is a single .npy array, not an nnet checkpoint; "
             "read it with numpy.load(path, allow_pickle=False)"
+        )
+    if not head.startswith(b"PK"):  # NumPy would call any such file a pickle, which misleads
+        raise CheckpointError(
+            f"nnet.load: {path} is not an nnet checkpoint: those are .npz (zip) archives, "
+            f"starting with b'PK', and this file starts with {head[:4]!r}"
         )
     try:
         archive = np.load(path, allow_pickle=False)
