@@ -141,10 +141,9 @@ def sides(x: np.ndarray, y: np.ndarray) -> tuple[dict[str, Setup | None], dict[s
     else:
         from benchmarks import torch_ref
 
-        xt_all = torch_ref.nchw(torch, x)
-        yt_all = torch.from_numpy(y)
-
         def torch_setup() -> Callable[[], object]:
+            xt_all = torch_ref.nchw(torch, x)  # made per block: only one side's copy is alive
+            yt_all = torch.from_numpy(y)
             model = torch_ref.seed_cnn(torch)
             opt = torch.optim.Adam(model.parameters(), lr=1e-3)
             loss_fn = torch.nn.CrossEntropyLoss()

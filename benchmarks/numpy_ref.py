@@ -176,13 +176,18 @@ class ReLU(Layer):
 
 
 class MaxPool2(Layer):
-    """2x2 max-pool, stride 2, NHWC; the gradient goes to the first maximum of each window."""
+    """2x2 max-pool, stride 2, NHWC; the gradient goes to the first maximum of each window in
+    row-major order. An odd last row or column is dropped (floored, as in PyTorch and nnet)."""
 
     QUADRANTS = ((0, 0), (0, 1), (1, 0), (1, 1))
 
     def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
-        # rows first (contiguous runs of W*C), then column pairs on half the data
         n, h, w, c = x.shape
+        self.shape = x.shape
+        if h % 2 or w % 2:
+            x = np.ascontiguousarray(x[:, : h - h % 2, : w - w % 2])
+            h, w = h - h % 2, w - w % 2
+        # rows first (contiguous runs of W*C), then column pairs on half the data
         v = x.reshape(n, h // 2, 2, w // 2, 2 * c)
         r = np.maximum(v[:, :, 0], v[:, :, 1])
         m = np.maximum(r[..., :c], r[..., c:])
@@ -202,6 +207,10 @@ class MaxPool2(Layer):
                 mask = ~taken
             np.multiply(g, mask, out=dx[:, a::2, b::2, :])
         self.x = self.m = None
+        if dx.shape != self.shape:
+            full = np.zeros(self.shape, f32)
+            full[:, : dx.shape[1], : dx.shape[2]] = dx
+            return full
         return dx
 
 

@@ -83,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds (noisier)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--only", metavar="NAME[,NAME]", help="run only these benchmarks")
+    parser.add_argument(
+        "--rounds", type=int, metavar="N", help="rounds per benchmark (default 5, quick 2)"
+    )
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     args = parser.parse_args(argv)
     if args.list:
@@ -99,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}"
             )
     cfg = Config.make(args.quick)
+    if args.rounds:
+        cfg.rounds = args.rounds
     info = machine_info()
     info["quick"] = args.quick
     print(_header(info))

@@ -138,7 +138,12 @@ def report(results: dict[str, list[dict]], sides: list[str]) -> str:
             f"  {s}: {a:.1f} MB + {b:.3f} MB per image -> about {int((budget - a) / b):,} images "
             "per batch for the 32/64-channel network at 28x28"
         )
+        seen = set()
         for p in results.get("channels", []) + results.get("image", []):
+            key = (p["image"], tuple(p["channels"]))
+            if key in seen:
+                continue
+            seen.add(key)
             mb = p["mb"].get(s)
             if mb:
                 per = mb / p["batch"]
@@ -170,8 +175,16 @@ def plot(results: dict[str, list[dict]], sides: list[str], path: str) -> str | N
             ys = [p["ms"].get(s) for p in points]
             if any(v is not None for v in ys):
                 ax.plot(xs, [np.nan if v is None else v for v in ys], "o-", label=s)
+        # the ideal growth, through the first measured point of the first side: linear in the
+        # batch, quadratic in the image side and in the channels (per doubling: 2x and 4x)
+        first = next((points[0]["ms"][s] for s in sides if points[0]["ms"].get(s)), None)
+        if first:
+            power = 1 if sweep == "batch" else 2
+            ideal = [first * (x / xs[0]) ** power for x in xs]
+            ax.plot(xs, ideal, "k--", lw=0.8, label=f"ideal (x^{power})")
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
+        ax.set_xticks(xs, [str(x) for x in xs])
         ax.set_xlabel(label)
         ax.set_ylabel("ms per training step")
         ax.set_title(f"wide CNN step vs {sweep}")

@@ -19,6 +19,12 @@ from nnet.autograd.tensor import Tensor, _as_array
 _make = Tensor._make
 
 
+def _added(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a + b`` as an array: NumPy gives a scalar for two 0-d arrays, which can't be added into."""
+    out = a + b
+    return out if out.__class__ is np.ndarray else np.asarray(out)
+
+
 class GraphReleasedError(RuntimeError):
     """Backward reached an operation whose saved arrays were already released."""
 
@@ -113,7 +119,7 @@ def run_backward(
     for r, g in zip(roots, root_grads, strict=True):
         k = id(r)
         if k in table:
-            table[k] = [_make(table[k][0].data + g.data, False, None), True]
+            table[k] = [_make(_added(table[k][0].data, g.data), False, None), True]
         else:
             table[k] = [g, False]
     ready: list[tuple[Tensor, Tensor | None, bool]] = []
@@ -195,7 +201,7 @@ def run_backward(
                     elif entry[1]:
                         np.add(prev.data, d, out=prev.data)
                     else:
-                        entry[0] = _make(prev.data + d, False, None)
+                        entry[0] = _make(_added(prev.data, d), False, None)
                         entry[1] = True
                 if not left:
                     del table[pk]
@@ -216,7 +222,7 @@ def _accumulate_leaf(leaf: Tensor, g: Tensor, owned: bool, create_graph: bool) -
     elif create_graph:
         leaf.grad = leaf.grad + g
     else:
-        leaf.grad = _make(leaf.grad.data + g.data, False, None)
+        leaf.grad = _make(_added(leaf.grad.data, g.data), False, None)
 
 
 def backward(

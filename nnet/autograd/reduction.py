@@ -147,7 +147,8 @@ class Var(Function):
         n = int(np.prod([a.data.shape[i] for i in axes])) if axes else 1
         g = _expand(grad, a.data.shape, axes, keepdims)
         centred = a - a.mean(axis=axes, keepdims=True)
-        return g * centred * (2.0 / (n - ddof)), None, None, None
+        scale = 2.0 / (n - ddof) if n > ddof else np.nan  # NaN like the forward, not an exception
+        return g * centred * scale, None, None, None
 
 
 def _first_extreme_mask(
@@ -166,7 +167,8 @@ def _first_extreme_mask(
         return mask
     rest = [i for i in range(x.ndim) if i not in axes]
     moved = np.transpose(x, rest + list(axes))
-    flat = moved.reshape(moved.shape[: len(rest)] + (-1,))
+    # the slice length is spelled out: -1 is ambiguous when a kept axis is empty
+    flat = moved.reshape(moved.shape[: len(rest)] + (int(np.prod(moved.shape[len(rest) :])),))
     idx = pick(flat, axis=-1)
     mask = np.zeros(flat.shape, dtype=bool)
     np.put_along_axis(mask, idx[..., None], True, axis=-1)
@@ -204,7 +206,7 @@ class Min(Function):
 
 def _stable_shift(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     """The max over ``axes`` (keepdims), 0 where it is not finite, so exp(a - m) never overflows."""
-    m = np.max(a, axis=axes, keepdims=True)
+    m = np.max(a, axis=axes, keepdims=True, initial=-np.inf)  # -inf, then 0, over an empty axis
     return np.where(np.isfinite(m), m, 0)
 
 

@@ -155,7 +155,8 @@ def flatten(a: Any, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     if a.ndim == 0:
         return a.reshape(1)
     s, e = start_dim % a.ndim, end_dim % a.ndim
-    return a.reshape(a.shape[:s] + (-1,) + a.shape[e + 1 :]) if s <= e else a
+    merged = int(np.prod(a.shape[s : e + 1]))  # not -1: ambiguous when another axis is empty
+    return a.reshape(a.shape[:s] + (merged,) + a.shape[e + 1 :]) if s <= e else a
 
 
 def transpose(a: Any, *axes: Any) -> Tensor:
@@ -221,7 +222,8 @@ def _index_value(index: Any) -> Any:
     if isinstance(index, tuple):
         return tuple(i.data if isinstance(i, Tensor) else i for i in index)
     if isinstance(index, list):
-        return np.asarray(index)
+        arr = np.asarray(index)
+        return arr if arr.size else arr.astype(np.intp)  # [] selects nothing, as in NumPy
     return index
 
 

@@ -73,7 +73,10 @@ class Adam(Optimizer):
         t = state["step"]
         m, v = state["exp_avg"], state["exp_avg_sq"]
         m *= beta1
-        m += (1 - beta1) * g
+        if g is tmp:  # g already lives in the scratch array (decay or maximize): one temporary
+            m += (1 - beta1) * g
+        else:
+            m += np.multiply(g, 1 - beta1, out=tmp)
         v *= beta2
         np.multiply(g, g, out=tmp)  # g may be tmp: it is not read after this line
         tmp *= 1 - beta2

@@ -11,8 +11,6 @@ from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
-
 from nnet.optim.optimizer import Optimizer
 
 
@@ -67,28 +65,14 @@ class LRScheduler:
         return [group["lr"] for group in self.optimizer.param_groups]
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything but the optimizer (and functions): numbers and arrays, ``nnet.save``-able."""
-        skip = {"optimizer", "lr_lambdas"}
-        return {
-            k: np.asarray(v, dtype=np.float64) if isinstance(v, list) else v
-            for k, v in self.__dict__.items()
-            if k not in skip
-        }
+        """Everything but the optimizer and the functions: numbers and lists, ``nnet.save``-able."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "lr_lambdas")}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        for key, value in state_dict.items():
-            current = self.__dict__.get(key)
-            if isinstance(current, list):
-                value = [_number(x) for x in np.asarray(value).reshape(-1)]
-            elif isinstance(value, (np.ndarray, np.generic)) and np.ndim(value) == 0:
-                value = _number(value)
-            self.__dict__[key] = value
+        """Restore a :meth:`state_dict` (or a part of it) and set the groups' rates from it."""
+        self.__dict__.update(state_dict)
         if not isinstance(self, ReduceLROnPlateau):
             self._set_lrs()  # the restored epoch's rates, whatever order things were loaded in
-
-
-def _number(x: Any) -> Any:
-    return x.item() if isinstance(x, (np.ndarray, np.generic)) else x
 
 
 class StepLR(LRScheduler):

@@ -135,32 +135,30 @@ class Optimizer:
 
     # -- state dicts -------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Hyper-parameters and per-parameter state as plain arrays and numbers (``nnet.save``-able).
+        """Hyper-parameters and per-parameter state: arrays, numbers, strings (``nnet.save``-able).
 
-        Parameters are named by their position across the groups (``"0"``, ``"1"``, ...), as in
-        PyTorch, so the dict loads into a new optimizer over the same model's parameters.
+        The layout is PyTorch's: ``state`` maps each parameter's position across the groups (0, 1,
+        ...) to its buffers, ``param_groups`` lists the hyper-parameters with those positions, so the
+        dict loads into a new optimizer over the same model's parameters.
         """
-        state: dict[str, Any] = {}
+        state: dict[int, Any] = {}
         groups: list[dict[str, Any]] = []
         index = 0
         for group in self.param_groups:
             ids = []
             for p in group["params"]:
                 if p in self.state:
-                    state[str(index)] = {k: _copy(v) for k, v in self.state[p].items()}
+                    state[index] = {k: _copy(v) for k, v in self.state[p].items()}
                 ids.append(index)
                 index += 1
-            hyper = {k: _plain(v) for k, v in group.items() if k != "params"}
-            groups.append({**hyper, "params": np.asarray(ids, dtype=np.int64)})
-        return {"state": state, "param_groups": {str(i): g for i, g in enumerate(groups)}}
+            hyper = {k: v for k, v in group.items() if k != "params"}
+            groups.append({**hyper, "params": ids})
+        return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned (copies the arrays; checks the group sizes)."""
         name = type(self).__name__
-        saved = state_dict["param_groups"]
-        saved_groups = (
-            [saved[k] for k in sorted(saved, key=int)] if isinstance(saved, dict) else saved
-        )
+        saved_groups = list(state_dict["param_groups"])
         if len(saved_groups) != len(self.param_groups):
             raise ValueError(
                 f"{name}.load_state_dict: the state has {len(saved_groups)} parameter group(s), "
@@ -200,11 +198,6 @@ class Optimizer:
 
 def _copy(v: Any) -> Any:
     return v.copy() if isinstance(v, np.ndarray) else v
-
-
-def _plain(v: Any) -> Any:
-    """Tuples (``betas``) become float arrays so that the dict holds only arrays, numbers, strings."""
-    return np.asarray(v, dtype=np.float64) if isinstance(v, tuple) else v
 
 
 def _restore(value: Any, current: Any) -> Any:
