@@ -14,6 +14,8 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, overload
 
+import numpy as np
+
 from nnet.nn.module import Module
 
 
@@ -28,6 +30,8 @@ class Identity(Module):
 
 
 def _index(i: int, n: int, what: str) -> int:
+    if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
+        raise TypeError(f"{what}: indices must be integers or slices, got {type(i).__name__}")
     if not -n <= i < n:
         raise IndexError(f"{what}: index {i} is out of range for {n} modules")
     return i % n
