@@ -70,7 +70,7 @@ def compare(a: dict[str, Any], b: dict[str, Any]) -> str:
         drift = _change(ta, tb, hib) if ta is not None and tb is not None else "-"
         body.append(
             [
-                ra["benchmark"],
+                ra["benchmark"] + (" *" if ra.get("contended") or rb.get("contended") else ""),
                 ra["metric"],
                 ra["unit"],
                 _num(va),
@@ -127,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         "\nnnet change: B against A (for times, negative is better). PyTorch drift: the same change for "
         "PyTorch, which did not change between the runs: nnet changes of that size are the machine, "
-        "not the code. Compare the ratios."
+        "not the code. Compare the ratios. * BLAS threads were contended in A or B for that "
+        "benchmark: its figures are unreliable."
     )
     return 0
 

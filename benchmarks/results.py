@@ -37,6 +37,8 @@ class Row:
     bounds: list[tuple[str, float]] = field(default_factory=list)
     extra_ratios: dict[str, float | None] = field(default_factory=dict)
     detail: dict[str, Any] = field(default_factory=dict)
+    #: BLAS threads were found waiting for each other right after this benchmark ran.
+    contended: bool = False
 
     def ratio(self, ref: str) -> float | None:
         if ref == "value":
@@ -72,6 +74,7 @@ class Row:
             "extra_ratios": self.extra_ratios,
             "target": self.target,
             "met": self.met(),
+            "contended": self.contended,
             "detail": self.detail,
         }
 
@@ -93,6 +96,7 @@ def fill(row: Row, measured: dict[str, Measurement], convert: Any, *, spread: bo
                 "min_s": m.stats.min,
                 "steps": m.stats.n,
                 "round_medians_s": m.stats.round_medians,
+                "page_faults_per_step": m.stats.faults_per_step,
             }
     return row
 
@@ -137,7 +141,9 @@ def print_row(row: Row) -> None:
         v = row.values[side]
         line = f"    {SIDE_TITLES[side]:<12} {fmt_value(v):>12}"
         if v is not None and side in row.spread:
-            line += f"   (IQR {row.spread[side] * 100:.0f}% of median)"
+            line += f"   (IQR {row.spread[side] * 100:.0f}% of median"
+            faults = row.detail.get(side, {}).get("page_faults_per_step")
+            line += f", {faults:,.0f} page faults/step)" if faults is not None else ")"
         if v is None:
             line += f"   ({row.notes.get(side, 'not available')})"
         print(line)
@@ -178,7 +184,7 @@ def table(rows: list[Row]) -> str:
             target += f" [nnet/{ref} {fmt_ratio(x)}]"
         body.append(
             [
-                r.benchmark,
+                r.benchmark + (" *" if r.contended else ""),
                 r.metric,
                 unit,
                 _cell(r, "nnet"),
@@ -210,7 +216,9 @@ LEGEND = """\
 Each figure is the median over all timed steps of all rounds (warm-up excluded); "±N%" appears when half
 the interquartile range exceeds 5% of the median. Ratios are nnet / reference from this same run: for
 units marked ↓ (times, memory) below 1.00x means nnet is better; for units marked ↑ (throughputs)
-above 1.00x means nnet is better. "n/a": the side could not run (reason printed above)."""
+above 1.00x means nnet is better. "n/a": the side could not run (reason printed above).
+"*" after a benchmark: right after it ran, BLAS with all threads was slower than with one (other
+processes hold the cores): its figures are unreliable, rerun on a quiet machine."""
 
 
 def write_json(path: str | Path, info: dict[str, Any], rows: list[Row], argv: list[str]) -> None:

@@ -21,7 +21,9 @@ import time
 
 from benchmarks.results import LEGEND, Row, print_row, table, write_json
 from benchmarks.timing import (
+    CONTENDED,
     Config,
+    blas_check,
     describe_error,
     ensure_repo_on_path,
     machine_info,
@@ -125,8 +127,21 @@ def main(argv: list[str] | None = None) -> int:
             continue
         for row in got:
             print_row(row)
-        load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
-        print(f"  ({time.perf_counter() - t0:.0f} s{load})\n", flush=True)
+        elapsed = time.perf_counter() - t0
+        note = f"{elapsed:.0f} s"
+        if hasattr(os, "getloadavg"):
+            note += f", load average {os.getloadavg()[0]:.1f}"
+        check = blas_check(0.2) if info["threads"] > 1 else None
+        if check:
+            ratio = check["gflops_all_threads"] / check["gflops_one_thread"]
+            note += f", BLAS {info['threads']} threads / 1 thread {ratio:.2f}x"
+            if ratio < CONTENDED:
+                note += ": CONTENDED, figures unreliable"
+                for row in got:
+                    row.contended = True
+        for row in got:
+            row.detail["blas_check"] = check
+        print(f"  ({note})\n", flush=True)
         rows.extend(got)
     print(table(rows))
     print()

@@ -69,12 +69,22 @@ class Stats:
     min: float
     n: int
     round_medians: list[float] = field(default_factory=list)
+    #: Minor page faults per timed step: memory freed back to the system and touched afresh. High
+    #: counts mean allocator churn (each fault costs ~0.1-1 us, far more on a busy machine).
+    faults_per_step: float | None = None
 
     @classmethod
-    def of(cls, samples: list[float], round_medians: list[float] | None = None) -> Stats:
+    def of(
+        cls,
+        samples: list[float],
+        round_medians: list[float] | None = None,
+        faults_per_step: float | None = None,
+    ) -> Stats:
         s = sorted(samples)
         q = statistics.quantiles(s, n=4, method="inclusive") if len(s) > 1 else [s[0]] * 3
-        return cls(statistics.median(s), q[0], q[2], s[0], len(s), round_medians or [])
+        return cls(
+            statistics.median(s), q[0], q[2], s[0], len(s), round_medians or [], faults_per_step
+        )
 
     @property
     def spread(self) -> float:
@@ -125,6 +135,7 @@ def measure(
     out: dict[str, Measurement] = {}
     samples: dict[str, list[float]] = {}
     per_round: dict[str, list[float]] = {}
+    faults: dict[str, int] = {}
     active = []
     for name, setup in sides.items():
         if setup is None:
@@ -150,10 +161,12 @@ def measure(
                     want = math.ceil(cfg.block_seconds / warm) if warm > 0 else hi
                     n_steps[name] = min(hi, max(lo, want))
                 times = []
+                f0 = _minor_faults()
                 for _ in range(n_steps[name]):
                     t0 = time.perf_counter()
                     step()
                     times.append(time.perf_counter() - t0)
+                faults[name] = faults.get(name, 0) + _minor_faults() - f0
             except Exception as exc:  # a broken side is reported, not fatal
                 out[name] = Measurement(error=describe_error(exc))
                 continue
@@ -163,8 +176,19 @@ def measure(
             per_round[name].append(statistics.median(times))
     for name in active:
         if name not in out:
-            out[name] = Measurement(stats=Stats.of(samples[name], per_round[name]))
+            n = len(samples[name])
+            out[name] = Measurement(
+                stats=Stats.of(samples[name], per_round[name], faults.get(name, 0) / n)
+            )
     return out
+
+
+def _minor_faults() -> int:
+    try:
+        import resource
+    except ImportError:  # not POSIX
+        return 0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def time_once(fn: Callable[[], object]) -> float:
@@ -268,6 +292,10 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
+#: All threads slower than this multiple of one thread's matmul rate: the cores are contended.
+CONTENDED = 1.1
+
+
 def blas_check(seconds: float = 0.3) -> dict[str, float] | None:
     """GFLOP/s of a 512x512 float32 matmul with all threads and with one (needs threadpoolctl).
 
@@ -315,7 +343,7 @@ def warnings_for(info: dict[str, Any]) -> list[str]:
     check = info.get("blas_check")
     if check and info.get("threads", 1) > 1:
         multi, single = check["gflops_all_threads"], check["gflops_one_thread"]
-        if multi < 1.1 * single:
+        if multi < CONTENDED * single:
             out.append(
                 f"BLAS with {info['threads']} threads ran at {multi:.0f} GFLOP/s against "
                 f"{single:.0f} with one: other processes hold the cores and BLAS threads wait for "

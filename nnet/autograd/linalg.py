@@ -40,7 +40,8 @@ class MatMul(Function):
             if b2.ndim == 2 and g2.ndim > 2:
                 # (..., m, k) inputs against one (k, n) matrix: one big product, not a batch of them
                 k, n = a2.shape[-1], g2.shape[-1]
-                gb = tall_product(a2.reshape(-1, k), g2.reshape(-1, n))
+                rows = int(np.prod(a2.shape[:-1]))  # not -1: ambiguous when k or n is 0
+                gb = tall_product(a2.reshape(rows, k), g2.reshape(rows, n))
             elif a2.ndim == 2 and g2.ndim == 2:
                 gb = tall_product(a2, g2)
             else:

@@ -225,6 +225,8 @@ class Tensor:
     def __repr__(self) -> str:
         body = np.array2string(self.data, separator=", ", prefix="Tensor(")
         extra = f", dtype={self.dtype}"
+        if self.data.size == 0 or self.data.size > np.get_printoptions()["threshold"]:
+            extra = f", shape={self.shape}{extra}"  # the values alone do not show it
         if self.grad_fn is not None:
             extra += f", grad_fn=<{self.grad_fn.name}>"
         elif self.requires_grad:

@@ -13,16 +13,6 @@ from nnet.autograd.tensor import Tensor
 ParamsT = Iterable[Tensor] | Iterable[dict[str, Any]]
 
 
-class _Required:
-    """Marks a hyper-parameter that has no default (``SGD``'s ``lr`` in older PyTorch)."""
-
-    def __repr__(self) -> str:
-        return "<required parameter>"
-
-
-required = _Required()
-
-
 def check_range(name: str, what: str, value: float, low: float, high: float | None = None,
                 high_open: bool = True) -> None:  # fmt: skip
     """Raise ``ValueError`` naming the optimizer, the argument and the value when out of range."""
@@ -88,8 +78,6 @@ class Optimizer:
             raise ValueError(f"{name}: a parameter appears more than once among the groups")
         group = {**param_group, "params": params}
         for key, default in self.defaults.items():
-            if default is required and key not in group:
-                raise ValueError(f"{name}: parameter group didn't specify a value of {key!r}")
             group.setdefault(key, default)
         self._check_group(group)
         self.param_groups.append(group)
