@@ -70,6 +70,8 @@ def load_cleanly(data: bytes, reader=nnet.load, error=CheckpointError, name="fuz
     """Run ``reader`` on a file holding ``data``: it may return, or raise ``error`` naming the
     path; anything else fails. The peak allocation must stay within a small multiple of the size."""
     path = FUZZ_DIR / name
+    # a fresh file: rewriting one in place makes ext4 flush it on close (5 ms instead of 0.3)
+    path.unlink(missing_ok=True)
     path.write_bytes(data)
     tracemalloc.start()
     try:
