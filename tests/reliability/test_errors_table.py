@@ -15,6 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import nnet
 from nnet import nn, optim
@@ -104,3 +107,33 @@ def test_row(situation, trigger, exception, message, tmp_path, capsys):
     )
     if isinstance(error, (CheckpointError, IDXError, FileNotFoundError)) and "tmp" in trigger:
         assert str(tmp_path) in text, "a file error must name the file"
+
+
+# -- beyond the table: every elementwise op, any pair of shapes that do not broadcast --------------
+BINARY = {
+    "add": nnet.add, "subtract": nnet.subtract, "multiply": nnet.multiply,
+    "divide": nnet.divide, "power": nnet.power, "maximum": nnet.maximum,
+    "minimum": nnet.minimum, "where": lambda a, b: nnet.where(np.ones(a.shape, bool), a, b),
+    "less": lambda a, b: a < b,
+}  # fmt: skip
+
+
+@given(
+    st.sampled_from(sorted(BINARY)),
+    hnp.array_shapes(min_dims=1, max_dims=4, min_side=2, max_side=5),
+    hnp.array_shapes(min_dims=1, max_dims=4, min_side=2, max_side=5),
+    st.booleans(),
+)
+def test_broadcasting_errors_name_the_op_and_both_shapes(op, a_shape, b_shape, a_is_array):
+    try:
+        np.broadcast_shapes(a_shape, b_shape)
+    except ValueError:
+        pass
+    else:
+        assume(False)
+    a = np.ones(a_shape, np.float32) if a_is_array else nnet.ones(a_shape)
+    with pytest.raises(ValueError) as info:
+        BINARY[op](a, nnet.ones(b_shape))
+    message = str(info.value)
+    assert message.startswith(f"{op}: shapes ") and "cannot be broadcast together" in message
+    assert str(a_shape) in message and str(b_shape) in message
