@@ -1,4 +1,4 @@
-"""``nnet`` command line (``python -m nnet``)."""
+"""``nnet`` command line (``python -m nnet``): ``nnet train`` and ``nnet evaluate``."""
 
 from __future__ import annotations
 
@@ -6,17 +6,10 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Until the training job lands: a demo that builds a graph, runs backward and prints gradients."""
-    import nnet
+    """Run the ``nnet`` command; see ``nnet --help``."""
+    from nnet.train.cli import main as cli_main
 
-    nnet.manual_seed(0)
-    w = nnet.randn(3, 2, requires_grad=True)
-    x = nnet.randn(4, 3)
-    loss = nnet.sigmoid(x @ w).mean()
-    loss.backward()
-    print(f"loss = {loss.item():.4f}")
-    print("dloss/dw =", w.grad)
-    return 0
+    return cli_main(argv)
 
 
 if __name__ == "__main__":
