@@ -18,6 +18,7 @@ never leaves a half-written checkpoint where a good one was.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 import zipfile
@@ -133,9 +134,10 @@ def _fsync_folder(folder: str) -> None:
 
 
 class _Reader:
-    def __init__(self, archive: Any, path: str) -> None:
+    def __init__(self, archive: Any, path: str, file_size: int) -> None:
         self.archive = archive
         self.path = path
+        self.file_size = file_size
 
     def fail(self, problem: str) -> CheckpointError:
         return CheckpointError(f"nnet.load: {self.path}: {problem}")
@@ -143,7 +145,7 @@ class _Reader:
     def array(self, name: Any) -> np.ndarray:
         if not isinstance(name, str) or name == _MANIFEST or name not in self.archive.files:
             raise self.fail(f"the manifest refers to a missing array {name!r}; the file is corrupt")
-        return _read_member(self.archive, name, self.path)
+        return _read_member(self.archive, name, self.path, self.file_size)
 
     def node(self, n: Any) -> Any:
         if not isinstance(n, dict) or "t" not in n:
@@ -168,17 +170,63 @@ class _Reader:
         raise self.fail(f"the manifest has an unknown entry kind {kind!r}; the file is corrupt")
 
 
-def _read_member(archive: Any, name: str, path: str) -> np.ndarray:
-    try:
-        return archive[name]
-    except ValueError as e:
-        if "allow_pickle" in str(e) or "Object arrays" in str(e):
+_NPY_READERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+}
+# Deflate cannot shrink data by more than about 1032:1; a member claiming more is lying.
+_MAX_DEFLATE_RATIO = 1100
+
+
+def _check_member(archive: Any, name: str, path: str, file_size: int) -> None:
+    """Refuse a member that is not a .npy array, holds Python objects, or whose header declares more
+    data than the member (and the file) can hold, before NumPy allocates what the header declares:
+    without this, a 1 kB file claiming a (10**12,) array asks for terabytes."""
+    zf = archive.zip
+    member = name + ".npy" if name + ".npy" in zf.NameToInfo else name
+    info = zf.getinfo(member)
+    stored = info.compress_type == zipfile.ZIP_STORED
+    if info.compress_size > file_size or info.file_size > (
+        info.compress_size if stored else _MAX_DEFLATE_RATIO * info.compress_size + 64
+    ):
+        raise CheckpointError(
+            f"nnet.load: {path}: the array {name!r} claims {info.file_size:,} bytes, more than "
+            f"the {file_size:,}-byte file can hold; the file is corrupt"
+        )
+    with zf.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        if version not in _NPY_READERS:
+            raise CheckpointError(
+                f"nnet.load: {path}: the array {name!r} has .npy format version {version}, which "
+                "nnet does not write; the file is corrupt or not an nnet checkpoint"
+            )
+        shape, _, dtype = _NPY_READERS[version](f)
+        if dtype.hasobject:
             raise CheckpointError(
                 f"nnet.load: {path}: the array {name!r} holds pickled Python objects; nnet never "
                 "unpickles (loading could run code), so this file cannot be loaded"
-            ) from None
+            )
+        declared = math.prod(shape) * dtype.itemsize
+        held = info.file_size - f.tell()
+    if declared != held:
+        raise CheckpointError(
+            f"nnet.load: {path}: the array {name!r} declares shape {shape} of {dtype} "
+            f"({declared:,} bytes), but its member holds {held:,} bytes; the file is corrupt or "
+            "truncated"
+        )
+
+
+def _read_member(archive: Any, name: str, path: str, file_size: int) -> np.ndarray:
+    try:
+        _check_member(archive, name, path, file_size)
+        return archive[name]
+    except CheckpointError:
+        raise
+    except ValueError as e:
         raise CheckpointError(f"nnet.load: {path}: the array {name!r} is corrupt ({e})") from None
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as e:
+    # NotImplementedError: an unknown compression method; RuntimeError: an encrypted member
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError,
+            RuntimeError) as e:  # fmt: skip
         raise CheckpointError(
             f"nnet.load: {path}: the array {name!r} is corrupt or truncated ({e})"
         ) from None
@@ -195,12 +243,29 @@ def load(path: PathLike) -> Any:
     if not os.path.exists(path):
         raise FileNotFoundError(f"nnet.load: no such file: {path}")
     try:
+        with open(path, "rb") as f:
+            file_size = os.fstat(f.fileno()).st_size
+            head = f.read(len(np.lib.format.MAGIC_PREFIX))
+    except OSError as e:  # a folder, or no permission to read
+        raise CheckpointError(f"nnet.load: cannot read {path} ({e})") from None
+    if head == np.lib.format.MAGIC_PREFIX:  # refused before NumPy allocates what its header says
+        raise CheckpointError(
+            f"nnet.load: {path} is a single .npy array, not an nnet checkpoint; "
+            "read it with numpy.load(path, allow_pickle=False)"
+        )
+    if not head.startswith(b"PK"):  # NumPy would call any such file a pickle, which misleads
+        raise CheckpointError(
+            f"nnet.load: {path} is not an nnet checkpoint: those are .npz (zip) archives, "
+            f"starting with b'PK', and this file starts with {head[:4]!r}"
+        )
+    try:
         archive = np.load(path, allow_pickle=False)
     except ValueError as e:
         raise CheckpointError(
             f"nnet.load: {path} is not an nnet checkpoint (not an .npz archive: {e})"
         ) from None
-    except (zipfile.BadZipFile, EOFError, OSError) as e:
+    # NotImplementedError: a zip record that asks for a newer zip version than Python reads
+    except (zipfile.BadZipFile, EOFError, OSError, NotImplementedError) as e:
         raise CheckpointError(
             f"nnet.load: {path} is not an nnet checkpoint, or is truncated or corrupt ({e})"
         ) from None
@@ -215,12 +280,14 @@ def load(path: PathLike) -> Any:
                 f"nnet.load: {path} is an .npz archive but not an nnet checkpoint (it has no "
                 f"{_MANIFEST!r} manifest); read it with numpy.load(path, allow_pickle=False)"
             )
-        reader = _Reader(archive, path)
-        raw = _read_member(archive, _MANIFEST, path)
+        reader = _Reader(archive, path, file_size)
+        raw = _read_member(archive, _MANIFEST, path, file_size)
         try:
             manifest = json.loads(str(raw[()]))
         except (ValueError, TypeError):
             raise reader.fail("the manifest is not valid JSON; the file is corrupt") from None
+        except RecursionError:
+            raise reader.fail("the manifest is nested too deeply; the file is corrupt") from None
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
             raise reader.fail("the manifest does not describe an nnet checkpoint")
         if manifest.get("version") != VERSION:
@@ -230,7 +297,9 @@ def load(path: PathLike) -> Any:
             )
         try:
             return reader.node(manifest.get("tree"))
-        except (KeyError, TypeError, ValueError) as e:
-            if isinstance(e, CheckpointError):
-                raise
+        except CheckpointError:
+            raise
+        except RecursionError:
+            raise reader.fail("the manifest is nested too deeply; the file is corrupt") from None
+        except (KeyError, TypeError, ValueError, OverflowError) as e:
             raise reader.fail(f"the manifest is malformed ({e!r}); the file is corrupt") from None

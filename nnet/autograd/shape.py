@@ -149,12 +149,21 @@ def reshape(a: Any, *shape: Any) -> Tensor:
         ) from None
 
 
+def _axis(op: str, axis: Any, ndim: int, result: bool = False) -> int:
+    """One axis as a non-negative int, with a clear error when it is out of range: taking it modulo
+    ``ndim`` would silently pick another axis (``transpose(0, 5)`` of a matrix was the identity)."""
+    if not -ndim <= axis < max(ndim, 1):
+        what = "a result" if result else "a tensor"
+        raise ValueError(f"{op}: axis {axis} is out of range for {what} with {ndim} dimensions")
+    return int(axis) % max(ndim, 1)
+
+
 def flatten(a: Any, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     """Merge axes ``start_dim`` through ``end_dim`` into one."""
     a = _as_tensor(a)
     if a.ndim == 0:
         return a.reshape(1)
-    s, e = start_dim % a.ndim, end_dim % a.ndim
+    s, e = _axis("flatten", start_dim, a.ndim), _axis("flatten", end_dim, a.ndim)
     merged = int(np.prod(a.shape[s : e + 1]))  # not -1: ambiguous when another axis is empty
     return a.reshape(a.shape[:s] + (merged,) + a.shape[e + 1 :]) if s <= e else a
 
@@ -163,9 +172,10 @@ def transpose(a: Any, *axes: Any) -> Tensor:
     """Permute axes (all reversed when none are given), as NumPy's ``transpose``."""
     a = _as_tensor(a)
     perm = shape_arg(axes) if axes else tuple(range(a.ndim))[::-1]
-    if sorted(int(p) % max(a.ndim, 1) for p in perm) != list(range(a.ndim)):
+    axes = tuple(_axis("transpose", p, a.ndim) for p in perm)
+    if sorted(axes) != list(range(a.ndim)):
         raise ValueError(f"transpose: axes {perm} are not a permutation of {a.ndim} axes")
-    return Transpose.apply(a, tuple(int(p) % max(a.ndim, 1) for p in perm))
+    return Transpose.apply(a, axes)
 
 
 def permute(a: Any, *axes: Any) -> Tensor:
@@ -177,6 +187,7 @@ def swapaxes(a: Any, axis1: int, axis2: int) -> Tensor:
     """Exchange two axes."""
     a = _as_tensor(a)
     perm = list(range(a.ndim))
+    axis1, axis2 = _axis("swapaxes", axis1, a.ndim), _axis("swapaxes", axis2, a.ndim)
     perm[axis1], perm[axis2] = perm[axis2], perm[axis1]
     return Transpose.apply(a, tuple(perm))
 
@@ -187,7 +198,7 @@ def squeeze(a: Any, axis: Any = None, **torch_names: Any) -> Tensor:
     axis = torch_names.pop("dim", axis)
     if axis is None:
         return a.reshape(tuple(n for n in a.shape if n != 1))
-    axes = {int(x) % a.ndim for x in ((axis,) if isinstance(axis, int) else axis)}
+    axes = {_axis("squeeze", x, a.ndim) for x in ((axis,) if isinstance(axis, int) else axis)}
     for x in axes:
         if a.shape[x] != 1:
             raise ValueError(f"squeeze: axis {x} has size {a.shape[x]}, not 1 (shape {a.shape})")
@@ -197,7 +208,8 @@ def squeeze(a: Any, axis: Any = None, **torch_names: Any) -> Tensor:
 def unsqueeze(a: Any, axis: int) -> Tensor:
     """Insert a size-1 axis at ``axis``."""
     a = _as_tensor(a)
-    return a.reshape(np.expand_dims(np.empty(a.shape, dtype=bool), axis).shape)
+    at = _axis("unsqueeze", axis, a.ndim + 1, result=True)
+    return a.reshape(a.shape[:at] + (1,) + a.shape[at:])
 
 
 expand_dims = unsqueeze
@@ -242,7 +254,7 @@ def concatenate(tensors: Sequence[Any], axis: int = 0, **torch_names: Any) -> Te
     ts = [_as_tensor(t) for t in tensors]
     if not ts:
         raise ValueError("concatenate: need at least one tensor")
-    ax = int(axis) % max(ts[0].ndim, 1)
+    ax = _axis("concatenate", axis, ts[0].ndim)
     for t in ts[1:]:
         if t.ndim != ts[0].ndim or any(
             n != m for i, (n, m) in enumerate(zip(t.shape, ts[0].shape, strict=True)) if i != ax
@@ -264,7 +276,7 @@ def stack(tensors: Sequence[Any], axis: int = 0, **torch_names: Any) -> Tensor:
         raise ValueError("stack: need at least one tensor")
     if any(t.shape != ts[0].shape for t in ts):
         raise ValueError(f"stack: all tensors need the same shape, got {[t.shape for t in ts]}")
-    return Stack.apply(*ts, axis=int(axis) % (ts[0].ndim + 1))
+    return Stack.apply(*ts, axis=_axis("stack", axis, ts[0].ndim + 1, result=True))
 
 
 def pad(a: Any, pad_width: Any, value: float = 0.0) -> Tensor:

@@ -62,6 +62,10 @@ class TensorDataset(Dataset):
         return self.arrays
 
     def __getitem__(self, index: int) -> tuple[Any, ...]:
+        n = len(self.arrays[0])
+        if isinstance(index, (int, np.integer)) and not -n <= index < n:
+            # IndexError, as the sequence protocol expects, but naming the dataset
+            raise IndexError(f"TensorDataset: index {index} is out of range for {n} samples")
         return tuple(a[index] for a in self.arrays)
 
     def __getitems__(self, indices: np.ndarray) -> tuple[np.ndarray, ...]:

@@ -21,6 +21,7 @@ import numpy as np
 
 DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 _CHUNK = 1 << 22
+_FIRST_CHUNK = 1 << 14
 
 
 class IDXError(ValueError):
@@ -77,7 +78,9 @@ def _read(f: BinaryIO, path: Path, file_size: int | None) -> np.ndarray:
     else:  # gzip: the decompressed length is known only by reading, in chunks, never past expected
         parts, got = [], 0
         while got <= expected:
-            part = f.read(min(_CHUNK, expected + 1 - got))
+            # chunks grow with what has arrived, so a header that over-claims costs at most
+            # about twice the real data, not a full _CHUNK buffer for a tiny file
+            part = f.read(min(_CHUNK, max(_FIRST_CHUNK, got), expected + 1 - got))
             if not part:
                 break
             parts.append(part)

@@ -14,6 +14,8 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, overload
 
+import numpy as np
+
 from nnet.nn.module import Module
 
 
@@ -28,6 +30,8 @@ class Identity(Module):
 
 
 def _index(i: int, n: int, what: str) -> int:
+    if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
+        raise TypeError(f"{what}: indices must be integers or slices, got {type(i).__name__}")
     if not -n <= i < n:
         raise IndexError(f"{what}: index {i} is out of range for {n} modules")
     return i % n
@@ -140,6 +144,8 @@ class ModuleDict(Module):
             self.update(modules)
 
     def __getitem__(self, key: str) -> Module:
+        if key not in self._modules:
+            raise KeyError(f"ModuleDict has no module {key!r}; its keys are {list(self._modules)}")
         return self._modules[key]  # type: ignore[return-value]
 
     def __setitem__(self, key: str, module: Module) -> None:

@@ -34,6 +34,7 @@ class Conv2d(Module):
                  dtype: Any = np.float32) -> None:  # fmt: skip
         super().__init__()
         name = f"Conv2d({in_channels} -> {out_channels})"
+        F.check_sizes(name, in_channels=in_channels, out_channels=out_channels)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.kernel_size = pair(kernel_size, "kernel_size", name)
@@ -65,6 +66,7 @@ class Conv2d(Module):
                 f"Conv2d({self.in_channels} -> {self.out_channels}) expects input "
                 f"(N, H, W, {self.in_channels}), got {shape}; {hint}"
             )
+        F.check_input_dtype(f"Conv2d({self.in_channels} -> {self.out_channels})", x, self.weight)
         try:
             return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
         except ValueError as e:

@@ -50,6 +50,26 @@ def leaky_relu(x: Any, negative_slope: float = 0.01) -> Tensor:
     return where(x.data > 0, x, x * negative_slope)
 
 
+# -- argument and input checks shared by the layers ----------------------------------------------
+def check_sizes(layer: str, **sizes: Any) -> None:
+    """Each size (features, channels) must be a non-negative integer: a clear error at
+    construction instead of NumPy's 'negative dimensions are not allowed'."""
+    for name, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"{layer}: {name} must be a non-negative integer, got {value!r}")
+
+
+def check_input_dtype(layer: str, x: Tensor, weight: Tensor) -> None:
+    """The input must have the weights' dtype: NumPy would silently run a float32 model in
+    float64 on float64 input (and on integer input), as PyTorch refuses to."""
+    if x.dtype != weight.dtype:
+        raise TypeError(
+            f"{layer}: the input has dtype {x.dtype} but the layer's weights are {weight.dtype}; "
+            f"convert the input (x.astype('{weight.dtype}'), e.g. x.float()) or the model "
+            "(model.to(dtype))"
+        )
+
+
 # -- linear --------------------------------------------------------------------------------------
 def linear(x: Any, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``x @ weight + bias`` with ``weight`` of shape (in_features, out_features) (the seed's
@@ -329,6 +349,8 @@ __all__ = [
     "avg_pool2d",
     "batch_norm",
     "bernoulli_mask",
+    "check_input_dtype",
+    "check_sizes",
     "conv2d",
     "conv_padding",
     "dropout",

@@ -27,6 +27,7 @@ class Linear(Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
                  dtype: Any = np.float32) -> None:  # fmt: skip
         super().__init__()
+        F.check_sizes("Linear", in_features=in_features, out_features=out_features)
         self.in_features = in_features
         self.out_features = out_features
         self.weight = Parameter(np.empty((in_features, out_features), dtype))
@@ -45,6 +46,7 @@ class Linear(Module):
                 f"Linear({self.in_features} -> {self.out_features}) expects input "
                 f"(..., {self.in_features}), got {shape}{hint}"
             )
+        F.check_input_dtype(f"Linear({self.in_features} -> {self.out_features})", x, self.weight)
         return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:

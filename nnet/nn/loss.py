@@ -128,6 +128,8 @@ def _class_targets(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Integer class targets checked against the scores: (targets, mask of the ones not ignored)."""
     t = np.asarray(target.data if isinstance(target, Tensor) else target)
+    if t.dtype.kind not in "iu":  # 0.5 would match no class and silently cost nothing
+        raise ValueError(f"{op}: class-index targets must be integers, got dtype {t.dtype}")
     if t.shape != logp.shape[:-1]:
         raise ValueError(
             f"{op}: class-index targets must have shape {logp.shape[:-1]} (the input's shape "
@@ -143,6 +145,13 @@ def _class_targets(
             f"(0..{n_classes - 1})"
         )
     return t, valid
+
+
+def _check_class_weight(op: str, shape: tuple[int, ...], n_classes: int) -> None:
+    if shape != (n_classes,):
+        raise ValueError(
+            f"{op}: weight must hold one value per class, shape ({n_classes},), got {shape}"
+        )
 
 
 def _class_rows(op: str, scores: Tensor, target: Any, weight: Any, ignore_index: int,
@@ -162,6 +171,7 @@ def _class_rows(op: str, scores: Tensor, target: Any, weight: Any, ignore_index:
         else np.asarray(weight.data if isinstance(weight, Tensor) else weight)
     )
     if w is not None:
+        _check_class_weight(op, w.shape, n_classes)
         q *= w.astype(scores.dtype, copy=False)
     total = valid.sum() if w is None else w[np.where(valid, t, 0)][valid].sum()
     return q, total
@@ -227,6 +237,7 @@ def cross_entropy(
     if label_smoothing:
         q = q * (1.0 - label_smoothing) + label_smoothing / n_classes
     if weight is not None:
+        _check_class_weight("cross_entropy", np.shape(weight), n_classes)
         q = q * weight
     return _reduce(-(logp * q).sum(axis=-1), reduction)
 

@@ -23,6 +23,7 @@ class _BatchNorm(Module):
                  affine: bool = True, track_running_stats: bool = True,
                  dtype: Any = np.float32) -> None:  # fmt: skip
         super().__init__()
+        F.check_sizes(type(self).__name__, num_features=num_features)
         self.num_features = num_features
         self.eps = eps
         self.momentum = momentum

@@ -64,6 +64,8 @@ class Optimizer:
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a group of parameters with its own hyper-parameters (the rest from ``defaults``)."""
         name = type(self).__name__
+        if not isinstance(param_group, dict) or "params" not in param_group:
+            raise ValueError(f"{name}: a parameter group is a dict with a 'params' entry")
         params = param_group["params"]
         params = [params] if isinstance(params, Tensor) else list(params)
         for p in params:
@@ -146,6 +148,12 @@ class Optimizer:
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned (copies the arrays; checks the group sizes)."""
         name = type(self).__name__
+        missing = [k for k in ("state", "param_groups") if k not in state_dict]
+        if missing:
+            raise ValueError(
+                f"{name}.load_state_dict: not an optimizer state dict (no {' or '.join(missing)} "
+                f"entry; it has {sorted(map(str, state_dict))})"
+            )
         saved_groups = list(state_dict["param_groups"])
         if len(saved_groups) != len(self.param_groups):
             raise ValueError(
@@ -154,13 +162,19 @@ class Optimizer:
             )
         params: list[Tensor] = []
         for i, (group, sg) in enumerate(zip(self.param_groups, saved_groups, strict=True)):
-            n = len(np.asarray(sg["params"]).reshape(-1))
+            n = len(np.asarray(sg.get("params", ())).reshape(-1))
             if n != len(group["params"]):
                 raise ValueError(
                     f"{name}.load_state_dict: parameter group {i} has {n} parameter(s) in the state "
                     f"and {len(group['params'])} in this optimizer"
                 )
             params += group["params"]
+        for key in state_dict["state"]:
+            if not 0 <= int(key) < len(params):
+                raise ValueError(
+                    f"{name}.load_state_dict: the state refers to parameter {key}, but the groups "
+                    f"hold {len(params)}"
+                )
         for group, sg in zip(self.param_groups, saved_groups, strict=True):
             for key, value in sg.items():
                 if key != "params":
