@@ -114,7 +114,8 @@ def test_broadcast_to_error_names_the_shapes():
 def basic_indices(draw, shape):
     """Slices (any step, negative too), ints (maybe negative), None and at most one Ellipsis."""
     items: list = []
-    for n in shape[: draw(st.integers(0, len(shape)))]:
+    used = draw(st.integers(0, len(shape)))
+    for n in shape[:used]:
         kind = draw(st.sampled_from(["slice", "int", "none"] if n else ["slice", "none"]))
         if kind == "int":
             items.append(draw(st.integers(-n, n - 1)))
@@ -126,7 +127,10 @@ def basic_indices(draw, shape):
             step = draw(st.sampled_from([None, 1, 2, -1, -2]))
             items.append(slice(start, stop, step))
     if draw(st.booleans()):
-        items.insert(draw(st.integers(0, len(items))), Ellipsis)
+        # where every axis is indexed, the Ellipsis stands for none and may go anywhere; else it
+        # goes last, so that the items keep indexing the leading axes
+        at = draw(st.integers(0, len(items))) if used == len(shape) else len(items)
+        items.insert(at, Ellipsis)
     return tuple(items)
 
 
