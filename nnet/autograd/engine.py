@@ -165,7 +165,8 @@ def run_backward(
                 shared = True
             if not retain_graph:
                 fn.inputs = None
-                fn.saved = ()
+                if fn.saved:
+                    fn.saved = ()
                 fn.released = True
             for p, need, gp in zip(inputs, needs, grads, strict=True):  # type: ignore[arg-type]
                 if not need:

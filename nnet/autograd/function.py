@@ -45,16 +45,14 @@ class Function:
 
     # Slots for what every recorded node holds; __dict__ (created only when first written) for what
     # a primitive keeps beside them (ctx.axis, ...). An instance dict per node cost 4% of an op.
-    __slots__ = (
-        "__dict__", "__weakref__", "_output", "inputs", "needs_input_grad", "released", "saved"
-    )  # fmt: skip
+    __slots__ = ("__dict__", "__weakref__", "_output", "inputs", "needs_input_grad", "released")
 
     #: Set on a subclass whose VJP reads its own result through ``ctx.output``.
     saves_output = False
 
     inputs: tuple[Any, ...] | None
     needs_input_grad: tuple[bool, ...]
-    saved: tuple[Any, ...]
+    saved: tuple[Any, ...] = ()  # save_for_backward's values, in the instance dict when set
     released: bool
     _output: weakref.ReferenceType[Tensor] | None
 
