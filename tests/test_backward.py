@@ -71,6 +71,18 @@ def test_a_tensor_used_many_times_sums_its_contributions():
     assert type(z.grad.data) is np.ndarray and z.grad.item() == 8.0
 
 
+def test_the_same_tensor_on_both_sides_of_an_op_gets_both_contributions():
+    x = _x([1.0, 1.0, 1.0])
+    g = np.array([0.0, 1.0, 2.0])
+    (x + x).backward(g)
+    np.testing.assert_array_equal(x.grad.numpy(), 2 * g)
+    np.testing.assert_array_equal(g, [0.0, 1.0, 2.0])  # the upstream array is not written to
+    assert not np.shares_memory(x.grad.data, g)
+    x.grad = None
+    x.backward(g)  # backward from a leaf: its gradient is a copy of the one given
+    assert not np.shares_memory(x.grad.data, g)
+
+
 def test_non_leaf_gradients_are_kept_only_after_retain_grad():
     x = _x([1.0, 2.0])
     h = x * 3
