@@ -69,11 +69,13 @@ def _header(info: dict) -> str:
         f"Python {info['python']}, NumPy {info['numpy']} [{blas_s}], {torch_s}, nnet {info.get('nnet')}",
     ]
     check = info.get("blas_check")
-    if check:
+    if check and info["threads"] > 1:
         lines.append(
             f"BLAS check: 512x512 f32 matmul {check['gflops_all_threads']:.0f} GFLOP/s with "
             f"{info['threads']} threads, {check['gflops_one_thread']:.0f} with 1"
         )
+    elif check:
+        lines.append(f"BLAS check: 512x512 f32 matmul {check['gflops_one_thread']:.0f} GFLOP/s")
     lines += [f"WARNING: {w}" for w in warnings_for(info)]
     return "\n".join(lines)
 
