@@ -10,46 +10,18 @@ from typing import Any
 
 import numpy as np
 
+from nnet.autograd.errors import operand_error
 from nnet.autograd.function import Function
 from nnet.autograd.tensor import Tensor
 
 _make = Tensor._make
 
 
-def _describe(x: Any) -> str:
-    if isinstance(x, np.ndarray):
-        return f"{x.shape} {x.dtype}"
-    return f"a Python {type(x).__name__}" if not isinstance(x, np.generic) else f"{x.dtype} scalar"
-
-
-def operand_error(op: str, e: Exception, *operands: Any) -> Exception:
-    """NumPy's error from an elementwise op, restated with the nnet op and the operands.
-
-    Raised from inside each forward's ``except`` clause: a ``try`` costs nothing in CPython 3.11
-    until something is raised, so the hot path pays nothing for it.
-    """
-    shapes = _listing([str(np.shape(x)) for x in operands])
-    if isinstance(e, ValueError) and "broadcast" in str(e):
-        return ValueError(
-            f"{op}: shapes {shapes} cannot be broadcast together (aligned from the right, "
-            "each pair of sizes must be equal or one of them 1); reshape or unsqueeze an operand"
-        )
-    kind = TypeError if isinstance(e, TypeError) else ValueError  # NumPy's subclasses need more
-    return kind(f"{op}: cannot apply to {_listing([_describe(x) for x in operands])}: {e}")
-
-
-def _listing(items: list[str]) -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
-
-
 class Add(Function):
     """d(a + b) = (g, g). See derivations.md#add-sub-neg."""
 
     def forward(ctx, a, b):
-        try:
-            return a + b
-        except (ValueError, TypeError) as e:
-            raise operand_error("add", e, a, b) from None
+        return a + b
 
     def vjp(ctx, grad):
         return grad, grad
@@ -58,11 +30,10 @@ class Add(Function):
 class Sub(Function):
     """d(a - b) = (g, -g). See derivations.md#add-sub-neg."""
 
+    op_name = "subtract"
+
     def forward(ctx, a, b):
-        try:
-            return a - b
-        except (ValueError, TypeError) as e:
-            raise operand_error("subtract", e, a, b) from None
+        return a - b
 
     def vjp(ctx, grad):
         return grad, (-grad if ctx.needs_input_grad[1] else None)
@@ -70,6 +41,8 @@ class Sub(Function):
 
 class Neg(Function):
     """d(-a) = -g. See derivations.md#add-sub-neg."""
+
+    op_name = "negative"
 
     def forward(ctx, a):
         return np.negative(a)
@@ -81,11 +54,10 @@ class Neg(Function):
 class Mul(Function):
     """d(a b) = (g b, g a). See derivations.md#mul-div."""
 
+    op_name = "multiply"
+
     def forward(ctx, a, b):
-        try:
-            return a * b
-        except (ValueError, TypeError) as e:
-            raise operand_error("multiply", e, a, b) from None
+        return a * b
 
     def vjp(ctx, grad):
         a, b = ctx.inputs
@@ -96,11 +68,10 @@ class Mul(Function):
 class Div(Function):
     """d(a / b) = (g / b, -g a / b^2). See derivations.md#mul-div."""
 
+    op_name = "divide"
+
     def forward(ctx, a, b):
-        try:
-            return a / b
-        except (ValueError, TypeError) as e:
-            raise operand_error("divide", e, a, b) from None
+        return a / b
 
     def vjp(ctx, grad):
         a, b = ctx.inputs
@@ -115,11 +86,10 @@ class Pow(Function):
 
     The exponent's gradient is taken as 0 where a <= 0 (log a is undefined there)."""
 
+    op_name = "power"
+
     def forward(ctx, a, b):
-        try:
-            return np.power(a, b)
-        except (ValueError, TypeError) as e:
-            raise operand_error("power", e, a, b) from None
+        return np.power(a, b)
 
     def vjp(ctx, grad):
         a, b = ctx.inputs
@@ -220,10 +190,7 @@ class Maximum(Function):
     derivations.md#maximum-minimum."""
 
     def forward(ctx, a, b):
-        try:
-            return np.maximum(a, b)
-        except (ValueError, TypeError) as e:
-            raise operand_error("maximum", e, a, b) from None
+        return np.maximum(a, b)
 
     def vjp(ctx, grad):
         a, b = ctx.inputs
@@ -236,10 +203,7 @@ class Minimum(Function):
     derivations.md#maximum-minimum."""
 
     def forward(ctx, a, b):
-        try:
-            return np.minimum(a, b)
-        except (ValueError, TypeError) as e:
-            raise operand_error("minimum", e, a, b) from None
+        return np.minimum(a, b)
 
     def vjp(ctx, grad):
         a, b = ctx.inputs
@@ -260,10 +224,7 @@ class Clip(Function):
     """d clip(a, lo, hi) = g [lo <= a <= hi] (bounds are constants). See derivations.md#clip."""
 
     def forward(ctx, a, lo, hi):
-        try:
-            return np.clip(a, lo, hi)
-        except (ValueError, TypeError) as e:
-            raise operand_error("clip", e, a, *[x for x in (lo, hi) if x is not None]) from None
+        return np.clip(a, lo, hi)
 
     def vjp(ctx, grad):
         a, lo, hi = ctx.inputs
@@ -279,10 +240,7 @@ class Where(Function):
     """d where(c, a, b) = (None, g [c], g [not c]). See derivations.md#where."""
 
     def forward(ctx, cond, a, b):
-        try:
-            return np.where(cond, a, b)
-        except (ValueError, TypeError) as e:
-            raise operand_error("where", e, cond, a, b) from None
+        return np.where(cond, a, b)
 
     def vjp(ctx, grad):
         cond = np.asarray(_value(ctx.inputs[0]), dtype=bool)

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from nnet.autograd.anomaly import anomaly_enabled, on_apply
+from nnet.autograd.errors import operand_error
 from nnet.autograd.grad_mode import grad_enabled
 from nnet.autograd.tensor import Tensor
 
@@ -49,6 +50,8 @@ class Function:
 
     #: Set on a subclass whose VJP reads its own result through ``ctx.output``.
     saves_output = False
+    #: The public function's name, for error messages (default: the class name in lower case).
+    op_name: str | None = None
 
     inputs: tuple[Any, ...] | None
     needs_input_grad: tuple[bool, ...]
@@ -87,19 +90,23 @@ class Function:
         ctx = _new(cls)
         # The one- and two-argument cases are most ops: spelled out, they skip two list builds.
         n = len(args)
-        if n == 2:
-            a, b = args
-            ta, tb = isinstance(a, Tensor), isinstance(b, Tensor)
-            out = ctx.forward(a.data if ta else a, b.data if tb else b, **params)
-            needs: tuple[bool, ...] = (ta and a.requires_grad, tb and b.requires_grad)
-        elif n == 1:
-            (a,) = args
-            ta = isinstance(a, Tensor)
-            out = ctx.forward(a.data if ta else a, **params)
-            needs = (ta and a.requires_grad,)
-        else:
-            out = ctx.forward(*[a.data if isinstance(a, Tensor) else a for a in args], **params)
-            needs = tuple([isinstance(a, Tensor) and a.requires_grad for a in args])
+        try:
+            if n == 2:
+                a, b = args
+                ta, tb = isinstance(a, Tensor), isinstance(b, Tensor)
+                out = ctx.forward(a.data if ta else a, b.data if tb else b, **params)
+                needs: tuple[bool, ...] = (ta and a.requires_grad, tb and b.requires_grad)
+            elif n == 1:
+                (a,) = args
+                ta = isinstance(a, Tensor)
+                out = ctx.forward(a.data if ta else a, **params)
+                needs = (ta and a.requires_grad,)
+            else:
+                out = ctx.forward(*[a.data if isinstance(a, Tensor) else a for a in args], **params)
+                needs = tuple([isinstance(a, Tensor) and a.requires_grad for a in args])
+        except (ValueError, TypeError) as e:
+            operands = [a.data if isinstance(a, Tensor) else a for a in args if a is not None]
+            raise operand_error(cls.op_name or cls.__name__.lower(), e, *operands) from None
         if out.__class__ is not np.ndarray:
             out = np.asarray(out)
         if anomaly_enabled.get():
