@@ -17,12 +17,10 @@ digraph nnet {
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-
 from nnet.autograd.tensor import Tensor
+from nnet.autograd.trace import norm, param_names
 
 RELEASED_NOTE = (
     "graph released by backward(): the inputs of the ops marked 'released' are gone. "
@@ -41,25 +39,8 @@ class GraphvizUnavailable(RuntimeError):
     """The graphviz package or the ``dot`` program is missing; the message says how to get them."""
 
 
-def _param_names(params: Any) -> dict[int, str]:
-    if params is None:
-        return {}
-    if hasattr(params, "named_parameters"):
-        items = params.named_parameters()
-    elif isinstance(params, Mapping):
-        items = params.items()
-    else:
-        raise TypeError(
-            "to_dot: params must be a Module or a dict of name -> Tensor, "
-            f"got {type(params).__name__}"
-        )
-    return {id(t): str(name) for name, t in items if isinstance(t, Tensor)}
-
-
 def _grad_line(t: Tensor) -> list[str]:
-    if t.grad is None:
-        return []
-    return [f"|grad| = {float(np.linalg.norm(np.asarray(t.grad.data, dtype=np.float64))):.4g}"]
+    return [] if t.grad is None else [f"|grad| = {norm(t.grad):.4g}"]
 
 
 def _quote(*lines: str) -> str:
@@ -89,7 +70,7 @@ def to_dot(tensor: Tensor, params: Any = None) -> str:
     """
     if not isinstance(tensor, Tensor):
         raise TypeError(f"to_dot: expects a Tensor, got {type(tensor).__name__}")
-    names = _param_names(params)
+    names = param_names(params, "to_dot")
     ids: dict[int, str] = {}
     keep: list[Tensor] = []  # holds every drawn tensor so no id is reused during the walk
     nodes: list[str] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import pytest
 
 import nnet
 from nnet.autograd import BackwardTrace, trace
@@ -65,3 +66,12 @@ def test_retained_graph_can_be_traced_twice_and_second_order_works() -> None:
     x.grad = None
     trace(dx.sum(), echo=False)
     assert float(x.grad.item()) == 12.0  # d/dx 3x^2 at 2
+
+
+def test_bad_arguments_name_the_problem() -> None:
+    with pytest.raises(TypeError, match="trace: expects a Tensor"):
+        trace(np.ones(2))  # type: ignore[arg-type]
+    loss, w, _ = graph()
+    with pytest.raises(TypeError, match="trace: params must be a Module or a dict"):
+        trace(loss, params=[w])
+    assert "vjp" not in vars(loss.grad_fn)  # nothing was attached before the check failed

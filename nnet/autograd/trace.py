@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import html
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -29,8 +30,24 @@ from nnet.autograd.function import Function
 from nnet.autograd.tensor import Tensor
 
 
-def _norm(t: Tensor) -> float:
+def norm(t: Tensor) -> float:
+    """The Euclidean norm of a tensor's values, in float64."""
     return float(np.linalg.norm(np.asarray(t.data, dtype=np.float64)))
+
+
+def param_names(params: Any, op: str) -> dict[int, str]:
+    """``id(tensor) -> name`` from a Module (``named_parameters()``) or a dict of name -> tensor."""
+    if params is None:
+        return {}
+    if hasattr(params, "named_parameters"):
+        items = params.named_parameters()
+    elif isinstance(params, Mapping):
+        items = params.items()
+    else:
+        raise TypeError(
+            f"{op}: params must be a Module or a dict of name -> Tensor, got {type(params).__name__}"
+        )
+    return {id(t): str(name) for name, t in items if isinstance(t, Tensor)}
 
 
 def _shape(shape: tuple[int, ...]) -> str:
@@ -139,13 +156,6 @@ class BackwardTrace:
         )
 
 
-def _names(params: Any) -> dict[int, str]:
-    if params is None:
-        return {}
-    items = params.named_parameters() if hasattr(params, "named_parameters") else params.items()
-    return {id(t): str(n) for n, t in items}
-
-
 def trace(
     tensor: Tensor,
     gradient: Any = None,
@@ -170,7 +180,7 @@ def trace(
     if not isinstance(tensor, Tensor):
         raise TypeError(f"trace: expects a Tensor, got {type(tensor).__name__}")
     out = file if file is not None else sys.stdout
-    names = _names(params)
+    names = param_names(params, "trace")
     labels: dict[int, str] = {}
     fns: list[tuple[Function, str]] = []
     stack, seen = [tensor], {id(tensor)}
@@ -203,7 +213,7 @@ def trace(
                 del fn.vjp
             else:
                 fn.vjp = previous  # type: ignore[method-assign]
-    record.leaves = [(labels[id(t)], t.shape, _norm(t.grad)) for t in leaves if t.grad is not None]
+    record.leaves = [(labels[id(t)], t.shape, norm(t.grad)) for t in leaves if t.grad is not None]
     if echo:
         for line in record._leaf_lines():
             print(line, file=out)
@@ -223,7 +233,7 @@ def _recording(
     def vjp_recorded(grad: Tensor) -> Any:
         grads = vjp(grad)
         as_tuple = grads if isinstance(grads, (tuple, list)) else (grads,)
-        step = Step(len(record.steps) + 1, label, grad.shape, _norm(grad))
+        step = Step(len(record.steps) + 1, label, grad.shape, norm(grad))
         for p, need, g in zip(fn.inputs or (), fn.needs_input_grad, as_tuple, strict=False):
             if not need:
                 continue
@@ -231,7 +241,7 @@ def _recording(
             if g is None:
                 step.handed.append(HandOn(to, p.shape, None, None))
             else:
-                step.handed.append(HandOn(to, p.shape, g.shape, _norm(g)))
+                step.handed.append(HandOn(to, p.shape, g.shape, norm(g)))
         record.steps.append(step)
         if out is not None:
             print(step.text(), file=out, flush=True)
