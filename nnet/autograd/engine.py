@@ -116,6 +116,7 @@ def run_backward(
     # may therefore be added to in place. A tensor is kept alive by its unprocessed consumers'
     # inputs, then by `ready`, so its id is never reused while it is a key.
     table: dict[int, list[Any]] = {}
+    g: Tensor | None  # a root's gradient here; in the walk, None when no path carried one
     for r, g in zip(roots, root_grads, strict=True):
         k = id(r)
         if k in table:
@@ -146,7 +147,9 @@ def run_backward(
             if g is not None:
                 if t._retains_grad and captured is None:
                     t.grad = g if create_graph else _make(g.data.copy(), False, None)
-                grads = fn.vjp(g)
+                # Any: a user's vjp may return a list or a lone gradient, and mypy cannot narrow on
+                # the exact-class test below (kept over isinstance for speed); normalised to a tuple
+                grads: Any = fn.vjp(g)
                 if grads.__class__ is not tuple:
                     grads = tuple(grads) if isinstance(grads, list) else (grads,)
                 if len(grads) != n:
@@ -168,6 +171,7 @@ def run_backward(
                 if fn.saved:
                     fn.saved = ()
                 fn.released = True
+            gp: Tensor | None
             for p, need, gp in zip(inputs, needs, grads, strict=True):  # type: ignore[arg-type]
                 if not need:
                     continue
@@ -263,7 +267,7 @@ def grad(
     outs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     ins = [inputs] if isinstance(inputs, Tensor) else list(inputs)
     if grad_outputs is None or isinstance(grad_outputs, (Tensor, np.ndarray)):
-        gos = [grad_outputs] * len(outs) if grad_outputs is None else [grad_outputs]
+        gos: list[Any] = [grad_outputs] * len(outs) if grad_outputs is None else [grad_outputs]
     else:
         gos = list(grad_outputs)
     if len(gos) != len(outs):
