@@ -33,7 +33,7 @@ def get_generator() -> np.random.Generator:
 
 def get_rng_state() -> dict[str, Any]:
     """A picklable-free snapshot (plain dict of ints and strings) of the generator, for checkpoints."""
-    return _generator.bit_generator.state
+    return dict(_generator.bit_generator.state)  # typed Mapping in NumPy's stubs
 
 
 def set_rng_state(state: dict[str, Any]) -> None:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nnet.autograd import ops
 
-_UFUNCS = {
+if TYPE_CHECKING:
+    from nnet.autograd.tensor import Tensor
+
+_UFUNCS: dict[np.ufunc, Callable[..., Tensor]] = {
     np.add: ops.add,
     np.subtract: ops.subtract,
     np.multiply: ops.multiply,

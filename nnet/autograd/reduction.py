@@ -17,7 +17,7 @@ from nnet.autograd.tensor import Tensor
 Axis = int | Sequence[int] | None
 
 
-def normalize_axis(axis: Axis, ndim: int, op: str) -> tuple[int, ...]:
+def normalize_axis(axis: Axis | np.integer, ndim: int, op: str) -> tuple[int, ...]:
     """Axes as a sorted tuple of non-negative ints; a clear error for an axis out of range."""
     if axis is None:
         return tuple(range(ndim))
@@ -74,7 +74,9 @@ def _sum(a: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
             rows = np.add.reduce(a.reshape(m // j, j * c), axis=0)
             out = np.add.reduce(rows.reshape(j, c), axis=0).reshape(rest)
             return out.reshape((1,) * k + rest) if keepdims else out
-    return np.add.reduce(a, axis=axes, keepdims=keepdims)
+    # numpy's stubs overload `keepdims` only as Literal[True] / Literal[False], not a runtime bool;
+    # an ignore rather than a cast keeps this hot path free of the extra call
+    return np.add.reduce(a, axis=axes, keepdims=keepdims)  # type: ignore[call-overload]
 
 
 def _extreme(a: np.ndarray, axes: tuple[int, ...], keepdims: bool, ufunc: np.ufunc) -> np.ndarray:

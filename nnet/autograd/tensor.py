@@ -386,10 +386,14 @@ class Tensor:
         return _ops.min(self, axis, keepdims, **torch_names)
 
     def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
-        return Tensor._make(np.asarray(self.data.argmax(axis=axis, keepdims=keepdims)), False, None)
+        return Tensor._make(
+            np.asarray(np.argmax(self.data, axis=axis, keepdims=keepdims)), False, None
+        )
 
     def argmin(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
-        return Tensor._make(np.asarray(self.data.argmin(axis=axis, keepdims=keepdims)), False, None)
+        return Tensor._make(
+            np.asarray(np.argmin(self.data, axis=axis, keepdims=keepdims)), False, None
+        )
 
     def logsumexp(self, axis: Axis = None, keepdims: bool = False, **torch_names: Any) -> Tensor:
         return _ops.logsumexp(self, axis, keepdims, **torch_names)

@@ -66,7 +66,7 @@ class DataLoader:
                 f"dataset as one batch; got {batch_size!r}"
             )
         self.dataset = dataset
-        self.batch_size = None if batch_size in (None, -1) else int(batch_size)
+        self.batch_size = None if batch_size is None or batch_size == -1 else int(batch_size)
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.collate_fn = collate_fn
@@ -100,7 +100,7 @@ class DataLoader:
     # -- the shuffling generator's state, for checkpoints -------------------------------------------
     def get_rng_state(self) -> dict[str, Any]:
         """A snapshot of the shuffling generator (``bit_generator.state``: a dict of ints)."""
-        return self.generator.bit_generator.state
+        return dict(self.generator.bit_generator.state)  # typed Mapping in NumPy's stubs
 
     def set_rng_state(self, state: dict[str, Any]) -> None:
         """Restore a snapshot taken by :meth:`get_rng_state`."""
