@@ -8,6 +8,7 @@ import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 
@@ -40,7 +41,7 @@ def download(filename: str, sha256: str, mirrors: Sequence[str], folder: str | o
         try:
             h = hashlib.sha256()
             with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as r:
-                for block in iter(lambda r=r: r.read(1 << 20), b""):
+                for block in iter(partial(r.read, 1 << 20), b""):
                     h.update(block)
                     out.write(block)
             if h.hexdigest() != sha256:

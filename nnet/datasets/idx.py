@@ -10,12 +10,12 @@ claims 10^12 images) gives a clear error instead of a huge allocation.
 from __future__ import annotations
 
 import gzip
+import io
 import math
 import os
 import struct
 import zlib
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 
@@ -52,7 +52,7 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
             raise IDXError(f"{path}: the gzip stream is corrupt or truncated ({e})") from e
 
 
-def _read(f: BinaryIO, path: Path, file_size: int | None) -> np.ndarray:
+def _read(f: io.BufferedIOBase, path: Path, file_size: int | None) -> np.ndarray:
     head = f.read(4)
     if len(head) < 4:
         raise IDXError(f"{path}: {len(head)} bytes is too short for an IDX header (needs 4)")

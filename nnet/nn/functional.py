@@ -271,10 +271,10 @@ def batch_norm(
         mean = x2.mean(axis=0)
         centred = x2 - mean
         var = (centred * centred).mean(axis=0)
-        scale = 1.0 / sqrt(var + eps)  # per channel: weight folds in before touching N H W rows
+        gain = 1.0 / sqrt(var + eps)  # per channel: weight folds in before touching N H W rows
         if weight is not None:
-            scale = scale * weight
-        y = centred * scale
+            gain = gain * weight
+        y = centred * gain
         if bias is not None:
             y = y + bias
         if running_mean is not None and running_var is not None:

@@ -46,7 +46,8 @@ class Optimizer:
         # One scratch array per parameter, so that updates run in place without temporaries.
         self._scratch: dict[Tensor, np.ndarray] = {}
         self.param_groups: list[dict[str, Any]] = []
-        groups = list(params)
+        # tensors, or group dicts (decided by the first item; add_param_group checks each)
+        groups: list[Any] = list(params)
         if not groups:
             raise ValueError(f"{type(self).__name__}: got an empty parameter list")
         if not isinstance(groups[0], dict):

@@ -14,7 +14,7 @@ nnet imports this module.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, cast
 
 import numpy as np
 from hypothesis import strategies as st
@@ -53,7 +53,8 @@ def _elements(dtype: np.dtype, min_value: float, max_value: float) -> st.SearchS
             allow_nan=False,
             allow_infinity=False,
             allow_subnormal=False,
-            width=dtype.itemsize * 8,
+            # float16/32/64 give 16/32/64; hypothesis itself rejects any other width
+            width=cast(Literal[16, 32, 64], dtype.itemsize * 8),
         )
     if dtype.kind in "iu":
         return st.integers(int(np.ceil(min_value)), int(np.floor(max_value)))
