@@ -252,6 +252,8 @@ class LogSoftmax(Function):
 
     def forward(ctx, a, axis):
         shifted = a - _stable_shift(a, (axis,))
+        if not a.shape[axis]:
+            return shifted  # empty along the axis: nothing to normalise (and no log(0) warning)
         return shifted - np.log(np.add.reduce(np.exp(shifted), axis=axis, keepdims=True))
 
     def vjp(ctx, grad):
