@@ -154,7 +154,8 @@ def run_train(args: argparse.Namespace) -> int:
     train_set, test_set = load_data(config["dataset"], data_dir, args.download)
 
     nnet.manual_seed(config["seed"])
-    model = build_model(config["model"], train_set.arrays[0].shape[1:])
+    h, w, c = train_set.arrays[0].shape[1:]  # images are (N, H, W, C)
+    model = build_model(config["model"], (h, w, c))
     optimizer = make_optimizer(config["optimizer"], model.parameters(), config["lr"])
     scheduler = make_scheduler(config["scheduler"], optimizer, config["epochs"])
     loader = DataLoader(train_set, batch_size=config["batch_size"], shuffle=True)
@@ -214,7 +215,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     config = saved["config"]
     _, test_set = load_data(config["dataset"], args.data or config.get("data") or None,
                             args.download)  # fmt: skip
-    model = build_model(config["model"], test_set.arrays[0].shape[1:])
+    h, w, c = test_set.arrays[0].shape[1:]
+    model = build_model(config["model"], (h, w, c))
     model.load_state_dict(saved["model"])
     print(f"Test accuracy={evaluate(model, test_set):.3f}")
     print(f"Wall time: {time.perf_counter() - start:.1f} s")

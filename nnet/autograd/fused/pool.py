@@ -34,7 +34,7 @@ def _first_max(
     x: np.ndarray, out: np.ndarray, kernel: tuple[int, int]
 ) -> Iterator[tuple[Any, np.ndarray]]:
     """For each offset in row-major order: (its slice index, where it holds its window's first max)."""
-    hw = out.shape[1:3]
+    hw = (out.shape[1], out.shape[2])
     found: np.ndarray | None = None
     last = kernel[0] * kernel[1] - 1
     for k, (i, j) in enumerate(_offsets(kernel)):
