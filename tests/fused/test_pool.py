@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -19,7 +20,7 @@ def _both(x: np.ndarray, kernel: tuple[int, int], g: np.ndarray | None = None):
     """(output, input gradient) of the fused op and of the composition, for upstream ``g``."""
     out = []
     for fused in (True, False):
-        t = nnet.Tensor(x.copy(), requires_grad=True)
+        t = nnet.Tensor(x.copy(order="K"), requires_grad=True)  # keeps a non-contiguous layout
         with use_fused(fused):
             y = F.max_pool2d(t, kernel)
         assert (type(y.grad_fn) is MaxPool2d) == fused
@@ -68,6 +69,23 @@ def test_special_values_match_composition(n, hw, c, values, seed):
         (y, dx), (y0, dx0) = _both(x, (2, 2), g)
     np.testing.assert_array_equal(y, y0)
     np.testing.assert_array_equal(np.signbit(y), np.signbit(y0))
+    np.testing.assert_array_equal(dx, dx0)
+
+
+@pytest.mark.parametrize("c", [1, 8, 9, 17])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_both_layouts_match_composition(c, dtype):
+    """Narrow pixels (C * itemsize <= 64 bytes) take the offset-major copy, wider ones the strided
+    slices: each against the composition, with ties, a remainder and a non-contiguous input."""
+    rng = np.random.default_rng(c)
+    x = rng.integers(-2, 3, (2, 7, 9, c)).astype(dtype)
+    g = rng.standard_normal((2, 3, 4, c)).astype(dtype)
+    (y, dx), (y0, dx0) = _both(x, (2, 2), g)
+    np.testing.assert_array_equal(y, y0)
+    np.testing.assert_array_equal(dx, dx0)
+    xt = np.ascontiguousarray(x.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)  # not C-contiguous
+    (y, dx), (y0, dx0) = _both(xt, (2, 3), None)
+    np.testing.assert_array_equal(y, y0)
     np.testing.assert_array_equal(dx, dx0)
 
 
