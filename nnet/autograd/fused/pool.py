@@ -8,7 +8,7 @@ offset holds the first maximum of its window. See derivations.md#max-pooling-fus
 
 With few channels, each offset's strided slice of an NHWC image has contiguous runs of only C
 values, and NumPy pays per run: on the seed network (C = 4) the four slices cost more than the
-arithmetic. There the image is first rearranged window-offset-major, (N, OH, KH KW, OW C), by one
+arithmetic. There the image is first rearranged window-offset-major, (KH KW, N, OH, OW, C), by one
 copy that moves each pixel's C values as a single item (a void view); every comparison, product and
 maximum then runs over long contiguous rows, and the gradient goes back to NHWC by the inverse copy.
 """
@@ -24,9 +24,11 @@ from nnet.autograd.function import Function
 from nnet.autograd.tensor import Tensor
 from nnet.autograd.window import sliding_windows
 
-#: Pixels at most this many bytes wide (C * itemsize) take the offset-major layout: measured on the
-#: seed network's pools (C = 4 and 8, float32), forward + backward 2-5x faster; at C = 32 the slices'
-#: runs are long enough and the two extra copies cost more than they save.
+#: Pixels at most this many bytes wide (C * itemsize) take the offset-major layout, whose copy the
+#: forward keeps for the backward: on the seed network's pools (C = 4 and 8, float32) forward +
+#: backward run 2-4x faster. Wider pixels keep the strided slices: the layout still pays there (C =
+#: 32: backward 1.75 -> 1.2 ms) only if its copy is kept, one more input-sized array per pool in the
+#: wide networks' peak memory; recomputing it in the backward costs more than it saves.
 _OFFSET_MAJOR_MAX_BYTES = 64
 
 
@@ -51,13 +53,14 @@ def _pixels(a: np.ndarray, kernel: tuple[int, int], out_hw: tuple[int, int]) -> 
 
 
 def _offset_major(x: np.ndarray, kernel: tuple[int, int], out_hw: tuple[int, int]) -> np.ndarray:
-    """``x`` rearranged to (N, OH, KH KW, OW C): offset k's values of every window row, contiguous."""
+    """``x`` rearranged offset-major, (KH KW, N, OH, OW, C): each offset's plane is contiguous, so
+    NumPy runs every operation on it as one flat loop."""
     (kh, kw), (oh, ow) = kernel, out_hw
     n, c = x.shape[0], x.shape[3]
-    out = np.empty((n, oh, kh, kw, ow * c), x.dtype)
-    target = out.view(np.dtype((np.void, c * x.itemsize)))  # (N, OH, KH, KW, OW)
-    np.copyto(target, _pixels(np.ascontiguousarray(x), kernel, out_hw).transpose(0, 1, 2, 4, 3))
-    return out.reshape(n, oh, kh * kw, ow * c)
+    out = np.empty((kh, kw, n, oh, ow, c), x.dtype)
+    target = out.view(np.dtype((np.void, c * x.itemsize))).reshape(kh, kw, n, oh, ow)
+    np.copyto(target, _pixels(np.ascontiguousarray(x), kernel, out_hw).transpose(2, 4, 0, 1, 3))
+    return out.reshape(kh * kw, n, oh, ow, c)
 
 
 def _takes_offset_major(x: np.ndarray) -> bool:
@@ -95,14 +98,14 @@ class MaxPool2d(Function):
         if _takes_offset_major(x):
             windows = _offset_major(x, kernel, hw)
             ctx.save_for_backward(windows)  # the backward's comparisons read the same layout
-            planes = [windows[:, :, k] for k in range(windows.shape[2])]
+            planes = list(windows)
         else:
             planes = _strided_planes(x, kernel, hw)
-        out = np.empty(planes[0].shape, x.dtype)
+        out = np.empty((x.shape[0], *hw, x.shape[3]), x.dtype)
         np.copyto(out, planes[0])
         for p in planes[1:]:
             np.maximum(out, p, out=out)
-        return out.reshape(x.shape[0], *hw, x.shape[3])
+        return out
 
     def vjp(ctx, grad):
         x, kernel = ctx.inputs
@@ -128,16 +131,16 @@ class MaxPool2dBackward(Function):
             return dx
         if windows is None:
             windows = _offset_major(x, kernel, (oh, ow))
-        n, c = x.shape[0], x.shape[3]
-        rows = (n, oh, ow * c)
-        g, y = grad.reshape(rows), out.reshape(rows)
-        dwin = np.empty((n, oh, kh, kw, ow * c), grad.dtype)
-        flat = dwin.reshape(n, oh, kh * kw, ow * c)
-        planes = [windows[:, :, k] for k in range(kh * kw)]
-        for k, hit in _first_max(planes, y, kh * kw - 1):
-            np.multiply(g, hit, out=flat[:, :, k])
-        pixels = dwin.view(np.dtype((np.void, c * dx.itemsize))).transpose(0, 1, 2, 4, 3)
-        np.copyto(_pixels(dx, kernel, (oh, ow)), pixels)
+        c = x.shape[3]
+        dwin = np.empty((kh * kw, *out.shape), grad.dtype)
+        for k, hit in _first_max(list(windows), out, kh * kw - 1):
+            np.multiply(grad, hit, out=dwin[k])
+        pixels = dwin.view(np.dtype((np.void, c * dx.itemsize))).reshape(kh, kw, *out.shape[:3])
+        target = _pixels(dx, kernel, (oh, ow))  # (N, OH, KH, OW, KW)
+        for j in range(kw):
+            # one copy per column offset: NumPy loops in the target's memory order, and the whole
+            # transpose at once made its inner loop KW pixels long (112 -> 55 us at C = 4)
+            np.copyto(target[..., j], pixels[:, j].transpose(1, 2, 0, 3))
         return dx
 
     def vjp(ctx, gg):
