@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import nnet
 import nnet.nn.functional as F
-from nnet.autograd.fused import MaxPool2d, MaxPool2dBackward, use_fused
+from nnet.autograd.fused import MaxPool2d, MaxPool2dBackward, pool, use_fused
 from nnet.testing import gradcheck, gradgradcheck
 
 #: The fused primitives whose gradients this file checks (tests/fused/test_coverage.py).
@@ -87,6 +87,24 @@ def test_both_layouts_match_composition(c, dtype):
     (y, dx), (y0, dx0) = _both(xt, (2, 3), None)
     np.testing.assert_array_equal(y, y0)
     np.testing.assert_array_equal(dx, dx0)
+
+
+@pytest.mark.parametrize("record", [True, False])
+def test_batches_of_images_match_composition(monkeypatch, record):
+    """The offset-major forward runs a few images at a time (here 2 of 11: a last, shorter batch),
+    with or without keeping the copy for a backward."""
+    monkeypatch.setattr(pool, "_CHUNK_BYTES", 2 * 3 * 4 * 2 * 4)  # two images' output bytes
+    rng = np.random.default_rng(5)
+    x = rng.integers(-2, 3, (11, 7, 9, 2)).astype(np.float32)
+    g = rng.standard_normal((11, 3, 4, 2)).astype(np.float32)
+    if record:
+        (y, dx), (y0, dx0) = _both(x, (2, 2), g)
+        np.testing.assert_array_equal(dx, dx0)
+    else:
+        with nnet.no_grad():
+            y = F.max_pool2d(nnet.Tensor(x), 2).numpy()
+        y0 = x[:, :6, :8].reshape(11, 3, 2, 4, 2, 2).max(axis=(2, 4))
+    np.testing.assert_array_equal(y, y0)
 
 
 def test_ties_go_to_the_first_element_row_major():
