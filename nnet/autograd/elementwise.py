@@ -175,11 +175,27 @@ class Tanh(Function):
         return (grad * (1.0 - t * t),)
 
 
+#: Widest row of zeros ReLU compares against (elements); see :func:`_relu_array`.
+_ZERO_ROW = 512
+
+
+def _relu_array(a: np.ndarray) -> np.ndarray:
+    """``np.maximum(a, 0)``, the same values (NaN and signed zeros included). Against a scalar 0,
+    NumPy runs its slow broadcast loop (116 us on the seed network's (100, 28, 28, 4) activations);
+    rows of contiguous ``a`` against a row of zeros take its vector loop (64 us)."""
+    width = _ZERO_ROW
+    while a.size % width:
+        width //= 2
+    if width < 64 or a.dtype.kind != "f" or a.size < 8 * width or not a.flags.c_contiguous:
+        return np.maximum(a, 0)
+    return np.maximum(a.reshape(-1, width), np.zeros(width, a.dtype)).reshape(a.shape)
+
+
 class Relu(Function):
     """d relu(a) = g [a > 0]; relu'(0) = 0. See derivations.md#relu."""
 
     def forward(ctx, a):
-        return np.maximum(a, 0)
+        return _relu_array(a)
 
     def vjp(ctx, grad):
         return (grad * (ctx.inputs[0].data > 0),)
