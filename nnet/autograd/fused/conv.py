@@ -107,8 +107,12 @@ class Conv2d(Function):
             else:
                 cols = Tensor._make(ctx.saved[0], False, None)
             gw = tall_product(cols, g2).reshape(weight.shape)
-        if need_b:
+        if need_b and grad_enabled.get():
             gb = g2.sum(axis=0)
+        elif need_b:
+            # a ones-vector product: the axis-0 reduce walks rows of C_out floats (0.79 ms against
+            # 0.08 for the wide CNN's first (50176, 32) gradient)
+            gb = Tensor._make(np.ones(g2.shape[0], g2.dtype) @ g2.data, False, None)
         if need_x and cin >= COLUMN_MAJOR_BELOW and not grad_enabled.get():
             gx = _input_grad_by_chunks(grad.data.reshape(-1, cout), weight.data, x.data.shape, geo)
             gx = Tensor._make(gx, False, None)
