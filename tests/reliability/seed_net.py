@@ -1,8 +1,4 @@
-"""The seed's network, built from nnet's layers, for the reliability tests.
-
-conv3x3(4)-relu-maxpool2-bn, conv3x3(8)-relu-maxpool2-bn, flatten, linear -> 196, relu, dropout 0.5,
-linear -> 10, with sizes derived from the input side (28 for MNIST, 7 x 7 x 8 features after the pools).
-"""
+"""The seed's network (nnet.train.models.seed_cnn) and helpers for the reliability tests."""
 
 from __future__ import annotations
 
@@ -10,26 +6,13 @@ import numpy as np
 
 import nnet
 from nnet import nn
+from nnet.train.models import seed_cnn
 
 
-def seed_network(side: int = 28, channels: int = 1, classes: int = 10) -> nn.Sequential:
-    """A fresh seed network for ``side`` x ``side`` images (weights from nnet's generator)."""
-    quarter = side // 4
-    return nn.Sequential(
-        nn.Conv2d(channels, 4, 3),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.BatchNorm2d(4),
-        nn.Conv2d(4, 8, 3),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.BatchNorm2d(8),
-        nn.Flatten(),
-        nn.Linear(quarter * quarter * 8, 196),
-        nn.ReLU(),
-        nn.Dropout(0.5),
-        nn.Linear(196, classes),
-    )
+def seed_network(side: int = 28, channels: int = 1, classes: int = 10) -> nn.Module:
+    """A fresh seed network for ``side`` x ``side`` images (weights from nnet's generator): the main
+    job's own model, so these tests exercise what users train."""
+    return seed_cnn((side, side, channels), classes)
 
 
 def random_batch(
