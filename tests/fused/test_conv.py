@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 import nnet
 import nnet.nn.functional as F
 from nnet.autograd.fused import Col2ImPadded, Conv2d, Im2Col, use_fused
+from nnet.autograd.fused import conv as fused_conv
 from nnet.autograd.fused.im2col import COLUMN_MAJOR_BELOW, im2col_array
 from nnet.nn.functional import conv_padding
 from nnet.testing import gradcheck, gradgradcheck
@@ -82,6 +83,29 @@ def test_float32_stays_float32_and_matches():
     np.testing.assert_allclose(y, y0, rtol=1e-5, atol=1e-5)
     for a, a0 in zip(grads, grads0, strict=True):
         np.testing.assert_allclose(a, a0, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 20, 48])
+@pytest.mark.parametrize(
+    "geometry", [{}, {"stride": 2, "padding": 1}, {"dilation": (2, 1), "padding": "valid"}]
+)
+def test_blocks_of_images_match_composition(monkeypatch, chunk_rows, geometry):
+    """The wide layout's forward and input gradient run a block of images at a time: of five
+    images with 24 (or 6, or 4) output pixels each, blocks of 1, 2 and 3 images, each leaving a
+    shorter last block, and a single block of all five."""
+    monkeypatch.setattr(fused_conv, "CHUNK_ROWS", chunk_rows)
+    rng = np.random.default_rng(chunk_rows)
+    x = rng.standard_normal((5, 6, 4, COLUMN_MAJOR_BELOW))
+    w = rng.standard_normal((3, 3, COLUMN_MAJOR_BELOW, 3))
+    b = rng.standard_normal(3)
+    with use_fused(False):
+        y0 = F.conv2d(nnet.Tensor(x), nnet.Tensor(w), nnet.Tensor(b), **geometry).numpy()
+    g = rng.standard_normal(y0.shape)
+    y, grads = _run(True, x, w, b, g, **geometry)
+    y0, grads0 = _run(False, x, w, b, g, **geometry)
+    np.testing.assert_allclose(y, y0, rtol=1e-12, atol=1e-12)
+    for a, a0 in zip(grads, grads0, strict=True):
+        np.testing.assert_allclose(a, a0, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("cin", [2, COLUMN_MAJOR_BELOW])

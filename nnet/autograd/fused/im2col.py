@@ -4,10 +4,11 @@
 T = KH KW kernel taps (i, j) in row-major order, C channels; reshaped to (M, T C) it is the patch
 matrix that multiplies a (KH, KW, C, C_out) kernel reshaped to (T C, C_out). The
 composition pads (a full copy through ``np.pad``), takes the windows and copies them with a reshape
-whose contiguous runs are C floats long (3 floats for a 3x3 window over one channel); here each
-kernel offset is one slice copy out of the unpadded input, the borders stay zero, and with few
-channels the matrix is stored column-major (one contiguous (N, OH, OW) plane per column) so that
-every copy runs along whole output rows. See derivations.md#im2col-and-col2im-with-padding.
+whose contiguous runs are C floats long (3 floats for a 3x3 window over one channel). Here, with
+few channels, the matrix is stored column-major (one contiguous (N, OH, OW) plane per column), each
+kernel offset is one slice copy out of the unpadded input running along whole output rows, and the
+borders stay zero; with many, it is one copy of a strided window view of a zero-bordered input,
+whose runs are a row of taps (KW C floats) long. See derivations.md#im2col-and-col2im-with-padding.
 """
 
 from __future__ import annotations
@@ -59,27 +60,46 @@ def _needs_zeros(x_hw: tuple[int, int], geo: Geometry) -> bool:
     )
 
 
+def patch_windows(x: np.ndarray, geo: Geometry) -> np.ndarray:
+    """Every patch of NHWC ``x`` as a read-only strided (N, OH, OW, KH, KW, C) view of a zero-padded
+    copy (of ``x`` itself when no patch reads padding). Copying it is one call whose contiguous runs
+    are KW C floats long (at dilation 1), where nine slice copies run C floats at a time: 11 ms
+    against 24 ms for the conv2d benchmark's (64, 32, 32, 32) input."""
+    n, h, w, c = x.shape
+    (kh, kw), (sh, sw), (dh, dw), (pt, pl), (oh, ow) = geo
+    if _needs_zeros((h, w), geo):
+        bottom = max(0, (oh - 1) * sh + (kh - 1) * dh + 1 - pt - h)
+        right = max(0, (ow - 1) * sw + (kw - 1) * dw + 1 - pl - w)
+        padded = np.zeros((n, pt + h + bottom, pl + w + right, c), x.dtype)
+        padded[:, pt : pt + h, pl : pl + w, :] = x
+        x = padded
+    s0, s1, s2, s3 = x.strides
+    return np.lib.stride_tricks.as_strided(
+        x, (n, oh, ow, kh, kw, c), (s0, sh * s1, sw * s2, dh * s1, dw * s2, s3), writeable=False
+    )
+
+
 def im2col_array(x: np.ndarray, geo: Geometry) -> np.ndarray:
     """The patches of NHWC ``x`` as an (M, T, C) array, T = KH KW kernel taps: a view of
     (T, C, M) memory when ``x`` has fewer than ``COLUMN_MAJOR_BELOW`` channels, else C-ordered.
     Either way ``reshape(M, T C)`` is a view: the (M, K) patch matrix."""
     n, h, w, c = x.shape
     (kh, kw), (oh, ow) = geo[0], geo[4]
-    alloc = np.zeros if _needs_zeros((h, w), geo) else np.empty
     if c < COLUMN_MAJOR_BELOW:
+        alloc = np.zeros if _needs_zeros((h, w), geo) else np.empty
         buf = alloc((kh, kw, c, n, oh, ow), x.dtype)
         for i, j, (ro, co), (ri, ci) in _offsets((h, w), geo):
             buf[i, j, :, :, ro, co] = x[:, ri, ci, :].transpose(3, 0, 1, 2)
         return buf.reshape(kh * kw, c, n * oh * ow).transpose(2, 0, 1)
-    buf = alloc((n, oh, ow, kh, kw, c), x.dtype)
-    for i, j, (ro, co), (ri, ci) in _offsets((h, w), geo):
-        buf[:, ro, co, i, j, :] = x[:, ri, ci, :]
-    return buf.reshape(n * oh * ow, kh * kw, c)
+    return patch_windows(x, geo).copy().reshape(n * oh * ow, kh * kw, c)
 
 
-def col2im_array(cols: np.ndarray, shape: tuple[int, ...], geo: Geometry) -> np.ndarray:
+def col2im_array(
+    cols: np.ndarray, shape: tuple[int, ...], geo: Geometry, out: np.ndarray | None = None
+) -> np.ndarray:
     """The adjoint of :func:`im2col_array` for (M, T, C) ``cols`` in any memory order: each patch
-    entry added back onto the pixel it was read from (entries read from padding are dropped)."""
+    entry added back onto the pixel it was read from (entries read from padding are dropped).
+    ``out``: a zeroed NHWC array of ``shape`` to add into, for row-major (tap-major) ``cols``."""
     n, h, w, c = shape
     kw, (oh, ow) = geo[0][1], geo[4]
     if cols.strides[2] > cols.strides[0]:
@@ -90,7 +110,7 @@ def col2im_array(cols: np.ndarray, shape: tuple[int, ...], geo: Geometry) -> np.
             acc[:, :, ri, ci] += cols[:, i * kw + j, :].T.reshape(c, n, oh, ow)[:, :, ro, co]
         return np.ascontiguousarray(acc.transpose(1, 2, 3, 0))
     # one (N, OH, OW, C) plane per tap: contiguous when the caller made the gradient tap-major
-    out = np.zeros(shape, cols.dtype)
+    out = np.zeros(shape, cols.dtype) if out is None else out
     for i, j, (ro, co), (ri, ci) in _offsets((h, w), geo):
         out[:, ri, ci, :] += cols[:, i * kw + j, :].reshape(n, oh, ow, c)[:, ro, co, :]
     return out
