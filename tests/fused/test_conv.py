@@ -155,3 +155,18 @@ def test_im2col_and_col2im_are_adjoint(cin):
     back = Col2ImPadded.apply(nnet.Tensor(c), x.shape, geo).numpy()
     assert np.isclose(np.sum(cols * c), np.sum(x * back), rtol=1e-12)
     assert gradcheck(lambda t: Im2Col.apply(t, geo) ** 2, nnet.Tensor(x, requires_grad=True))
+
+
+@pytest.mark.parametrize("cin", [1, 4, 5, COLUMN_MAJOR_BELOW])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_forward_without_recording_matches_composition(cin, stride):
+    """Under no_grad a few channels take the row-order blocks the wide path uses."""
+    rng = np.random.default_rng(cin + stride)
+    x = nnet.Tensor(rng.standard_normal((3, 7, 6, cin)))
+    w = nnet.Tensor(rng.standard_normal((3, 3, cin, 5)))
+    b = nnet.Tensor(rng.standard_normal(5))
+    with nnet.no_grad():
+        y = F.conv2d(x, w, b, stride=stride)
+        with use_fused(False):
+            y0 = F.conv2d(x, w, b, stride=stride)
+    np.testing.assert_allclose(y.numpy(), y0.numpy(), rtol=1e-12, atol=1e-12)
