@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.overhead import record_tape
 from benchmarks.results import Row
 from benchmarks.timing import Config, describe_error, ensure_repo_on_path, load_torch, pause
 
@@ -26,14 +27,7 @@ SIZES = (10**4, 10**5, 10**6)
 
 
 def _numpy_build(x: np.ndarray, a: np.ndarray, b: np.ndarray, pairs: int) -> Callable[[], object]:
-    tape: list[Callable[[np.ndarray], np.ndarray]] = []
-    push = tape.append
-    h = x
-    for _ in range(pairs):
-        h = h * a
-        push(lambda g, a=a: g * a)
-        h = h + b
-        push(lambda g: g)
+    h, tape = record_tape(x, a, b, pairs)
 
     def backward() -> object:
         g = np.ones_like(h)

@@ -25,18 +25,26 @@ PAIRS = 500
 OPS = 2 * PAIRS
 
 
+def record_tape(
+    x: np.ndarray, a: Any, b: Any, pairs: int
+) -> tuple[np.ndarray, list[Callable[[np.ndarray], np.ndarray]]]:
+    """The chain's forward as a minimal tape: its result and one VJP closure per op, in order."""
+    tape: list[Callable[[np.ndarray], np.ndarray]] = []
+    push = tape.append
+    h = x
+    for _ in range(pairs):
+        h = h * a
+        push(lambda g, a=a: g * a)
+        h = h + b
+        push(lambda g: g)
+    return h, tape
+
+
 def numpy_tape(x: np.ndarray, a: Any, b: Any, pairs: int) -> Callable[[], object]:
     """The floor for a Python engine: one closure per op on a list, replayed backwards."""
 
     def step() -> object:
-        tape: list[Callable[[np.ndarray], np.ndarray]] = []
-        push = tape.append
-        h = x
-        for _ in range(pairs):
-            h = h * a
-            push(lambda g, a=a: g * a)
-            h = h + b
-            push(lambda g: g)
+        h, tape = record_tape(x, a, b, pairs)
         h.sum()
         g = np.ones_like(h)
         for vjp in reversed(tape):
