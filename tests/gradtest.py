@@ -2,7 +2,8 @@
 
 :func:`check_grad` runs :func:`nnet.testing.gradcheck` (and optionally ``gradgradcheck``) on a function
 of float64 tensors, then backpropagates a random upstream gradient through the original tensors and
-asserts what must not happen: an input or the upstream gradient mutated, two gradients (or a gradient
+checks that the recorded VJPs (``create_graph``) give the same gradients, and asserts what must not
+happen: an input or the upstream gradient mutated, two gradients (or a gradient
 and an input or the upstream gradient) sharing memory, a gradient of the wrong shape or dtype, and a
 graph that survives backward (its nodes must drop their inputs, and a second backward must raise
 :class:`nnet.autograd.GraphReleasedError`).
@@ -124,6 +125,13 @@ def check_grad(
             assert not np.shares_memory(g, d), f"the gradient of leaf {k} shares an input's memory"
         for m, y in enumerate(leaves[:k]):
             assert not np.shares_memory(g, y.grad.data), f"gradients {m} and {k} share memory"
+
+    # the recorded VJPs (create_graph: tensors, `vjp`) agree with the array VJPs just run
+    recorded = nnet.grad(fn(*inputs), leaves, nnet.Tensor(upstream), create_graph=True)
+    for k, (x, r) in enumerate(zip(leaves, recorded, strict=True)):
+        np.testing.assert_allclose(
+            r.data, x.grad.data, rtol=1e-10, atol=1e-12, err_msg=f"vjp and vjp_arrays, leaf {k}"
+        )
 
     for n in nodes:
         assert n.inputs is None, f"{type(n).__name__} kept its inputs after backward"

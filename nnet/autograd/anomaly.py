@@ -123,7 +123,7 @@ def on_apply(ctx: Any, args: tuple[Any, ...], out: np.ndarray) -> None:
             stack,
         )
     ctx.creation_stack = stack
-    ctx.vjp = _checked_vjp(ctx, ctx.vjp)
+    ctx.hook_vjp(_checked_vjp(ctx, ctx.vjp))
 
 
 def _checked_vjp(ctx: Any, vjp: Any) -> Any:

@@ -26,6 +26,8 @@ class Add(Function):
     def vjp(ctx, grad):
         return grad, grad
 
+    vjp_arrays = vjp  # the rule reads only the gradient: the same code serves arrays
+
 
 class Sub(Function):
     """d(a - b) = (g, -g). See derivations.md#add-sub-neg."""
@@ -37,6 +39,8 @@ class Sub(Function):
 
     def vjp(ctx, grad):
         return grad, (-grad if ctx.needs_input_grad[1] else None)
+
+    vjp_arrays = vjp
 
 
 class Neg(Function):
@@ -50,6 +54,8 @@ class Neg(Function):
     def vjp(ctx, grad):
         return (-grad,)
 
+    vjp_arrays = vjp
+
 
 class Mul(Function):
     """d(a b) = (g b, g a). See derivations.md#mul-div."""
@@ -61,6 +67,11 @@ class Mul(Function):
 
     def vjp(ctx, grad):
         a, b = ctx.inputs
+        na, nb = ctx.needs_input_grad
+        return (grad * b if na else None), (grad * a if nb else None)
+
+    def vjp_arrays(ctx, grad):
+        a, b = _values(ctx)
         na, nb = ctx.needs_input_grad
         return (grad * b if na else None), (grad * a if nb else None)
 
@@ -79,6 +90,11 @@ class Div(Function):
         ga = grad / b if na else None
         gb = -grad * a / (b * b) if nb else None
         return ga, gb
+
+    def vjp_arrays(ctx, grad):
+        a, b = _values(ctx)
+        na, nb = ctx.needs_input_grad
+        return (grad / b if na else None), (-grad * a / (b * b) if nb else None)
 
 
 class Pow(Function):
@@ -102,6 +118,16 @@ class Pow(Function):
             gb = where(positive, grad * power(a, b) * log(safe_a), 0.0)
         return ga, gb
 
+    def vjp_arrays(ctx, grad):
+        a, b = _values(ctx)
+        na, nb = ctx.needs_input_grad
+        ga = grad * b * np.power(a, b - 1) if na else None
+        gb = None
+        if nb:
+            positive = np.asarray(a) > 0
+            gb = np.where(positive, grad * np.power(a, b) * np.log(np.where(positive, a, 1.0)), 0.0)
+        return ga, gb
+
 
 class Exp(Function):
     """d exp(a) = g exp(a), from the saved output. See derivations.md#exp-log-sqrt."""
@@ -114,6 +140,9 @@ class Exp(Function):
     def vjp(ctx, grad):
         return (grad * ctx.output,)
 
+    def vjp_arrays(ctx, grad):
+        return (grad * ctx.output.data,)
+
 
 class Log(Function):
     """d log(a) = g / a. See derivations.md#exp-log-sqrt."""
@@ -123,6 +152,9 @@ class Log(Function):
 
     def vjp(ctx, grad):
         return (grad / ctx.inputs[0],)
+
+    def vjp_arrays(ctx, grad):
+        return (grad / ctx.inputs[0].data,)
 
 
 class Sqrt(Function):
@@ -136,6 +168,9 @@ class Sqrt(Function):
     def vjp(ctx, grad):
         return (grad / (2.0 * ctx.output),)
 
+    def vjp_arrays(ctx, grad):
+        return (grad / (2.0 * ctx.output.data),)
+
 
 class Abs(Function):
     """d |a| = g sign(a), with abs'(0) = 0. See derivations.md#abs."""
@@ -145,6 +180,8 @@ class Abs(Function):
 
     def vjp(ctx, grad):
         return (grad * np.sign(ctx.inputs[0].data),)
+
+    vjp_arrays = vjp  # reads the input's array: the same code serves arrays
 
 
 class Sigmoid(Function):
@@ -161,6 +198,10 @@ class Sigmoid(Function):
         s = ctx.output
         return (grad * (s * (1.0 - s)),)
 
+    def vjp_arrays(ctx, grad):
+        s = ctx.output.data
+        return (grad * (s * (1.0 - s)),)
+
 
 class Tanh(Function):
     """d tanh(a) = g (1 - t^2), from the saved output t. See derivations.md#tanh."""
@@ -172,6 +213,10 @@ class Tanh(Function):
 
     def vjp(ctx, grad):
         t = ctx.output
+        return (grad * (1.0 - t * t),)
+
+    def vjp_arrays(ctx, grad):
+        t = ctx.output.data
         return (grad * (1.0 - t * t),)
 
 
@@ -200,6 +245,8 @@ class Relu(Function):
     def vjp(ctx, grad):
         return (grad * (ctx.inputs[0].data > 0),)
 
+    vjp_arrays = vjp
+
 
 class Maximum(Function):
     """d max(a, b) = (g [a >= b], g [a < b]): ties go to the first argument. See
@@ -212,6 +259,8 @@ class Maximum(Function):
         a, b = ctx.inputs
         first = np.asarray(_value(a) >= _value(b))
         return _split(ctx, grad, first)
+
+    vjp_arrays = vjp
 
 
 class Minimum(Function):
@@ -226,9 +275,16 @@ class Minimum(Function):
         first = np.asarray(_value(a) <= _value(b))
         return _split(ctx, grad, first)
 
+    vjp_arrays = vjp
+
 
 def _value(x: Any) -> Any:
     return x.data if isinstance(x, Tensor) else x
+
+
+def _values(ctx: Function) -> tuple[Any, ...]:
+    """The inputs as the arrays (or constants) the forward saw."""
+    return tuple([x.data if isinstance(x, Tensor) else x for x in ctx.inputs])  # type: ignore[union-attr]
 
 
 def _split(ctx: Function, grad: Tensor, first: np.ndarray) -> tuple[Tensor | None, Tensor | None]:
@@ -251,6 +307,8 @@ class Clip(Function):
             inside &= a.data <= _value(hi)
         return grad * inside, None, None
 
+    vjp_arrays = vjp
+
 
 class Where(Function):
     """d where(c, a, b) = (None, g [c], g [not c]). See derivations.md#where."""
@@ -266,6 +324,16 @@ class Where(Function):
         gb = where(cond, zero, grad) if nb else None
         return None, ga, gb
 
+    def vjp_arrays(ctx, grad):
+        cond = np.asarray(_value(ctx.inputs[0]), dtype=bool)
+        _, na, nb = ctx.needs_input_grad
+        zero = np.zeros((), grad.dtype)
+        return (
+            None,
+            np.where(cond, grad, zero) if na else None,
+            np.where(cond, zero, grad) if nb else None,
+        )
+
 
 class AsType(Function):
     """d astype(a) = astype(g, a.dtype). See derivations.md#astype."""
@@ -275,6 +343,8 @@ class AsType(Function):
 
     def vjp(ctx, grad):
         return grad.astype(ctx.inputs[0].data.dtype), None
+
+    vjp_arrays = vjp
 
 
 # -- public functions ---------------------------------------------------------------------------

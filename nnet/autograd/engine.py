@@ -9,12 +9,17 @@ contribution is kept without a copy; a second is added into a fresh buffer, late
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from heapq import heapify, heappop, heappush
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nnet.autograd.grad_mode import grad_enabled
+from nnet.autograd.kernels import sum_axes
 from nnet.autograd.tensor import Tensor, _as_array
+
+if TYPE_CHECKING:
+    from nnet.autograd.function import Function
 
 _make = Tensor._make
 
@@ -29,30 +34,49 @@ class GraphReleasedError(RuntimeError):
     """Backward reached an operation whose saved arrays were already released."""
 
 
-def unbroadcast(grad: Tensor, shape: tuple[int, ...]) -> Tensor:
-    """Sum ``grad`` over the axes that broadcasting added or stretched, giving ``shape``.
-
-    The one place where broadcasting is undone (see docs/derivations.md, "Broadcasting").
-    """
-    gshape = grad.data.shape
-    if gshape == shape:
-        return grad
+def _reduced_axes(gshape: tuple[int, ...], shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The axes of a gradient of shape ``gshape`` that broadcasting added or stretched from ``shape``."""
     lead = len(gshape) - len(shape)
     if lead < 0:
         raise RuntimeError(
             f"a VJP returned a gradient of shape {gshape} for an input of shape {shape}"
         )
-    axes = tuple(range(lead)) + tuple(
+    return tuple(range(lead)) + tuple(
         i + lead for i, n in enumerate(shape) if n == 1 and gshape[i + lead] != 1
     )
+
+
+def _shape_error(gshape: tuple[int, ...], shape: tuple[int, ...]) -> RuntimeError:
+    return RuntimeError(
+        f"a VJP returned a gradient of shape {gshape} for an input of shape {shape}"
+    )
+
+
+def unbroadcast(grad: Tensor, shape: tuple[int, ...]) -> Tensor:
+    """Sum ``grad`` over the axes that broadcasting added or stretched, giving ``shape``.
+
+    The one place where broadcasting is undone (see docs/derivations.md, "Broadcasting"), here as
+    recorded ops for ``create_graph``; :func:`unbroadcast_array` is the same over a plain array.
+    """
+    gshape = grad.data.shape
+    if gshape == shape:
+        return grad
+    axes = _reduced_axes(gshape, shape)
     out = grad.sum(axis=axes, keepdims=True) if axes else grad
-    if lead:
-        out = out.reshape(shape)
-    if out.data.shape != shape:
-        raise RuntimeError(
-            f"a VJP returned a gradient of shape {gshape} for an input of shape {shape}"
-        )
-    return out
+    lead = len(gshape) - len(shape)
+    if out.data.shape[lead:] != shape:
+        raise _shape_error(gshape, shape)
+    return out.reshape(shape) if lead else out
+
+
+def unbroadcast_array(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """:func:`unbroadcast` over a plain array, for a backward that records nothing."""
+    axes = _reduced_axes(grad.shape, shape)
+    out = sum_axes(grad, axes, True) if axes else grad
+    lead = grad.ndim - len(shape)
+    if out.shape[lead:] != shape:
+        raise _shape_error(grad.shape, shape)
+    return out.reshape(shape) if lead else out
 
 
 def _root_gradient(root: Tensor, gradient: Any) -> Tensor:
@@ -71,29 +95,12 @@ def _root_gradient(root: Tensor, gradient: Any) -> Tensor:
     return g
 
 
-def _count_consumers(roots: Sequence[Tensor]) -> dict[int, int]:
-    """For each tensor reachable from the roots, how many recorded operations consume it."""
-    deps: dict[int, int] = {}
-    stack = list(dict.fromkeys(roots))  # a root given twice is walked once
-    while stack:
-        fn = stack.pop().grad_fn
-        if fn is None:
-            continue
-        if fn.released:
-            raise GraphReleasedError(
-                f"backward through {fn.name} a second time: its saved arrays were released by the "
-                "first backward. Pass retain_graph=True to the first backward (or to nnet.grad) "
-                "if you need to backpropagate through the same graph again"
-            )
-        for p, need in zip(fn.inputs, fn.needs_input_grad, strict=True):  # type: ignore[arg-type]
-            if need:
-                k = id(p)
-                if k in deps:
-                    deps[k] += 1
-                else:
-                    deps[k] = 1
-                    stack.append(p)
-    return deps
+def _released(fn: Function) -> GraphReleasedError:
+    return GraphReleasedError(
+        f"backward through {fn.name} a second time: its saved arrays were released by the "
+        "first backward. Pass retain_graph=True to the first backward (or to nnet.grad) "
+        "if you need to backpropagate through the same graph again"
+    )
 
 
 def run_backward(
@@ -104,130 +111,180 @@ def run_backward(
     capture: Sequence[Tensor] | None = None,
 ) -> list[Tensor | None] | None:
     """Propagate ``root_grads`` from ``roots``. With ``capture``, return the gradients of those tensors
-    instead of accumulating into leaves' ``.grad``."""
-    deps = _count_consumers(roots)
+    instead of accumulating into leaves' ``.grad``.
+
+    Order: every recorded op carries a sequence number from a global counter, so an op's number is
+    larger than those of the ops that made its inputs. The walk takes the pending tensor whose op has
+    the largest number (a heap): all its consumers have run, so its gradient is complete. This is
+    PyTorch's order too, and it needs no pass over the graph to count consumers first.
+
+    A pending gradient sits in ``table`` under its tensor's id as ``[gradient, owned, tensor]``;
+    ``owned`` marks an array nobody else can see, which may be added to in place. Holding the tensor
+    keeps its id from being reused while it is a key. Leaves stay in the table to the end. Without
+    create_graph the gradients are plain arrays and each op runs ``vjp_arrays``; with it, tensors and
+    ``vjp``, so the gradients are recorded and can be differentiated again.
+    """
+    table: dict[int, list[Any]] = {}
+    heap: list[tuple[int, Tensor]] = []
+    for r, rg in zip(roots, root_grads, strict=True):
+        k = id(r)
+        g: Any = rg if create_graph else rg.data
+        entry = table.get(k)
+        if entry is not None:
+            entry[0] = entry[0] + g if create_graph else _added(entry[0], g)
+            entry[1] = not create_graph
+            continue
+        table[k] = [g, False, r]
+        fn = r.grad_fn
+        if fn is not None:
+            if fn.inputs is None:
+                raise _released(fn)
+            heap.append((-fn.seq, r))
+    heapify(heap)
     captured: dict[int, Tensor] | None = None
     wanted: set[int] = set()
     if capture is not None:
         captured = {}
         wanted = {id(t) for t in capture}
-    # A gradient still waiting for contributions sits in `table` as [gradient, owned]; once complete
-    # it moves to `ready` with its tensor. `owned` marks a gradient array nobody else can see, which
-    # may therefore be added to in place. A tensor is kept alive by its unprocessed consumers'
-    # inputs, then by `ready`, so its id is never reused while it is a key.
-    table: dict[int, list[Any]] = {}
-    g: Tensor | None  # a root's gradient here; in the walk, None when no path carried one
-    for r, g in zip(roots, root_grads, strict=True):
-        k = id(r)
-        if k in table:
-            table[k] = [_make(_added(table[k][0].data, g.data), False, None), True]
-        else:
-            table[k] = [g, False]
-    ready: list[tuple[Tensor, Tensor | None, bool]] = []
-    for r in dict.fromkeys(roots):
-        if id(r) not in deps:
-            g, own = table.pop(id(r))
-            ready.append((r, g, own))
-
     token = grad_enabled.set(create_graph)
     try:
-        while ready:
-            t, g, own = ready.pop()
-            if captured is not None and g is not None and id(t) in wanted:
-                # with create_graph the gradient must stay the graph's own tensor, never a copy
-                captured[id(t)] = g if own or create_graph else _make(g.data.copy(), False, None)
-                own = False
-            fn = t.grad_fn
-            if fn is None:
-                if g is not None and captured is None:
-                    _accumulate_leaf(t, g, own, create_graph)
-                continue
-            inputs, needs = fn.inputs, fn.needs_input_grad
-            n = len(needs)
-            if g is not None:
-                if t._retains_grad and captured is None:
-                    t.grad = g if create_graph else _make(g.data.copy(), False, None)
-                # Any: a user's vjp may return a list or a lone gradient, and mypy cannot narrow on
-                # the exact-class test below (kept over isinstance for speed); normalised to a tuple
-                grads: Any = fn.vjp(g)
-                if grads.__class__ is not tuple:
-                    grads = tuple(grads) if isinstance(grads, list) else (grads,)
-                if len(grads) != n:
-                    raise RuntimeError(
-                        f"{fn.name}.vjp returned {len(grads)} gradients for {n} inputs; "
-                        "return one per positional input, None where there is none"
-                    )
-                gdata = g.data
-                # the same array handed to two inputs is owned by neither
-                shared = n > 1 and (
-                    grads[0] is grads[1] if n == 2 else len(set(map(id, grads))) < n
-                )
-            else:
-                grads = (None,) * n
-                gdata = None
-                shared = True
-            if not retain_graph:
-                fn.inputs = None
-                if fn.saved:
-                    fn.saved = ()
-                fn.released = True
-            gp: Tensor | None
-            for p, need, gp in zip(inputs, needs, grads, strict=True):  # type: ignore[arg-type]
-                if not need:
-                    continue
-                pk = id(p)
-                if gp is not None:
-                    d = gp.data
-                    pd = p.data
-                    if d.shape != pd.shape:
-                        gp = unbroadcast(gp, pd.shape)
-                        d = gp.data
-                    if d.dtype is not pd.dtype and d.dtype != pd.dtype:
-                        gp = gp.astype(pd.dtype)
-                        d = gp.data
-                left = deps[pk] - 1
-                deps[pk] = left
-                entry = table.get(pk)
-                if entry is None:
-                    if gp is None:
-                        if not left:
-                            ready.append((p, None, False))
-                        continue
-                    fresh = not shared and d is not gdata and d.base is None
-                    if not left:  # the only or last contribution: straight to ready
-                        ready.append((p, gp, fresh))
-                    else:
-                        table[pk] = [gp, fresh]
-                    continue
-                if gp is not None:
-                    prev = entry[0]
-                    if create_graph:
-                        entry[0] = prev + gp
-                    elif entry[1]:
-                        np.add(prev.data, d, out=prev.data)
-                    else:
-                        entry[0] = _make(_added(prev.data, d), False, None)
-                        entry[1] = True
-                if not left:
-                    del table[pk]
-                    ready.append((p, entry[0], entry[1]))
+        walk = _walk_tensors if create_graph else _walk_arrays
+        walk(heap, table, retain_graph, captured, wanted)
     finally:
         grad_enabled.reset(token)
+    # what is left are the leaves, each gradient complete
+    for g, own, t in table.values():
+        if captured is None:
+            _accumulate_leaf(t, g, own, create_graph)
+        elif id(t) in wanted:
+            captured[id(t)] = g if create_graph else _make(g if own else g.copy(), False, None)
     if captured is None:
         return None
     return [captured.get(id(t)) for t in capture]  # type: ignore[union-attr]
 
 
-def _accumulate_leaf(leaf: Tensor, g: Tensor, owned: bool, create_graph: bool) -> None:
-    if leaf.grad is None:
-        if create_graph:
-            leaf.grad = g
-        else:
-            leaf.grad = _make(g.data if owned else g.data.copy(), False, None)
-    elif create_graph:
-        leaf.grad = leaf.grad + g
+def _checked(fn: Function, grads: Any) -> tuple[Any, ...]:
+    """A VJP's result as a tuple of one gradient per input: a user's VJP may return a list or a lone
+    gradient."""
+    if grads.__class__ is not tuple:
+        grads = tuple(grads) if isinstance(grads, list) else (grads,)
+    n = len(fn.needs_input_grad)
+    if len(grads) != n:
+        raise RuntimeError(
+            f"{fn.name}.vjp returned {len(grads)} gradients for {n} inputs; "
+            "return one per positional input, None where there is none"
+        )
+    return grads
+
+
+def _walk_arrays(
+    heap: list[tuple[int, Tensor]],
+    table: dict[int, list[Any]],
+    retain_graph: bool,
+    captured: dict[int, Tensor] | None,
+    wanted: set[int],
+) -> None:
+    """The walk of a backward that records nothing: gradients are arrays, VJPs ``vjp_arrays``."""
+    while heap:
+        t = heappop(heap)[1]
+        k = id(t)
+        g, own, _ = table.pop(k)
+        if captured is not None and k in wanted:
+            captured[k] = _make(g if own else g.copy(), False, None)
+        elif t._retains_grad:
+            t.grad = _make(g.copy(), False, None)
+        fn: Function = t.grad_fn  # type: ignore[assignment]  # only tensors with an op are pushed
+        inputs = fn.inputs
+        if inputs is None:
+            raise _released(fn)
+        needs = fn.needs_input_grad
+        grads: Any = fn.vjp_arrays(g)
+        n = len(needs)
+        if grads.__class__ is not tuple or len(grads) != n:
+            grads = _checked(fn, grads)
+        # the same array handed to two inputs is owned by neither
+        shared = n > 1 and (grads[0] is grads[1] if n == 2 else len(set(map(id, grads))) < n)
+        if not retain_graph:
+            fn.inputs = None
+            if fn.saved:
+                fn.saved = ()
+        for p, need, d in zip(inputs, needs, grads, strict=True):
+            if d is None or not need:
+                continue
+            if d.__class__ is not np.ndarray:  # NumPy gives scalars for 0-d operands
+                d = np.asarray(d)
+            pd = p.data
+            if d.shape != pd.shape:
+                d = unbroadcast_array(d, pd.shape)
+            if d.dtype is not pd.dtype and d.dtype != pd.dtype:
+                d = d.astype(pd.dtype)
+            pk = id(p)
+            entry = table.get(pk)
+            if entry is None:
+                table[pk] = [d, not shared and d is not g and d.base is None, p]
+                pfn = p.grad_fn
+                if pfn is not None:
+                    heappush(heap, (-pfn.seq, p))
+            elif entry[1]:
+                np.add(entry[0], d, out=entry[0])
+            else:
+                entry[0] = _added(entry[0], d)
+                entry[1] = True
+
+
+def _walk_tensors(
+    heap: list[tuple[int, Tensor]],
+    table: dict[int, list[Any]],
+    retain_graph: bool,
+    captured: dict[int, Tensor] | None,
+    wanted: set[int],
+) -> None:
+    """The walk under ``create_graph``: gradients are tensors and every VJP is recorded. Nothing is
+    added in place (the new graph may hold any of them)."""
+    while heap:
+        t = heappop(heap)[1]
+        k = id(t)
+        g = table.pop(k)[0]
+        if captured is not None and k in wanted:
+            captured[k] = g  # the graph's own tensor, never a copy
+        elif t._retains_grad:
+            t.grad = g
+        fn: Function = t.grad_fn  # type: ignore[assignment]  # only tensors with an op are pushed
+        inputs = fn.inputs
+        if inputs is None:
+            raise _released(fn)
+        grads = _checked(fn, fn.vjp(g))
+        if not retain_graph:
+            fn.inputs = None
+            if fn.saved:
+                fn.saved = ()
+        gp: Tensor | None
+        for p, need, gp in zip(inputs, fn.needs_input_grad, grads, strict=True):
+            if gp is None or not need:
+                continue
+            pd = p.data
+            if gp.data.shape != pd.shape:
+                gp = unbroadcast(gp, pd.shape)
+            if gp.data.dtype != pd.dtype:
+                gp = gp.astype(pd.dtype)
+            pk = id(p)
+            entry = table.get(pk)
+            if entry is None:
+                table[pk] = [gp, False, p]
+                pfn = p.grad_fn
+                if pfn is not None:
+                    heappush(heap, (-pfn.seq, p))
+            else:
+                entry[0] = entry[0] + gp
+
+
+def _accumulate_leaf(leaf: Tensor, g: Any, owned: bool, create_graph: bool) -> None:
+    if create_graph:  # g is a tensor of the new graph
+        leaf.grad = g if leaf.grad is None else leaf.grad + g
+    elif leaf.grad is None:
+        leaf.grad = _make(g if owned else g.copy(), False, None)
     else:
-        leaf.grad = _make(_added(leaf.grad.data, g.data), False, None)
+        leaf.grad = _make(_added(leaf.grad.data, g), False, None)
 
 
 def backward(

@@ -27,7 +27,9 @@ array([12.], dtype=float32)
 
 from __future__ import annotations
 
+import itertools
 import weakref
+from types import MethodType
 from typing import Any
 
 import numpy as np
@@ -39,6 +41,7 @@ from nnet.autograd.tensor import Tensor
 
 _new_tensor = Tensor._make
 _new = object.__new__
+_next_seq = itertools.count().__next__
 
 
 class Function:
@@ -46,7 +49,7 @@ class Function:
 
     # Slots for what every recorded node holds; __dict__ (created only when first written) for what
     # a primitive keeps beside them (ctx.axis, ...). An instance dict per node cost 4% of an op.
-    __slots__ = ("__dict__", "__weakref__", "_output", "inputs", "needs_input_grad", "released")
+    __slots__ = ("__dict__", "__weakref__", "_output", "inputs", "needs_input_grad", "seq")
 
     #: Set on a subclass whose VJP reads its own result through ``ctx.output``.
     saves_output = False
@@ -56,7 +59,7 @@ class Function:
     inputs: tuple[Any, ...] | None
     needs_input_grad: tuple[bool, ...]
     saved: tuple[Any, ...] = ()  # save_for_backward's values, in the instance dict when set
-    released: bool
+    seq: int  # creation order: larger than the seq of every op that made an input (see engine)
     _output: weakref.ReferenceType[Tensor] | None
 
     def forward(self, *args: Any, **params: Any) -> np.ndarray:
@@ -64,6 +67,24 @@ class Function:
 
     def vjp(self, grad: Tensor) -> tuple[Tensor | None, ...] | Tensor | None:
         raise NotImplementedError(f"{type(self).__name__} must define vjp(ctx, grad)")
+
+    def vjp_arrays(self, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
+        """The VJP over plain arrays, run by a backward that records nothing (no ``create_graph``).
+
+        ``grad`` is an ndarray and so is each returned gradient. This default runs :meth:`vjp` on
+        tensors wrapping the arrays; a primitive overrides it with the same rule written in NumPy,
+        which skips an op's worth of bookkeeping per product (see derivations.md#array-vjps).
+        """
+        grads: Any = self.vjp(_new_tensor(grad, False, None))
+        if grads.__class__ is not tuple:
+            grads = tuple(grads) if isinstance(grads, list) else (grads,)
+        return tuple([None if g is None else g.data for g in grads])
+
+    def hook_vjp(self, vjp: Any) -> None:
+        """Route this node's backward through ``vjp`` (a wrapper of the current one, taking and
+        returning tensors), in both walks: anomaly checks and tracing use it."""
+        self.vjp = vjp  # type: ignore[method-assign]
+        self.vjp_arrays = MethodType(Function.vjp_arrays, self)  # type: ignore[method-assign]
 
     def save_for_backward(self, *values: Any) -> None:
         """Keep what the VJP needs beyond the inputs; released right after the VJP runs."""
@@ -76,6 +97,11 @@ class Function:
         if out is None:
             raise RuntimeError(f"{type(self).__name__}: its output is gone or was never saved")
         return out
+
+    @property
+    def released(self) -> bool:
+        """Whether a backward without ``retain_graph`` has used and dropped this node's inputs."""
+        return self.inputs is None
 
     @property
     def name(self) -> str:
@@ -114,7 +140,7 @@ class Function:
         if True in needs and grad_enabled.get():
             ctx.inputs = args
             ctx.needs_input_grad = needs
-            ctx.released = False
+            ctx.seq = _next_seq()
             result = _new_tensor(out, True, ctx)
             ctx._output = weakref.ref(result) if cls.saves_output else None
             return result

@@ -18,37 +18,45 @@ class MatMul(Function):
         return np.matmul(a, b)
 
     def vjp(ctx, grad):
+        return _matmul_vjp(ctx, grad, *ctx.inputs)
+
+    def vjp_arrays(ctx, grad):
         a, b = ctx.inputs
-        na, nb = ctx.needs_input_grad
-        a_vec, b_vec = a.ndim == 1, b.ndim == 1
-        a2 = a.reshape(1, -1) if a_vec else a
-        b2 = b.reshape(-1, 1) if b_vec else b
-        g2 = grad
-        if a_vec or b_vec:
-            shape = grad.shape
-            if b_vec:
-                shape = shape + (1,)
-            if a_vec:
-                shape = shape[:-1] + (1,) + shape[-1:]
-            g2 = grad.reshape(shape)
-        ga = gb = None
-        if na:
-            ga = g2 @ b2.swapaxes(-1, -2)
-            if a_vec:
-                ga = ga.reshape(ga.shape[:-2] + ga.shape[-1:])
-        if nb:
-            if b2.ndim == 2 and g2.ndim > 2:
-                # (..., m, k) inputs against one (k, n) matrix: one big product, not a batch of them
-                k, n = a2.shape[-1], g2.shape[-1]
-                rows = int(np.prod(a2.shape[:-1]))  # not -1: ambiguous when k or n is 0
-                gb = tall_product(a2.reshape(rows, k), g2.reshape(rows, n))
-            elif a2.ndim == 2 and g2.ndim == 2:
-                gb = tall_product(a2, g2)
-            else:
-                gb = a2.swapaxes(-1, -2) @ g2
-            if b_vec:
-                gb = gb.reshape(gb.shape[:-1])
-        return ga, gb
+        return _matmul_vjp(ctx, grad, a.data, b.data)
+
+
+def _matmul_vjp(ctx: Function, grad: Any, a: Any, b: Any) -> tuple[Any, Any]:
+    """The rule over tensors (recorded) or over arrays: it uses only what both provide."""
+    na, nb = ctx.needs_input_grad
+    a_vec, b_vec = a.ndim == 1, b.ndim == 1
+    a2 = a.reshape(1, -1) if a_vec else a
+    b2 = b.reshape(-1, 1) if b_vec else b
+    g2 = grad
+    if a_vec or b_vec:
+        shape = grad.shape
+        if b_vec:
+            shape = shape + (1,)
+        if a_vec:
+            shape = shape[:-1] + (1,) + shape[-1:]
+        g2 = grad.reshape(shape)
+    ga = gb = None
+    if na:
+        ga = g2 @ b2.swapaxes(-1, -2)
+        if a_vec:
+            ga = ga.reshape(ga.shape[:-2] + ga.shape[-1:])
+    if nb:
+        if b2.ndim == 2 and g2.ndim > 2:
+            # (..., m, k) inputs against one (k, n) matrix: one big product, not a batch of them
+            k, n = a2.shape[-1], g2.shape[-1]
+            rows = int(np.prod(a2.shape[:-1]))  # not -1: ambiguous when k or n is 0
+            gb = tall_product(a2.reshape(rows, k), g2.reshape(rows, n))
+        elif a2.ndim == 2 and g2.ndim == 2:
+            gb = tall_product(a2, g2)
+        else:
+            gb = a2.swapaxes(-1, -2) @ g2
+        if b_vec:
+            gb = gb.reshape(gb.shape[:-1])
+    return ga, gb
 
 
 # OpenBLAS is slow on A^T B when the shared dimension is huge and the result tiny (a conv kernel's
@@ -59,8 +67,9 @@ _SPLIT_MIN_ROWS = 4 * _SLAB
 _SPLIT_MAX_OUTPUT = 1024
 
 
-def tall_product(a: Tensor, b: Tensor) -> Tensor:
-    """``a.T @ b`` for 2-D ``a`` (M, K) and ``b`` (M, N), split along M when that is faster."""
+def tall_product(a: Any, b: Any) -> Any:
+    """``a.T @ b`` for 2-D ``a`` (M, K) and ``b`` (M, N), split along M when that is faster; tensors
+    (recorded) or arrays alike."""
     m, k = a.shape
     n = b.shape[1]
     if m < _SPLIT_MIN_ROWS or k * n > _SPLIT_MAX_OUTPUT:

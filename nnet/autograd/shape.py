@@ -32,6 +32,10 @@ class Reshape(Function):
     def vjp(ctx, grad):
         return grad.reshape(ctx.inputs[0].data.shape), None
 
+    vjp_arrays = (
+        vjp  # the rule reads the gradient and the input's array: it serves arrays as written
+    )
+
 
 class Transpose(Function):
     """d transpose(a, p) = transpose(g, p^-1). See derivations.md#transpose."""
@@ -42,6 +46,8 @@ class Transpose(Function):
     def vjp(ctx, grad):
         return grad.transpose(tuple(np.argsort(ctx.inputs[1]))), None
 
+    vjp_arrays = vjp
+
 
 class BroadcastTo(Function):
     """d broadcast_to(a) = g; the engine sums it back to a's shape. See derivations.md#broadcasting."""
@@ -51,6 +57,8 @@ class BroadcastTo(Function):
 
     def vjp(ctx, grad):
         return grad, None
+
+    vjp_arrays = vjp
 
 
 class GetItem(Function):
@@ -63,21 +71,31 @@ class GetItem(Function):
         a, index = ctx.inputs
         return ScatterAdd.apply(grad, index, a.data.shape), None
 
+    def vjp_arrays(ctx, grad):
+        a, index = ctx.inputs
+        return _scatter_add(grad, index, a.data.shape), None
+
 
 class ScatterAdd(Function):
     """zeros(shape) with g added at ``index`` (repeats add up): the adjoint of indexing, whose VJP is
     indexing again. See derivations.md#indexing."""
 
     def forward(ctx, g, index, shape):
-        out = np.zeros(shape, dtype=g.dtype)
-        if _is_basic(index):
-            out[index] = g
-        else:
-            np.add.at(out, index, g)
-        return out
+        return _scatter_add(g, index, shape)
 
     def vjp(ctx, grad):
         return grad[ctx.inputs[1]], None, None
+
+    vjp_arrays = vjp
+
+
+def _scatter_add(g: np.ndarray, index: Any, shape: tuple[int, ...]) -> np.ndarray:
+    out = np.zeros(shape, dtype=g.dtype)
+    if _is_basic(index):
+        out[index] = g
+    else:
+        np.add.at(out, index, g)
+    return out
 
 
 def _is_basic(index: Any) -> bool:
@@ -102,6 +120,8 @@ class Concatenate(Function):
             start = stop
         return tuple(grads)
 
+    vjp_arrays = vjp
+
 
 class Stack(Function):
     """d stack(a_1..a_k) = g[..., i, ...] for each i. See derivations.md#concatenate-stack."""
@@ -116,6 +136,8 @@ class Stack(Function):
             grad[(*lead, i)] if need else None for i, need in enumerate(ctx.needs_input_grad)
         )
 
+    vjp_arrays = vjp
+
 
 class Pad(Function):
     """d pad(a) = the interior slice of g. See derivations.md#pad."""
@@ -129,6 +151,8 @@ class Pad(Function):
             slice(lo, lo + n) for (lo, _hi), n in zip(pad_width, a.data.shape, strict=True)
         )
         return grad[inner], None, None
+
+    vjp_arrays = vjp
 
 
 # -- public functions ---------------------------------------------------------------------------

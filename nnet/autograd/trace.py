@@ -1,10 +1,10 @@
 """Watching backward run: each op's VJP as the engine calls it, with the gradients in and out.
 
 :func:`trace` runs an ordinary ``backward`` (same engine, same results in ``.grad``). Before it
-starts, it gives every operation of this one graph an instance attribute ``vjp`` that calls the
-class's rule and records what went in and out; afterwards it removes them. The engine calls
-``fn.vjp(grad)``, so the instance attribute is found first: the normal backward path has no hook,
-no flag and no cost.
+starts, it hooks every operation of this one graph (``Function.hook_vjp``: instance attributes
+``vjp`` and ``vjp_arrays``) with a wrapper that calls the class's rule and records what went in and
+out; afterwards it removes them. Instance attributes are found before the class's methods, so the
+normal backward path has no hook, no flag and no cost.
 
 >>> import nnet
 >>> x = nnet.tensor([1.0, -2.0], requires_grad=True)
@@ -201,18 +201,19 @@ def trace(
                 stack.append(p)
 
     record = BackwardTrace()
-    shadowed = [(fn, fn.__dict__.get("vjp")) for fn, _ in fns]
+    hooks = ("vjp", "vjp_arrays")
+    shadowed = [(fn, [fn.__dict__.get(h) for h in hooks]) for fn, _ in fns]
     for fn, label in fns:
-        recorder = _recording(fn, label, fn.vjp, labels, record, out if echo else None)
-        fn.vjp = recorder  # type: ignore[method-assign]
+        fn.hook_vjp(_recording(fn, label, fn.vjp, labels, record, out if echo else None))
     try:
         backward(tensor, gradient, retain_graph=retain_graph, create_graph=create_graph)
     finally:
         for fn, previous in shadowed:
-            if previous is None:
-                del fn.vjp
-            else:
-                fn.vjp = previous  # type: ignore[method-assign]
+            for h, p in zip(hooks, previous, strict=True):
+                if p is None:
+                    delattr(fn, h)
+                else:
+                    setattr(fn, h, p)
     record.leaves = [(labels[id(t)], t.shape, norm(t.grad)) for t in leaves if t.grad is not None]
     if echo:
         for line in record._leaf_lines():

@@ -83,6 +83,10 @@ class SlidingWindows(Function):
         x, _, stride, dilation = ctx.inputs
         return Col2Im.apply(grad, x.data.shape, stride, dilation), None, None, None
 
+    def vjp_arrays(ctx, grad):
+        x, _, stride, dilation = ctx.inputs
+        return _col2im(grad, x.data.shape, stride, dilation), None, None, None
+
 
 class Col2Im(Function):
     """col2im(g)[n, y, x, k] = sum of g over the windows that cover (y, x); VJP: windows(g).
@@ -95,6 +99,10 @@ class Col2Im(Function):
         cols, _, stride, dilation = ctx.inputs
         kernel = cols.data.shape[3:5]
         return SlidingWindows.apply(grad, kernel, stride, dilation), None, None, None
+
+    def vjp_arrays(ctx, grad):
+        cols, _, stride, dilation = ctx.inputs
+        return _windows(grad, cols.data.shape[3:5], stride, dilation), None, None, None
 
 
 def sliding_windows(x: Any, kernel_size: Any, stride: Any = 1, dilation: Any = 1) -> Tensor:
