@@ -33,7 +33,10 @@ for _ in range(int(sys.argv[2])):
 
 def count(mode: str, reps: int) -> int:
     """Instructions callgrind counts for the whole run of the chain, ``reps`` times."""
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    # one BLAS thread: an idle OpenBLAS worker spins, and its spin would be counted (~1,400 per op)
+    env = dict(
+        os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]), OPENBLAS_NUM_THREADS="1"
+    )
     python = sys.executable  # the interpreter itself (a pyenv shim would be a shell script)
     out = subprocess.run(
         ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", python, "-c", CHAIN,

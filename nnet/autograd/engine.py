@@ -22,12 +22,13 @@ if TYPE_CHECKING:
     from nnet.autograd.function import Function
 
 _make = Tensor._make
+_ndarray = np.ndarray  # type(x) is _ndarray: the cheapest exact-class test in the hot loops
 
 
 def _added(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a + b`` as an array: NumPy gives a scalar for two 0-d arrays, which can't be added into."""
     out = a + b
-    return out if out.__class__ is np.ndarray else np.asarray(out)
+    return out if type(out) is _ndarray else np.asarray(out)
 
 
 class GraphReleasedError(RuntimeError):
@@ -200,7 +201,7 @@ def _walk_arrays(
         needs = fn.needs_input_grad
         grads: Any = fn.vjp_arrays(g)
         n = len(needs)
-        if grads.__class__ is not tuple or len(grads) != n:
+        if type(grads) is not tuple or len(grads) != n:
             grads = _checked(fn, grads)
         # the same array handed to two inputs is owned by neither
         shared = n > 1 and (grads[0] is grads[1] if n == 2 else len(set(map(id, grads))) < n)
@@ -208,10 +209,10 @@ def _walk_arrays(
             fn.inputs = None
             if fn.saved:
                 fn.saved = ()
-        for p, need, d in zip(inputs, needs, grads, strict=True):
+        for p, need, d in zip(inputs, needs, grads, strict=False):  # lengths checked above
             if d is None or not need:
                 continue
-            if d.__class__ is not np.ndarray:  # NumPy gives scalars for 0-d operands
+            if type(d) is not _ndarray:  # NumPy gives scalars for 0-d operands
                 d = np.asarray(d)
             pd = p.data
             if d.shape != pd.shape:

@@ -41,6 +41,7 @@ from nnet.autograd.tensor import Tensor
 
 _new_tensor = Tensor._make
 _new = object.__new__
+_ndarray = np.ndarray
 _next_seq = itertools.count().__next__
 
 
@@ -117,15 +118,15 @@ class Function:
         # The one- and two-argument cases are most ops: spelled out, they skip two list builds.
         n = len(args)
         try:
-            if n == 2:
+            if n == 2 and not params:
                 a, b = args
                 ta, tb = isinstance(a, Tensor), isinstance(b, Tensor)
-                out = ctx.forward(a.data if ta else a, b.data if tb else b, **params)
+                out = ctx.forward(a.data if ta else a, b.data if tb else b)
                 needs: tuple[bool, ...] = (ta and a.requires_grad, tb and b.requires_grad)
-            elif n == 1:
+            elif n == 1 and not params:
                 (a,) = args
                 ta = isinstance(a, Tensor)
-                out = ctx.forward(a.data if ta else a, **params)
+                out = ctx.forward(a.data if ta else a)
                 needs = (ta and a.requires_grad,)
             else:
                 out = ctx.forward(*[a.data if isinstance(a, Tensor) else a for a in args], **params)
@@ -133,7 +134,7 @@ class Function:
         except (ValueError, TypeError) as e:
             operands = [a.data if isinstance(a, Tensor) else a for a in args if a is not None]
             raise operand_error(cls.op_name or cls.__name__.lower(), e, *operands) from None
-        if out.__class__ is not np.ndarray:
+        if type(out) is not _ndarray:
             out = np.asarray(out)
         if anomaly_enabled.get():
             on_apply(ctx, args, out)
@@ -141,7 +142,13 @@ class Function:
             ctx.inputs = args
             ctx.needs_input_grad = needs
             ctx.seq = _next_seq()
-            result = _new_tensor(out, True, ctx)
+            # Tensor._make spelled out: a call less on every recorded op
+            result = _new(Tensor)
+            result.data = out
+            result.grad = None
+            result.grad_fn = ctx
+            result._retains_grad = False
+            result.requires_grad = True
             ctx._output = weakref.ref(result) if cls.saves_output else None
             return result
         return _new_tensor(out, False, None)
