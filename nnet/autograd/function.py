@@ -1,4 +1,4 @@
-"""`Function`: the base of every primitive. A forward over arrays, a VJP over tensors.
+"""`Function`: the base of every primitive. A forward over arrays, a VJP over tensors (and arrays).
 
 A primitive subclasses :class:`Function` and defines
 
@@ -8,6 +8,8 @@ A primitive subclasses :class:`Function` and defines
   written with nnet's own ops so that ``create_graph=True`` can differentiate it again. ``ctx.inputs`` holds
   the original arguments (tensors or constants), ``ctx.needs_input_grad`` says which need a gradient, and
   ``ctx.output`` is the result tensor when the class sets ``saves_output = True``.
+* optionally ``vjp_arrays(ctx, grad) -> tuple``: the same rule over NumPy arrays, which the engine runs
+  when nothing is being recorded (the usual backward); without it, ``vjp`` runs on wrapped arrays.
 
 The engine reduces each returned gradient to its input's shape (undoing broadcasting) and checks the count,
 so a VJP never calls ``unbroadcast`` itself.
