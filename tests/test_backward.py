@@ -201,8 +201,25 @@ def test_a_shared_subgraph_released_by_one_backward_is_caught_by_the_next():
     h = x.exp()
     a, b = (h * 2).sum(), (h * 3).sum()
     a.backward()
+    first = x.grad.numpy().copy()
     with pytest.raises(GraphReleasedError, match="Exp"):
         b.backward()
+    # the walk stopped part-way: leaves receive their gradients only once it completes
+    np.testing.assert_array_equal(x.grad.numpy(), first)
+
+
+def test_each_op_runs_after_all_its_consumers_however_the_graph_was_built():
+    # h's consumers are created far apart (one before and one after a long side chain), so an
+    # order that ran h's VJP after its first consumer would miss the second contribution
+    x = _x([0.5, -1.0])
+    h = x * 3
+    early = h * 2
+    side = x
+    for _ in range(50):
+        side = side * 1.0
+    late = (h + side) * 5
+    (early.sum() + late.sum()).backward()
+    np.testing.assert_allclose(x.grad.numpy(), [3 * 2 + 3 * 5 + 5] * 2)
 
 
 # -- depth --------------------------------------------------------------------------------------------
