@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 
 from nnet.autograd.function import Function
-from nnet.autograd.grad_mode import grad_enabled
 from nnet.autograd.reduction import _stable_shift, softmax
 from nnet.autograd.tensor import Tensor
 
@@ -32,13 +31,16 @@ class SoftmaxCrossEntropy(Function):
         return np.asarray(-np.add.reduce(rows, axis=None) / np.asarray(divisor, x.dtype))
 
     def vjp(ctx, grad):
+        # recorded (create_graph): the softmax as an op of x, differentiable again
         x, q, divisor = ctx.inputs
         qsum = np.add.reduce(q, axis=-1, keepdims=True)
-        if grad_enabled.get():  # create_graph: the softmax as an op of x, differentiable again
-            return (softmax(x, axis=-1) * qsum - q) * (grad / divisor), None, None
-        p = ctx.saved[0]
-        scale = grad.data / np.asarray(divisor, p.dtype)
-        return Tensor._make((p * qsum - q) * scale, False, None), None, None
+        return (softmax(x, axis=-1) * qsum - q) * (grad / divisor), None, None
+
+    def vjp_arrays(ctx, grad):
+        _, q, divisor = ctx.inputs
+        p = ctx.saved[0]  # the forward's softmax
+        scale = grad / np.asarray(divisor, p.dtype)
+        return (p * np.add.reduce(q, axis=-1, keepdims=True) - q) * scale, None, None
 
 
 def softmax_cross_entropy(x: Tensor, q: np.ndarray, divisor: float) -> Tensor:

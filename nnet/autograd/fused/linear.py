@@ -12,11 +12,8 @@ import numpy as np
 
 from nnet.autograd.function import Function
 from nnet.autograd.fused.channels import per_channel
-from nnet.autograd.grad_mode import grad_enabled
-from nnet.autograd.linalg import _SPLIT_MIN_ROWS, tall_product
+from nnet.autograd.linalg import tall_product
 from nnet.autograd.tensor import Tensor
-
-_wrap = Tensor._make
 
 
 class Linear(Function):
@@ -30,29 +27,24 @@ class Linear(Function):
         return y.reshape(x.shape[:-1] + weight.shape[1:])
 
     def vjp(ctx, grad):
+        # recorded (create_graph): the same products as nnet ops, differentiable again
         x, weight, _ = ctx.inputs
         need_x, need_w, need_b = ctx.needs_input_grad
         n_in, n_out = weight.shape
-        if grad_enabled.get():  # create_graph: the same products as nnet ops, differentiable again
-            g2 = grad.reshape(-1, n_out)
-            gx = (g2 @ weight.swapaxes(0, 1)).reshape(x.shape) if need_x else None
-            gw = tall_product(x.reshape(-1, n_in), g2) if need_w else None
-            return gx, gw, g2.sum(axis=0) if need_b else None
-        g2 = grad.data.reshape(-1, n_out)
+        g2 = grad.reshape(-1, n_out)
+        gx = (g2 @ weight.swapaxes(0, 1)).reshape(x.shape) if need_x else None
+        gw = tall_product(x.reshape(-1, n_in), g2) if need_w else None
+        return gx, gw, g2.sum(axis=0) if need_b else None
+
+    def vjp_arrays(ctx, grad):
+        x, weight, _ = ctx.inputs
+        need_x, need_w, need_b = ctx.needs_input_grad
+        n_in, n_out = weight.data.shape
+        g2 = grad.reshape(-1, n_out)
         x2 = x.data.reshape(-1, n_in)
-        gx = gw = gb = None
-        if need_x:
-            gx = _wrap((g2 @ weight.data.T).reshape(x.data.shape), False, None)
-        if need_w:
-            # few rows: one product; many: the slabbed product that OpenBLAS handles faster
-            small = x2.shape[0] < _SPLIT_MIN_ROWS
-            gw = (
-                _wrap(x2.T @ g2, False, None)
-                if small
-                else tall_product(_wrap(x2, False, None), grad.reshape(-1, n_out))
-            )
-        if need_b:
-            gb = _wrap(np.ones(g2.shape[0], g2.dtype) @ g2, False, None)
+        gx = (g2 @ weight.data.T).reshape(x.data.shape) if need_x else None
+        gw = tall_product(x2, g2) if need_w else None
+        gb = np.ones(g2.shape[0], g2.dtype) @ g2 if need_b else None
         return gx, gw, gb
 
 
