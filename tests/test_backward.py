@@ -106,11 +106,12 @@ def test_gradients_are_plain_tensors_outside_the_graph():
 # -- nnet.grad --------------------------------------------------------------------------------------
 def test_grad_returns_gradients_without_touching_dot_grad():
     x, w = _x([1.0, 2.0]), _x([3.0, 4.0])
-    y = (x * w).sum()
-    gx, gw = nnet.grad(y, [x, w])
+    h = x * w
+    h.retain_grad()
+    gx, gw = nnet.grad(h.sum(), [x, w])
     np.testing.assert_array_equal(gx.numpy(), [3.0, 4.0])
     np.testing.assert_array_equal(gw.numpy(), [1.0, 2.0])
-    assert x.grad is None and w.grad is None
+    assert x.grad is None and w.grad is None and h.grad is None
 
 
 def test_grad_with_grad_outputs_and_several_outputs():

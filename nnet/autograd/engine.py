@@ -192,7 +192,7 @@ def _walk_arrays(
         g, own, _ = table.pop(k)
         if captured is not None and k in wanted:
             captured[k] = _make(g if own else g.copy(), False, None)
-        elif t._retains_grad:
+        elif captured is None and t._retains_grad:  # nnet.grad leaves .grad alone
             t.grad = _make(g.copy(), False, None)
         fn: Function = t.grad_fn  # type: ignore[assignment]  # only tensors with an op are pushed
         inputs = fn.inputs
@@ -248,7 +248,7 @@ def _walk_tensors(
         g = table.pop(k)[0]
         if captured is not None and k in wanted:
             captured[k] = g  # the graph's own tensor, never a copy
-        elif t._retains_grad:
+        elif captured is None and t._retains_grad:  # nnet.grad leaves .grad alone
             t.grad = g
         fn: Function = t.grad_fn  # type: ignore[assignment]  # only tensors with an op are pushed
         inputs = fn.inputs
