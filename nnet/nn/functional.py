@@ -300,6 +300,42 @@ def batch_norm(
     return x * scale + shift
 
 
+def batch_norm_relu_max_pool2d(
+    x: Any,
+    running_mean: Tensor | None,
+    running_var: Tensor | None,
+    weight: Tensor | None,
+    bias: Tensor | None,
+    momentum: float,
+    eps: float,
+    kernel_size: Any,
+) -> Tensor:
+    """``max_pool2d(relu(batch_norm(x, ..., training=True)), kernel_size)`` for an NHWC ``x``: one
+    fused primitive when the windows tile the image exactly, else the three ops. The running
+    statistics move as in :func:`batch_norm`.
+
+    >>> import nnet
+    >>> import nnet.nn.functional as F
+    >>> x = nnet.randn(2, 4, 4, 3)
+    >>> F.batch_norm_relu_max_pool2d(x, None, None, None, None, 0.1, 1e-5, 2).shape
+    (2, 2, 2, 3)
+    """
+    x = _tensor(x)
+    k = pair(kernel_size, "kernel_size", "max_pool2d")
+    tiled = x.ndim == 4 and min(k) >= 1 and x.shape[1] % k[0] == 0 and x.shape[2] % k[1] == 0
+    c = x.shape[-1]
+    n = x.size // c if c else 0
+    if not (fused_enabled.get() and tiled and n >= 2 and x.size > 0):
+        y = batch_norm(x, running_mean, running_var, weight, bias, True, momentum, eps)
+        return max_pool2d(relu(y), k)
+    stats = fused.BatchStats()
+    y = fused.batch_norm_relu_pool(x, weight, bias, eps, stats, k)
+    if running_mean is not None and running_var is not None:
+        _update_running(running_mean.data, stats.mean, momentum)
+        _update_running(running_var.data, stats.var * (n / (n - 1)), momentum)
+    return y
+
+
 def _affine_rows(x: np.ndarray, scale: Any, shift: Any, weight: Any, bias: Any) -> np.ndarray:
     """``x * (weight scale) + (weight shift + bias)`` per channel, with the composition's roundings."""
     if weight is not None:
@@ -348,6 +384,7 @@ def dropout(x: Any, p: float = 0.5, training: bool = True) -> Tensor:
 __all__ = [
     "avg_pool2d",
     "batch_norm",
+    "batch_norm_relu_max_pool2d",
     "bernoulli_mask",
     "check_input_dtype",
     "check_sizes",

@@ -52,6 +52,14 @@ class _BatchNorm(Module):
             self.num_batches_tracked.data[...] = 0
 
     def forward(self, x: Tensor) -> Tensor:
+        return self._normalise(x, None)
+
+    def forward_relu_max_pool(self, x: Tensor, kernel: tuple[int, int]) -> Tensor:
+        """``MaxPool2d(kernel)(ReLU()(self(x)))`` in training mode as one fused op (what
+        :class:`~nnet.nn.Sequential` runs for these three layers in a row)."""
+        return self._normalise(x, kernel)
+
+    def _normalise(self, x: Tensor, pool: tuple[int, int] | None) -> Tensor:
         shape = x.shape
         if len(shape) != self._ndim or shape[-1] != self.num_features:
             hint = "; nnet images are NHWC" if self._ndim == 4 else ""
@@ -66,10 +74,16 @@ class _BatchNorm(Module):
             # momentum None: the cumulative average of all batches so far, as in PyTorch
             momentum = 1.0 / (int(counter.data) + 1) if self.momentum is None else self.momentum
         try:
-            y = F.batch_norm(
-                x, self.running_mean, self.running_var, self.weight, self.bias,
-                self.training or not self.track_running_stats, momentum, self.eps,
-            )  # fmt: skip
+            if pool is None:
+                y = F.batch_norm(
+                    x, self.running_mean, self.running_var, self.weight, self.bias,
+                    self.training or not self.track_running_stats, momentum, self.eps,
+                )  # fmt: skip
+            else:
+                y = F.batch_norm_relu_max_pool2d(
+                    x, self.running_mean, self.running_var, self.weight, self.bias,
+                    momentum, self.eps, pool,
+                )  # fmt: skip
         except ValueError as e:
             raise ValueError(str(e).replace("batch_norm", type(self).__name__, 1)) from None
         if counter is not None:

@@ -6,6 +6,7 @@ in docs/derivations.md, and tests against the composition it replaces (its oracl
 """
 
 from nnet.autograd.fused.batchnorm import BatchNorm, BatchStats, batch_norm_train
+from nnet.autograd.fused.bnpool import BatchNormReluPool, batch_norm_relu_pool
 from nnet.autograd.fused.channels import per_channel
 from nnet.autograd.fused.conv import Conv2d, conv2d
 from nnet.autograd.fused.crossentropy import SoftmaxCrossEntropy, softmax_cross_entropy
@@ -22,6 +23,7 @@ FUSED = (
     Im2Col,
     Col2ImPadded,
     BatchNorm,
+    BatchNormReluPool,
     SoftmaxCrossEntropy,
     Linear,
 )
@@ -29,6 +31,7 @@ FUSED = (
 __all__ = [
     "FUSED",
     "BatchNorm",
+    "BatchNormReluPool",
     "BatchStats",
     "Col2ImPadded",
     "Conv2d",
@@ -37,6 +40,7 @@ __all__ = [
     "MaxPool2d",
     "MaxPool2dBackward",
     "SoftmaxCrossEntropy",
+    "batch_norm_relu_pool",
     "batch_norm_train",
     "conv2d",
     "is_fused_enabled",

@@ -1,0 +1,78 @@
+"""Layers fused across module boundaries, for :class:`~nnet.nn.Sequential`.
+
+A few runs of layers compute in one op what they compute one after another, with the same values
+and gradients: ``BatchNorm2d, ReLU, MaxPool2d`` in training mode (one fused primitive, the ReLU after
+the pool), and ``ReLU, MaxPool2d`` elsewhere (the pool first, so the ReLU touches a quarter of the
+values: max and ReLU commute, and so do their gradients, ties and NaN included: a window routes
+its gradient to the same first maximum either way, and relu' is 0 there exactly when the maximum
+is not positive). Only the layers' exact classes match, so a
+subclass with its own ``forward`` always runs as written; ``use_fused(False)`` turns this off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from nnet.autograd.ops import relu
+from nnet.autograd.tensor import Tensor
+from nnet.autograd.window import pair
+from nnet.nn.activation import ReLU
+from nnet.nn.module import Module
+from nnet.nn.normalization import BatchNorm2d
+from nnet.nn.pooling import MaxPool2d
+
+
+def _plain_pool(m: Module) -> tuple[int, int] | None:
+    """A MaxPool2d's kernel when its windows neither overlap nor pad nor dilate, else None."""
+    if type(m) is not MaxPool2d:
+        return None
+    try:
+        kernel = pair(m.kernel_size, "", "")
+        plain = (
+            pair(m.stride, "", "") == kernel
+            and pair(m.padding, "", "") == (0, 0)
+            and pair(m.dilation, "", "") == (1, 1)
+            and min(kernel) >= 1
+        )
+    except TypeError:
+        return None  # the layer reports its own error when it runs
+    return kernel if plain else None
+
+
+def _tiles(shape: tuple[int, ...], kernel: tuple[int, int]) -> bool:
+    """Whether the windows tile an NHWC batch exactly, with more than one value per channel."""
+    return (
+        len(shape) == 4
+        and shape[1] % kernel[0] == 0
+        and shape[2] % kernel[1] == 0
+        and shape[0] * shape[1] * shape[2] > 1
+        and shape[3] > 0
+    )
+
+
+def run(modules: Sequence[Module], x: Any) -> Any:
+    """``modules`` applied one after another to ``x``, fused runs taken where they match."""
+    i, n = 0, len(modules)
+    while i < n:
+        m = modules[i]
+        kind = type(m)
+        if isinstance(m, BatchNorm2d) and i + 2 < n and type(modules[i + 1]) is ReLU:
+            kernel = _plain_pool(modules[i + 2])
+            if (
+                kind is BatchNorm2d
+                and kernel is not None
+                and (m.training or not m.track_running_stats)
+                and isinstance(x, Tensor)
+                and _tiles(x.shape, kernel)
+            ):
+                x = m.forward_relu_max_pool(x, kernel)
+                i += 3
+                continue
+        if kind is ReLU and i + 1 < n and type(modules[i + 1]) is MaxPool2d:
+            x = relu(modules[i + 1](x))
+            i += 2
+            continue
+        x = m(x)
+        i += 1
+    return x
