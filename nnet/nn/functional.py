@@ -163,18 +163,27 @@ def conv2d(
         )
     _check_span("conv2d", x.shape, (kh, kw), d, pads)
     if fused_enabled.get():
-        size = [
-            window_output_size(x.shape[1 + a] + sum(pads[a]), (kh, kw)[a], s[a], d[a])
-            for a in (0, 1)
-        ]
-        geo = ((kh, kw), s, d, (pads[0][0], pads[1][0]), (size[0], size[1]))
-        return fused.conv2d(x, weight, bias, geo)
+        return fused.conv2d(x, weight, bias, _geometry(x.shape, (kh, kw), s, d, pads))
     cols = sliding_windows(_pad_hw(x, pads), (kh, kw), s, d)
     n, oh, ow = cols.shape[:3]
     y = cols.reshape(n * oh * ow, kh * kw * cin) @ weight.reshape(kh * kw * cin, cout)
     if bias is not None:
         y = y + bias
     return y.reshape(n, oh, ow, cout)
+
+
+def _geometry(shape: tuple[int, ...], kernel: tuple[int, int], s: tuple[int, int],
+              d: tuple[int, int], pads: tuple[tuple[int, int], tuple[int, int]]) -> Any:  # fmt: skip
+    size = [window_output_size(shape[1 + a] + sum(pads[a]), kernel[a], s[a], d[a]) for a in (0, 1)]
+    return (kernel, s, d, (pads[0][0], pads[1][0]), (size[0], size[1]))
+
+
+def conv_geometry(x: Tensor, weight: Tensor, stride: Any, padding: Padding, dilation: Any) -> Any:
+    """The fused convolution's geometry (kernel, stride, dilation, (pad top, pad left), output
+    size) for valid arguments (those :func:`conv2d` accepts)."""
+    s, d = pair(stride, "stride", "conv2d"), pair(dilation, "dilation", "conv2d")
+    kernel = (weight.shape[0], weight.shape[1])
+    return _geometry(x.shape, kernel, s, d, conv_padding(padding, kernel, d))
 
 
 # -- pooling -------------------------------------------------------------------------------------
@@ -336,6 +345,33 @@ def batch_norm_relu_max_pool2d(
     return y
 
 
+def conv_batch_norm_relu_max_pool2d(
+    x: Any,
+    weight: Tensor,
+    conv_bias: Tensor | None,
+    geo: Any,
+    running_mean: Tensor | None,
+    running_var: Tensor | None,
+    gamma: Tensor | None,
+    beta: Tensor | None,
+    momentum: float,
+    eps: float,
+    kernel: tuple[int, int],
+) -> Tensor:
+    """``max_pool2d(relu(batch_norm(conv2d(x), ..., training=True)), kernel)`` as one fused op, for
+    the convolution of geometry ``geo`` (:func:`conv_geometry`) whose output ``kernel`` tiles, an
+    input that takes no gradient and a kernel of more input values (KH KW C_in) than output
+    channels at most; the caller checks these. The running statistics move as in :func:`batch_norm`."""
+    x = _tensor(x)
+    stats = fused.BatchStats()
+    y = fused.conv_batch_norm_relu_pool(x, weight, conv_bias, gamma, beta, eps, stats, geo, kernel)
+    n = x.shape[0] * geo[4][0] * geo[4][1]
+    if running_mean is not None and running_var is not None:
+        _update_running(running_mean.data, stats.mean, momentum)
+        _update_running(running_var.data, stats.var * (n / (n - 1)), momentum)
+    return y
+
+
 def _affine_rows(x: np.ndarray, scale: Any, shift: Any, weight: Any, bias: Any) -> np.ndarray:
     """``x * (weight scale) + (weight shift + bias)`` per channel, with the composition's roundings."""
     if weight is not None:
@@ -389,6 +425,8 @@ __all__ = [
     "check_input_dtype",
     "check_sizes",
     "conv2d",
+    "conv_batch_norm_relu_max_pool2d",
+    "conv_geometry",
     "conv_padding",
     "dropout",
     "flatten",

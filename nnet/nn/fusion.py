@@ -1,7 +1,9 @@
 """Layers fused across module boundaries, for :class:`~nnet.nn.Sequential`.
 
 A few runs of layers compute in one op what they compute one after another, with the same values
-and gradients: ``BatchNorm2d, ReLU, MaxPool2d`` in training mode (one fused primitive, the ReLU after
+and gradients: ``Conv2d, BatchNorm2d, ReLU, MaxPool2d`` in training mode over an input that takes no
+gradient, with a narrow kernel (one fused primitive, batch norm folded into the convolution's
+product), ``BatchNorm2d, ReLU, MaxPool2d`` in training mode (one fused primitive, the ReLU after
 the pool), and ``ReLU, MaxPool2d`` elsewhere (the pool first, so the ReLU touches a quarter of the
 values: max and ReLU commute, and so do their gradients, ties and NaN included: a window routes
 its gradient to the same first maximum either way, and relu' is 0 there exactly when the maximum
@@ -14,10 +16,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from nnet.autograd.grad_mode import grad_enabled
 from nnet.autograd.ops import relu
 from nnet.autograd.tensor import Tensor
 from nnet.autograd.window import pair
+from nnet.nn import functional as F
 from nnet.nn.activation import ReLU
+from nnet.nn.conv import Conv2d
 from nnet.nn.module import Module
 from nnet.nn.normalization import BatchNorm2d
 from nnet.nn.pooling import MaxPool2d
@@ -51,12 +56,47 @@ def _tiles(shape: tuple[int, ...], kernel: tuple[int, int]) -> bool:
     )
 
 
+def _conv_block(block: Sequence[Module], x: Any) -> Tensor | None:
+    """Conv2d, BatchNorm2d, ReLU, MaxPool2d as one op (fused/convbn.py), or None where that does not
+    apply: the input takes a gradient, the kernel reads more values than the layer has output
+    channels (the patch covariance would cost more than it saves), or the windows do not tile."""
+    conv, bn, act, pool = block
+    kernel = _plain_pool(pool)
+    if (
+        not isinstance(conv, Conv2d)
+        or type(bn) is not BatchNorm2d
+        or not isinstance(bn, BatchNorm2d)
+        or type(act) is not ReLU
+        or kernel is None
+        or not (bn.training or not bn.track_running_stats)
+        or not isinstance(x, Tensor)
+        or (x.requires_grad and grad_enabled.get())
+        or bn.num_features != conv.out_channels
+    ):
+        return None
+    kh, kw, cin, cout = conv.weight.shape
+    if kh * kw * cin > cout:
+        return None
+    conv.check_input(x)
+    geo = F.conv_geometry(x, conv.weight, conv.stride, conv.padding, conv.dilation)
+    oh, ow = geo[4]
+    if oh < kernel[0] or ow < kernel[1] or not _tiles((x.shape[0], oh, ow, cout), kernel):
+        return None
+    return bn.forward_relu_max_pool(x, kernel, conv, geo)
+
+
 def run(modules: Sequence[Module], x: Any) -> Any:
     """``modules`` applied one after another to ``x``, fused runs taken where they match."""
     i, n = 0, len(modules)
     while i < n:
         m = modules[i]
         kind = type(m)
+        if kind is Conv2d and i + 3 < n:
+            fused = _conv_block(modules[i : i + 4], x)
+            if fused is not None:
+                x = fused
+                i += 4
+                continue
         if isinstance(m, BatchNorm2d) and i + 2 < n and type(modules[i + 1]) is ReLU:
             kernel = _plain_pool(modules[i + 2])
             if (

@@ -9,6 +9,7 @@ from nnet.autograd.fused.batchnorm import BatchNorm, BatchStats, batch_norm_trai
 from nnet.autograd.fused.bnpool import BatchNormReluPool, batch_norm_relu_pool
 from nnet.autograd.fused.channels import per_channel
 from nnet.autograd.fused.conv import Conv2d, conv2d
+from nnet.autograd.fused.convbn import ConvBatchNormReluPool, conv_batch_norm_relu_pool
 from nnet.autograd.fused.crossentropy import SoftmaxCrossEntropy, softmax_cross_entropy
 from nnet.autograd.fused.im2col import Col2ImPadded, Im2Col
 from nnet.autograd.fused.linear import Linear, linear
@@ -20,6 +21,7 @@ FUSED = (
     MaxPool2d,
     MaxPool2dBackward,
     Conv2d,
+    ConvBatchNormReluPool,
     Im2Col,
     Col2ImPadded,
     BatchNorm,
@@ -35,6 +37,7 @@ __all__ = [
     "BatchStats",
     "Col2ImPadded",
     "Conv2d",
+    "ConvBatchNormReluPool",
     "Im2Col",
     "Linear",
     "MaxPool2d",
@@ -43,6 +46,7 @@ __all__ = [
     "batch_norm_relu_pool",
     "batch_norm_train",
     "conv2d",
+    "conv_batch_norm_relu_pool",
     "is_fused_enabled",
     "linear",
     "max_pool2d",

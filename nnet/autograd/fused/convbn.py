@@ -1,0 +1,182 @@
+"""A narrow convolution, training-mode batch norm, ReLU and max-pooling as one primitive.
+
+Batch norm of a convolution's output needs no pass over that output: with P the patch matrix
+(M, K) and Pc = P - mean(P) its centred columns, the convolution is z = P W + b, its batch mean
+mean(P) W + b, and its centred value Pc W, so the batch variance is diag(W^T S W) with the K x K
+patch covariance S = Pc^T Pc / M, and the normalised output is one product y = Pc (W s) + beta with
+s = gamma / sqrt(var + eps) per channel. The VJP needs one product too: with H = Pc^T G_y, the
+kernel gradient is (H - S W diag(g_gamma / sqrt(var + eps))) diag(s), g_gamma = diag(W^T H) /
+sqrt(var + eps), and the convolution's bias gets exactly 0 (batch norm removes any shift). Worth it
+when K = KH KW C_in is small (S costs M K^2), as for a first layer over a few input channels.
+
+The patch rows are ordered window-offset-major for the pool that follows, so the maxima, the ReLU
+(applied after the pool, as in bnpool.py) and the gradient's routing run over contiguous planes.
+See derivations.md#convolution-batch-norm-relu-and-max-pooling-fused.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from nnet.autograd.function import Function
+from nnet.autograd.fused.batchnorm import BatchStats, _recorded_vjp
+from nnet.autograd.fused.channels import per_channel
+from nnet.autograd.fused.conv import Conv2d
+from nnet.autograd.fused.im2col import Geometry, Im2Col, im2col_array
+from nnet.autograd.fused.pool import MaxPool2dBackward, _first_max, _running_max, _slice
+from nnet.autograd.linalg import tall_product
+from nnet.autograd.tensor import Tensor
+
+#: Rows per slab of the tall products Pc^T Pc and Pc^T G (OpenBLAS multiplies a huge shared
+#: dimension into a tiny result slowly; a batch of slabs summed afterwards is fast).
+_SLAB = 2048
+
+
+def _tall(a_t: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a_t @ b`` for a (K, M) C-contiguous ``a_t`` and an (M, N) ``b``, by slabs of rows."""
+    k, m = a_t.shape
+    slabs = m // _SLAB
+    if slabs < 4:
+        return a_t @ b
+    head = slabs * _SLAB
+    parts = a_t[:, :head].reshape(k, slabs, _SLAB).swapaxes(0, 1) @ b[:head].reshape(
+        slabs, _SLAB, b.shape[1]
+    )
+    out = parts.sum(axis=0)
+    if head < m:
+        out += a_t[:, head:] @ b[head:]
+    return out
+
+
+def _patches_offset_major(x: np.ndarray, geo: Geometry, kernel: tuple[int, int]) -> np.ndarray:
+    """The patch matrix transposed, (K, M), its columns (output pixels) in window-offset-major order
+    (KH_p, KW_p, N, OH_p, OW_p) for pool windows ``kernel`` that tile the convolution's output."""
+    cols = im2col_array(x, geo)  # (M, T, C), rows (n, r, c)
+    n = x.shape[0]
+    (oh, ow), (ph, pw) = geo[4], kernel
+    k = cols.shape[1] * cols.shape[2]
+    out = np.empty((k, ph, pw, n, oh // ph, ow // pw), x.dtype)
+    src = cols.reshape(n, oh // ph, ph, ow // pw, pw, k).transpose(5, 2, 4, 0, 1, 3)
+    np.copyto(out, src)
+    return out.reshape(k, -1)
+
+
+class ConvBatchNormReluPool(Function):
+    """z = maxpool(relu(bn(conv(x)))), the batch norm in training mode, windows tiling the conv's
+    output; VJP for the kernel, the conv bias (0), gamma and beta, through the patch covariance. x
+    takes no gradient here. See derivations.md#convolution-batch-norm-relu-and-max-pooling-fused."""
+
+    def forward(ctx, x, weight, conv_bias, gamma, beta, eps, stats, geo, kernel):
+        kh, kw, cin, cout = weight.shape
+        w2 = weight.reshape(kh * kw * cin, cout)
+        pt = _patches_offset_major(x, geo, kernel)  # (K, M)
+        m = pt.shape[1]
+        mu = pt @ np.ones(m, pt.dtype) / m
+        pt -= mu[:, None]  # Pc^T
+        cov = _tall(pt, pt.T) / m
+        sw = cov @ w2
+        var = np.einsum("kc,kc->c", w2, sw)
+        invstd = 1.0 / np.sqrt(var + eps)
+        scale = invstd if gamma is None else gamma * invstd
+        y = pt.T @ (w2 * scale)  # (M, C): the normalised output, window-offset-major rows
+        if beta is not None:
+            per_channel(np.add, y, beta, out=y)
+        taps = kernel[0] * kernel[1]
+        y = y.reshape(taps, m // taps, cout)
+        pooled = np.empty(y.shape[1:], y.dtype)
+        _running_max(pooled, y)
+        ctx.save_for_backward(pt, y, pooled, sw, invstd)
+        mean = mu @ w2
+        stats.mean = mean if conv_bias is None else mean + conv_bias
+        stats.var = var
+        n, (oh, ow) = x.shape[0], geo[4]
+        return np.maximum(pooled, 0).reshape(n, oh // kernel[0], ow // kernel[1], cout)
+
+    def vjp_arrays(ctx, grad):
+        _, weight, _, gamma, _, _, _, _, _ = ctx.inputs
+        need_x, need_w, need_b, need_gamma, need_beta = ctx.needs_input_grad[:5]
+        if need_x:
+            raise RuntimeError("ConvBatchNormReluPool: the input's gradient is not computed here")
+        pt, y, pooled, sw, invstd = ctx.saved
+        cout = y.shape[-1]
+        gp = grad.reshape(pooled.shape) * (pooled > 0)
+        gy = np.empty(y.shape, grad.dtype)
+        for k, hit in _first_max(list(y), pooled, y.shape[0] - 1):
+            np.multiply(gp, hit, out=gy[k])
+        g = gy.reshape(-1, cout)
+        w2 = weight.data.reshape(-1, cout)
+        h = _tall(pt, g)  # Pc^T G_y
+        g_gamma = np.einsum("kc,kc->c", w2, h) * invstd
+        g_beta = np.ones(g.shape[0], g.dtype) @ g if need_beta else None
+        gw = None
+        if need_w:
+            scale = invstd if gamma is None else gamma.data * invstd
+            gw = ((h - sw * (invstd * g_gamma)) * scale).reshape(weight.data.shape)
+        gb = np.zeros(cout, grad.dtype) if need_b else None
+        return None, gw, gb, g_gamma if need_gamma else None, g_beta, None, None, None, None
+
+    def vjp(ctx, grad):
+        # recorded (create_graph): the composition's gradient as nnet ops; the convolution is
+        # recomputed as an op of the kernel so that batch norm's VJP depends on it
+        x, weight, conv_bias, gamma, _, eps, _, geo, kernel = ctx.inputs
+        if ctx.needs_input_grad[0]:
+            raise RuntimeError("ConvBatchNormReluPool: the input's gradient is not computed here")
+        _, y, pooled, _, _ = ctx.saved
+        z = Conv2d.apply(x, weight, conv_bias, geo)
+        _, oh, ow, cout = z.data.shape
+        y_nhwc = np.empty(z.data.shape, y.dtype)
+        out_hw = (oh // kernel[0], ow // kernel[1])
+        planes = [
+            _slice(y_nhwc, i, j, kernel, out_hw) for i in range(kernel[0]) for j in range(kernel[1])
+        ]
+        for plane, part in zip(planes, y, strict=True):
+            plane[...] = part.reshape(plane.shape)
+        mask = (pooled > 0).astype(grad.dtype).reshape(grad.shape)
+        gp = grad * Tensor._make(mask, False, None)
+        gy = MaxPool2dBackward.apply(gp, y_nhwc, pooled.reshape(grad.shape), kernel)
+        needs = ctx.needs_input_grad
+        gz, g_gamma, g_beta = _recorded_vjp(
+            _Needs(needs[1] or needs[2], *needs[3:5]), gy, z, gamma, eps
+        )
+        gw = gb = None
+        if needs[1]:
+            k = weight.shape[0] * weight.shape[1] * weight.shape[2]
+            patches = Im2Col.apply(x, geo).reshape(-1, k)
+            gw = tall_product(patches, gz.reshape(-1, cout)).reshape(weight.shape)
+        if needs[2]:
+            gb = gz.reshape(-1, cout).sum(axis=0)
+        return None, gw, gb, g_gamma, g_beta, None, None, None, None
+
+
+class _Needs:
+    """What batch norm's recorded VJP reads of a context: which of (x, weight, bias) need a gradient."""
+
+    def __init__(self, *needs: Any) -> None:
+        self.needs_input_grad = needs
+
+
+def conv_batch_norm_relu_pool(
+    x: Tensor,
+    weight: Tensor,
+    conv_bias: Tensor | None,
+    gamma: Tensor | None,
+    beta: Tensor | None,
+    eps: float,
+    stats: BatchStats,
+    geo: Geometry,
+    kernel: tuple[int, int],
+) -> Tensor:
+    """``max_pool2d(relu(batch_norm(conv2d(x))), kernel)``, batch statistics reported in ``stats``;
+    the caller checks that ``x`` takes no gradient and that the windows tile the conv's output.
+
+    >>> import nnet
+    >>> geo = ((1, 1), (1, 1), (1, 1), (0, 0), (2, 2))
+    >>> x = nnet.tensor([1.0, 2.0, 3.0, 6.0]).reshape(1, 2, 2, 1)
+    >>> y = conv_batch_norm_relu_pool(x, nnet.ones((1, 1, 1, 1)), None, None, None, 0.0,
+    ...                               BatchStats(), geo, (2, 2))
+    >>> y.reshape(-1).numpy()
+    array([1.6035674], dtype=float32)
+    """
+    return ConvBatchNormReluPool.apply(x, weight, conv_bias, gamma, beta, eps, stats, geo, kernel)
