@@ -1,14 +1,20 @@
 """Layers fused across module boundaries, for :class:`~nnet.nn.Sequential`.
 
 A few runs of layers compute in one op what they compute one after another, with the same values
-and gradients: ``Conv2d, BatchNorm2d, ReLU, MaxPool2d`` in training mode over an input that takes no
-gradient, with a narrow kernel (one fused primitive, batch norm folded into the convolution's
-product), ``BatchNorm2d, ReLU, MaxPool2d`` in training mode (one fused primitive, the ReLU after
-the pool), and ``ReLU, MaxPool2d`` elsewhere (the pool first, so the ReLU touches a quarter of the
-values: max and ReLU commute, and so do their gradients, ties and NaN included: a window routes
-its gradient to the same first maximum either way, and relu' is 0 there exactly when the maximum
-is not positive). Only the layers' exact classes match, so a
-subclass with its own ``forward`` always runs as written; ``use_fused(False)`` turns this off.
+and gradients:
+
+* ``Conv2d, BatchNorm2d, ReLU, MaxPool2d`` in training mode over an input that takes no gradient,
+  with a narrow kernel: one fused primitive, batch norm folded into the convolution's product;
+* ``BatchNorm2d, ReLU, MaxPool2d`` in training mode: one fused primitive, the ReLU after the pool;
+* ``Conv2d, ReLU, MaxPool2d`` when nothing is recorded: one pass over blocks of images, the bias
+  and the ReLU after the pool, nothing saved;
+* ``ReLU, MaxPool2d`` elsewhere: the pool first, so the ReLU touches a quarter of the values. Max
+  and ReLU commute, and so do their gradients, ties and NaN included: a window routes its gradient
+  to the same first maximum either way, and relu' is 0 there exactly when the maximum is not
+  positive.
+
+Only the layers' exact classes match, so a subclass with its own ``forward`` always runs as
+written; ``use_fused(False)`` turns this off.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from nnet.autograd.fused import convpool
 from nnet.autograd.grad_mode import grad_enabled
 from nnet.autograd.ops import relu
 from nnet.autograd.tensor import Tensor
@@ -85,6 +92,28 @@ def _conv_block(block: Sequence[Module], x: Any) -> Tensor | None:
     return bn.forward_relu_max_pool(x, kernel, conv, geo)
 
 
+def _conv_relu_pool(block: Sequence[Module], x: Any) -> Tensor | None:
+    """Conv2d, ReLU, MaxPool2d in one pass when nothing is recorded (fused/convpool.py), or None
+    where that does not apply."""
+    conv, act, pool = block
+    kernel = _plain_pool(pool)
+    if not isinstance(conv, Conv2d) or type(act) is not ReLU or kernel is None:
+        return None
+    if not isinstance(x, Tensor):
+        return None
+    bias = conv.bias
+    if grad_enabled.get() and (
+        x.requires_grad or conv.weight.requires_grad or (bias is not None and bias.requires_grad)
+    ):
+        return None
+    conv.check_input(x)
+    geo = F.conv_geometry(x, conv.weight, conv.stride, conv.padding, conv.dilation)
+    if not convpool.fits(geo, x.shape, kernel):
+        return None
+    b = None if bias is None else bias.data
+    return Tensor(convpool.conv_relu_pool(x.data, conv.weight.data, b, geo, kernel))
+
+
 def run(modules: Sequence[Module], x: Any) -> Any:
     """``modules`` applied one after another to ``x``, fused runs taken where they match."""
     i, n = 0, len(modules)
@@ -96,6 +125,12 @@ def run(modules: Sequence[Module], x: Any) -> Any:
             if fused is not None:
                 x = fused
                 i += 4
+                continue
+        if kind is Conv2d and i + 2 < n:
+            fused = _conv_relu_pool(modules[i : i + 3], x)
+            if fused is not None:
+                x = fused
+                i += 3
                 continue
         if isinstance(m, BatchNorm2d) and i + 2 < n and type(modules[i + 1]) is ReLU:
             kernel = _plain_pool(modules[i + 2])
