@@ -22,7 +22,6 @@ import numpy as np
 
 from nnet.autograd.function import Function
 from nnet.autograd.fused.batchnorm import BatchStats, _recorded_vjp
-from nnet.autograd.fused.channels import per_channel
 from nnet.autograd.fused.conv import Conv2d
 from nnet.autograd.fused.im2col import Geometry, Im2Col, im2col_array
 from nnet.autograd.fused.pool import MaxPool2dBackward, _first_max, _running_max, _slice
@@ -51,16 +50,18 @@ def _tall(a_t: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _patches_offset_major(x: np.ndarray, geo: Geometry, kernel: tuple[int, int]) -> np.ndarray:
-    """The patch matrix transposed, (K, M), its columns (output pixels) in window-offset-major order
-    (KH_p, KW_p, N, OH_p, OW_p) for pool windows ``kernel`` that tile the convolution's output."""
+    """The patch matrix transposed, with a row of ones below it: (K + 1, M), the columns (output
+    pixels) in window-offset-major order (KH_p, KW_p, N, OH_p, OW_p) for pool windows ``kernel``
+    that tile the convolution's output. The ones make the products add beta and sum G_y."""
     cols = im2col_array(x, geo)  # (M, T, C), rows (n, r, c)
     n = x.shape[0]
     (oh, ow), (ph, pw) = geo[4], kernel
     k = cols.shape[1] * cols.shape[2]
-    out = np.empty((k, ph, pw, n, oh // ph, ow // pw), x.dtype)
+    out = np.empty((k + 1, ph, pw, n, oh // ph, ow // pw), x.dtype)
     src = cols.reshape(n, oh // ph, ph, ow // pw, pw, k).transpose(5, 2, 4, 0, 1, 3)
-    np.copyto(out, src)
-    return out.reshape(k, -1)
+    np.copyto(out[:k], src)
+    out[k] = 1
+    return out.reshape(k + 1, -1)
 
 
 class ConvBatchNormReluPool(Function):
@@ -70,19 +71,22 @@ class ConvBatchNormReluPool(Function):
 
     def forward(ctx, x, weight, conv_bias, gamma, beta, eps, stats, geo, kernel):
         kh, kw, cin, cout = weight.shape
-        w2 = weight.reshape(kh * kw * cin, cout)
-        pt = _patches_offset_major(x, geo, kernel)  # (K, M)
+        k = kh * kw * cin
+        w2 = weight.reshape(k, cout)
+        pt = _patches_offset_major(x, geo, kernel)  # (K + 1, M), the last row ones
         m = pt.shape[1]
-        mu = pt @ np.ones(m, pt.dtype) / m
-        pt -= mu[:, None]  # Pc^T
-        cov = _tall(pt, pt.T) / m
+        mu = pt[:k] @ np.ones(m, pt.dtype) / m
+        pt[:k] -= mu[:, None]  # Pc^T
+        cov = pt[:k] @ pt[:k].T / m
         sw = cov @ w2
         var = np.einsum("kc,kc->c", w2, sw)
         invstd = 1.0 / np.sqrt(var + eps)
         scale = invstd if gamma is None else gamma * invstd
-        y = pt.T @ (w2 * scale)  # (M, C): the normalised output, window-offset-major rows
-        if beta is not None:
-            per_channel(np.add, y, beta, out=y)
+        # y = Pc (W diag(s)) + beta, the ones row times beta: window-offset-major rows
+        w_ext = np.empty((k + 1, cout), np.result_type(w2, scale))
+        np.multiply(w2, scale, out=w_ext[:k])
+        w_ext[k] = 0 if beta is None else beta
+        y = pt.T @ w_ext
         taps = kernel[0] * kernel[1]
         y = y.reshape(taps, m // taps, cout)
         pooled = np.empty(y.shape[1:], y.dtype)
@@ -105,17 +109,19 @@ class ConvBatchNormReluPool(Function):
         gy = np.empty(y.shape, grad.dtype)
         for k, hit in _first_max(list(y), pooled, y.shape[0] - 1):
             np.multiply(gp, hit, out=gy[k])
-        g = gy.reshape(-1, cout)
         w2 = weight.data.reshape(-1, cout)
-        h = _tall(pt, g)  # Pc^T G_y
+        h_ext = _tall(pt, gy.reshape(-1, cout))  # (Pc^T G_y; 1^T G_y)
+        h, g_beta = h_ext[:-1], h_ext[-1]
         g_gamma = np.einsum("kc,kc->c", w2, h) * invstd
-        g_beta = np.ones(g.shape[0], g.dtype) @ g if need_beta else None
         gw = None
         if need_w:
             scale = invstd if gamma is None else gamma.data * invstd
             gw = ((h - sw * (invstd * g_gamma)) * scale).reshape(weight.data.shape)
         gb = np.zeros(cout, grad.dtype) if need_b else None
-        return None, gw, gb, g_gamma if need_gamma else None, g_beta, None, None, None, None
+        return (
+            None, gw, gb, g_gamma if need_gamma else None, g_beta if need_beta else None,
+            None, None, None, None,
+        )  # fmt: skip
 
     def vjp(ctx, grad):
         # recorded (create_graph): the composition's gradient as nnet ops; the convolution is
