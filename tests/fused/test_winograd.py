@@ -11,8 +11,17 @@ from hypothesis import strategies as st
 import nnet
 import nnet.nn.functional as F
 from nnet.autograd.fused import Conv2d, use_fused, winograd
+from nnet.autograd.fused import conv as fused_conv
 from nnet.autograd.fused.conv import WINOGRAD_MIN_CHANNELS
 from nnet.testing import gradcheck, gradgradcheck
+
+
+@pytest.fixture(autouse=True)
+def small_shapes_take_winograd(monkeypatch):
+    """Test sizes are far below the shapes where Winograd pays; the channel count still decides."""
+    monkeypatch.setattr(fused_conv, "WINOGRAD_MIN_PRODUCT", 0)
+    monkeypatch.setattr(fused_conv, "WINOGRAD_MIN_PIXELS", 0)
+
 
 wide = st.sampled_from([WINOGRAD_MIN_CHANNELS, WINOGRAD_MIN_CHANNELS + 1])
 
@@ -129,6 +138,23 @@ def test_other_geometries_take_im2col(geometry):
     narrow = nnet.Tensor(np.ones((1, 6, 6, WINOGRAD_MIN_CHANNELS - 1)), requires_grad=True)
     w = nnet.Tensor(np.ones((3, 3, WINOGRAD_MIN_CHANNELS - 1, 2)))
     assert not F.conv2d(narrow, w).grad_fn.winograd
+
+
+@pytest.mark.parametrize(
+    "shape,cout,wanted",
+    [
+        ((64, 14, 14, 32), 64, True),  # the wide CNN's conv2
+        ((8, 14, 14, 32), 32, True),
+        ((64, 14, 14, 16), 16, False),  # C_in C_out below WINOGRAD_MIN_PRODUCT
+        ((16, 7, 7, 32), 32, False),  # fewer output pixels than WINOGRAD_MIN_PIXELS
+        ((64, 14, 14, 8), 128, False),  # fewer input channels than WINOGRAD_MIN_CHANNELS
+    ],
+)
+def test_default_rule(monkeypatch, shape, cout, wanted):
+    monkeypatch.undo()
+    x = nnet.Tensor(np.zeros(shape, np.float32), requires_grad=True)
+    w = nnet.Tensor(np.zeros((3, 3, shape[3], cout), np.float32))
+    assert F.conv2d(x, w).grad_fn.winograd == wanted
 
 
 @pytest.mark.parametrize("hw", [(4, 6), (5, 3), (1, 1)])
