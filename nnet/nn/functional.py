@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from nnet.autograd import fused
+from nnet.autograd.fused import bnpool
 from nnet.autograd.fused.mode import fused_enabled
 from nnet.autograd.grad_mode import grad_enabled
 from nnet.autograd.ops import (
@@ -334,9 +335,10 @@ def batch_norm_relu_max_pool2d(
     tiled = x.ndim == 4 and min(k) >= 1 and x.shape[1] % k[0] == 0 and x.shape[2] % k[1] == 0
     c = x.shape[-1]
     n = x.size // c if c else 0
-    if not (fused_enabled.get() and tiled and n >= 2 and x.size > 0):
+    wide = c * x.dtype.itemsize >= bnpool.MIN_PIXEL_BYTES
+    if not (fused_enabled.get() and tiled and wide and n >= 2 and x.size > 0):
         y = batch_norm(x, running_mean, running_var, weight, bias, True, momentum, eps)
-        return max_pool2d(relu(y), k)
+        return relu(max_pool2d(y, k))  # the ReLU after the pool: a quarter of the values
     stats = fused.BatchStats()
     y = fused.batch_norm_relu_pool(x, weight, bias, eps, stats, k)
     if running_mean is not None and running_var is not None:

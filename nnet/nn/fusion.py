@@ -5,7 +5,8 @@ and gradients:
 
 * ``Conv2d, BatchNorm2d, ReLU, MaxPool2d`` in training mode over an input that takes no gradient,
   with a narrow kernel: one fused primitive, batch norm folded into the convolution's product;
-* ``BatchNorm2d, ReLU, MaxPool2d`` in training mode: one fused primitive, the ReLU after the pool;
+* ``BatchNorm2d, ReLU, MaxPool2d`` in training mode: one fused primitive for pixels of 64 bytes or
+  more (16 float32 channels), the ReLU after the pool; else the three ops, the ReLU after the pool;
 * ``Conv2d, ReLU, MaxPool2d`` when nothing is recorded: one pass over blocks of images, the bias
   and the ReLU after the pool, nothing saved;
 * ``ReLU, MaxPool2d`` elsewhere: the pool first, so the ReLU touches a quarter of the values. Max

@@ -12,8 +12,16 @@ import nnet
 import nnet.nn.functional as F
 from nnet import nn
 from nnet.autograd.elementwise import Relu
-from nnet.autograd.fused import BatchNormReluPool, use_fused
+from nnet.autograd.fused import BatchNormReluPool, bnpool, use_fused
 from nnet.testing import gradcheck, gradgradcheck
+
+
+@pytest.fixture(autouse=True)
+def narrow_pixels_fuse(request, monkeypatch):
+    """Test images have a few channels, narrower than where the fused op pays."""
+    if "default_rule" not in request.node.name:
+        monkeypatch.setattr(bnpool, "MIN_PIXEL_BYTES", 0)
+
 
 #: The fused primitives whose gradients this file checks (tests/fused/test_coverage.py).
 FUSED_TESTED = (BatchNormReluPool,)
@@ -158,3 +166,12 @@ def test_relu_after_the_pool_matches(values, pool):
         out.append((y.numpy(), gx.numpy()))
     np.testing.assert_array_equal(out[0][0], out[1][0])
     np.testing.assert_array_equal(out[0][1], out[1][1])
+
+
+@pytest.mark.parametrize(
+    "c,dtype,wanted", [(16, "float32", True), (8, "float32", False), (8, "float64", True)]
+)
+def test_default_rule(c, dtype, wanted):
+    model = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(), nn.MaxPool2d(2)).to(dtype)
+    y = model(nnet.zeros((2, 4, 4, c), dtype=dtype))
+    assert (type(y.grad_fn) is BatchNormReluPool) == wanted
