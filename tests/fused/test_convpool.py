@@ -25,7 +25,7 @@ def _outputs(model, x):
 @given(
     n=st.integers(1, 3),
     hw=st.tuples(st.integers(1, 9), st.integers(1, 9)),
-    cin=st.integers(4, 5),
+    cin=st.integers(1, 5),  # both layouts: channel-first below ROWS_FROM_CHANNELS
     cout=st.integers(1, 3),
     kernel=st.tuples(st.integers(1, 3), st.integers(1, 3)),
     padding=st.sampled_from(["same", "valid", 1, (0, 2)]),
@@ -47,11 +47,15 @@ def test_matches_the_layers(n, hw, cin, cout, kernel, padding, pool, bias, seed)
     np.testing.assert_allclose(y, y0, rtol=1e-12, atol=1e-12)
 
 
-def test_blocks_of_images(monkeypatch):
-    monkeypatch.setattr(convpool, "BLOCK_WINDOWS", 10)  # 9 windows an image: blocks of one
+@pytest.mark.parametrize("cin", [1, 4])
+@pytest.mark.parametrize("images", [1, 2])
+def test_blocks_of_images(monkeypatch, cin, images):
+    """Blocks of one and of two images (five leave a shorter last block), in both layouts."""
+    monkeypatch.setattr(convpool, "BLOCK_WINDOWS", 9 * images)  # 9 windows an image
+    monkeypatch.setattr(convpool, "BLOCK_FLOATS", (16 * cin + 4 * 3) * 9 * images)
     rng = np.random.default_rng(1)
-    model = nn.Sequential(nn.Conv2d(4, 3, 3), nn.ReLU(), nn.MaxPool2d(2)).double()
-    y, y0 = _outputs(model, rng.standard_normal((5, 6, 7, 4)))
+    model = nn.Sequential(nn.Conv2d(cin, 3, 3), nn.ReLU(), nn.MaxPool2d(2)).double()
+    y, y0 = _outputs(model, rng.standard_normal((5, 6, 7, cin)))
     np.testing.assert_allclose(y, y0, rtol=1e-12, atol=1e-12)
 
 
@@ -67,11 +71,13 @@ def test_nan_and_float32():
     np.testing.assert_allclose(y, y0, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("case", ["recording", "one_channel", "stride", "eval_seed_network"])
+@pytest.mark.parametrize("case", ["recording", "stride", "dilation", "eval_seed_network"])
 def test_where_it_applies(monkeypatch, case):
     rng = np.random.default_rng(3)
-    cin = 1 if case == "one_channel" else 4
-    conv = nn.Conv2d(cin, 2, 3, stride=2 if case == "stride" else 1)
+    cin = 4
+    conv = nn.Conv2d(
+        cin, 2, 3, stride=2 if case == "stride" else 1, dilation=2 if case == "dilation" else 1
+    )
     model = nn.Sequential(conv, nn.ReLU(), nn.MaxPool2d(2))
     x = nnet.Tensor(rng.standard_normal((2, 8, 8, cin)).astype(np.float32))
     if case == "recording":
@@ -90,5 +96,5 @@ def test_where_it_applies(monkeypatch, case):
             seed(nnet.Tensor(rng.standard_normal((2, 28, 28, 1)).astype(np.float32)))
         else:
             model(x)
-    # the seed network's second block (4 channels in) only: one channel and stride 2 stay layers
-    assert len(calls) == (1 if case == "eval_seed_network" else 0)
+    # both of the seed network's blocks; stride 2 and dilation 2 stay layers
+    assert len(calls) == (2 if case == "eval_seed_network" else 0)
