@@ -77,8 +77,9 @@ def input_transform(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     rows = np.empty((4, n, th, 2 * tw + 2, c), x.dtype)
     _bt([padded[:, i : i + 2 * th : 2] for i in range(4)], rows)
     v = np.empty((4, 4, n, th, tw, c), x.dtype) if out is None else out
-    for a in range(4):
-        _bt([rows[a][:, :, j : j + 2 * tw : 2] for j in range(4)], v[a])
+    # the columns of all four row results at once: v[a, b] = B^T_b (rows[a]), so v with its two
+    # tap axes swapped is indexed by b first
+    _bt([rows[:, :, :, j : j + 2 * tw : 2] for j in range(4)], v.swapaxes(0, 1))
     return v.reshape(16, n * th * tw, c)
 
 
@@ -98,12 +99,13 @@ def output_transform(
     even = h % 2 == 0 and w % 2 == 0
     y = np.empty((n, 2 * th, 2 * tw, k), m.dtype) if out is None or not even else out
     blocks = y.reshape(n, th, 2, tw, 2, k)
-    for a in range(2):
-        ta, left, right = t[a], blocks[:, :, a, :, 0], blocks[:, :, a, :, 1]
-        np.add(ta[0], ta[1], out=left)
-        left += ta[2]
-        np.subtract(ta[1], ta[2], out=right)
-        right += ta[3]
+    # both output rows a at once: (a, n, th, tw, k) views of the left and right output columns
+    left = blocks[:, :, :, :, 0].transpose(2, 0, 1, 3, 4)
+    right = blocks[:, :, :, :, 1].transpose(2, 0, 1, 3, 4)
+    np.add(t[:, 0], t[:, 1], out=left)
+    left += t[:, 2]
+    np.subtract(t[:, 1], t[:, 2], out=right)
+    right += t[:, 3]
     if even:
         return y
     if out is None:
@@ -123,15 +125,17 @@ def output_transform_adjoint(g: np.ndarray) -> np.ndarray:
         g = full
     blocks = g.reshape(n, th, 2, tw, 2, k)
     g0, g1 = blocks[:, :, 0], blocks[:, :, 1]  # (n, th, tw, 2, k) each
-    mid = np.empty((2, n, th, tw, 2, k), g.dtype)
-    np.add(g0, g1, out=mid[0])
-    np.subtract(g0, g1, out=mid[1])
+    rows = np.empty((4, n, th, tw, 2, k), g.dtype)  # A's rows applied to the output rows
+    np.copyto(rows[0], g0)
+    np.add(g0, g1, out=rows[1])
+    np.subtract(g0, g1, out=rows[2])
+    np.copyto(rows[3], g1)
     dm = np.empty((4, 4, n, th, tw, k), g.dtype)
-    for a, r in enumerate((g0, mid[0], mid[1], g1)):
-        np.copyto(dm[a, 0], r[..., 0, :])
-        np.add(r[..., 0, :], r[..., 1, :], out=dm[a, 1])
-        np.subtract(r[..., 0, :], r[..., 1, :], out=dm[a, 2])
-        np.copyto(dm[a, 3], r[..., 1, :])
+    left, right = rows[..., 0, :], rows[..., 1, :]  # the four row results at once
+    np.copyto(dm[:, 0], left)
+    np.add(left, right, out=dm[:, 1])
+    np.subtract(left, right, out=dm[:, 2])
+    np.copyto(dm[:, 3], right)
     return dm.reshape(16, n * th * tw, k)
 
 
@@ -167,8 +171,7 @@ def input_transform_adjoint(
     th, tw = _tiles(h, w)
     dv6 = dv.reshape(4, 4, n, th, tw, c)
     cols = np.empty((4, n, th, 2 * tw, c), dv.dtype)
-    for a in range(4):
-        _b_adjoint(dv6[a], cols[a], axis=2)
+    _b_adjoint(dv6.swapaxes(0, 1), cols, axis=3)  # the columns of all four tap rows at once
     even = h % 2 == 0 and w % 2 == 0
     gx = np.empty((n, 2 * th, 2 * tw, c), dv.dtype) if out is None or not even else out
     _b_adjoint(cols, gx, axis=1)
