@@ -361,9 +361,9 @@ def conv_batch_norm_relu_max_pool2d(
     kernel: tuple[int, int],
 ) -> Tensor:
     """``max_pool2d(relu(batch_norm(conv2d(x), ..., training=True)), kernel)`` as one fused op, for
-    the convolution of geometry ``geo`` (:func:`conv_geometry`) whose output ``kernel`` tiles, an
-    input that takes no gradient and a kernel of more input values (KH KW C_in) than output
-    channels at most; the caller checks these. The running statistics move as in :func:`batch_norm`."""
+    the convolution of geometry ``geo`` (:func:`conv_geometry`) and shapes for which
+    :func:`nnet.autograd.fused.convbn.block_primitive` finds one (the caller checks). The running
+    statistics move as in :func:`batch_norm`."""
     x = _tensor(x)
     stats = fused.BatchStats()
     y = fused.conv_batch_norm_relu_pool(x, weight, conv_bias, gamma, beta, eps, stats, geo, kernel)

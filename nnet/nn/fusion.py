@@ -3,8 +3,9 @@
 A few runs of layers compute in one op what they compute one after another, with the same values
 and gradients:
 
-* ``Conv2d, BatchNorm2d, ReLU, MaxPool2d`` in training mode over an input that takes no gradient,
-  with a narrow kernel: one fused primitive, batch norm folded into the convolution's product;
+* ``Conv2d, BatchNorm2d, ReLU, MaxPool2d`` in training mode: one fused primitive, batch norm
+  folded into the convolution's product for a narrow kernel over an input that takes no gradient,
+  or after a Winograd convolution whose output tiles are the pool's windows (fused/convbn.py);
 * ``BatchNorm2d, ReLU, MaxPool2d`` in training mode: one fused primitive for pixels of 64 bytes or
   more (16 float32 channels), the ReLU after the pool; else the three ops, the ReLU after the pool;
 * ``Conv2d, ReLU, MaxPool2d`` when nothing is recorded: one pass over blocks of images, the bias
@@ -23,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from nnet.autograd import fused
 from nnet.autograd.fused import convpool
 from nnet.autograd.grad_mode import grad_enabled
 from nnet.autograd.ops import relu
@@ -65,9 +67,8 @@ def _tiles(shape: tuple[int, ...], kernel: tuple[int, int]) -> bool:
 
 
 def _conv_block(block: Sequence[Module], x: Any) -> Tensor | None:
-    """Conv2d, BatchNorm2d, ReLU, MaxPool2d as one op (fused/convbn.py), or None where that does not
-    apply: the input takes a gradient, the kernel reads more values than the layer has output
-    channels (the patch covariance would cost more than it saves), or the windows do not tile."""
+    """Conv2d, BatchNorm2d, ReLU, MaxPool2d as one op (fused/convbn.py), or None where no fused
+    primitive applies (``block_primitive`` decides by shape)."""
     conv, bn, act, pool = block
     kernel = _plain_pool(pool)
     if (
@@ -78,17 +79,12 @@ def _conv_block(block: Sequence[Module], x: Any) -> Tensor | None:
         or kernel is None
         or not (bn.training or not bn.track_running_stats)
         or not isinstance(x, Tensor)
-        or (x.requires_grad and grad_enabled.get())
         or bn.num_features != conv.out_channels
     ):
         return None
-    kh, kw, cin, cout = conv.weight.shape
-    if kh * kw * cin > cout:
-        return None
     conv.check_input(x)
     geo = F.conv_geometry(x, conv.weight, conv.stride, conv.padding, conv.dilation)
-    oh, ow = geo[4]
-    if oh < kernel[0] or ow < kernel[1] or not _tiles((x.shape[0], oh, ow, cout), kernel):
+    if min(geo[4]) < 1 or fused.block_primitive(x, conv.weight, geo, kernel) is None:
         return None
     return bn.forward_relu_max_pool(x, kernel, conv, geo)
 

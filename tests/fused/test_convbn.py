@@ -5,18 +5,25 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import assume, given
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import nnet
 import nnet.nn.functional as F
 from nnet import nn
-from nnet.autograd.fused import ConvBatchNormReluPool, use_fused
+from nnet.autograd.fused import (
+    ConvBatchNormReluPool,
+    WinogradBatchNormReluPool,
+    bnpool,
+    use_fused,
+)
+from nnet.autograd.fused import conv as fused_conv
+from nnet.autograd.fused.conv import WINOGRAD_MIN_CHANNELS
 from nnet.nn.functional import conv_padding
 from nnet.testing import gradcheck, gradgradcheck
 
 #: The fused primitives whose gradients this file checks (tests/fused/test_coverage.py).
-FUSED_TESTED = (ConvBatchNormReluPool,)
+FUSED_TESTED = (ConvBatchNormReluPool, WinogradBatchNormReluPool)
 
 
 def _model(cin, cout, kernel, pool, bias=True, affine=True, **conv):
@@ -161,3 +168,101 @@ def test_bad_input_names_the_layer():
         model(nnet.zeros((2, 4, 4, 3)))
     with pytest.raises(TypeError, match=r"Conv2d\(1 -> 9\): the input has dtype float64"):
         model(nnet.zeros((2, 4, 4, 1), dtype="float64"))
+
+
+# -- the Winograd block: a wide convolution whose input takes a gradient -------------------------
+
+
+@pytest.fixture
+def small_winograd(monkeypatch):
+    """Test sizes are far below the shapes where Winograd and the fused block pay."""
+    monkeypatch.setattr(fused_conv, "WINOGRAD_MIN_PRODUCT", 0)
+    monkeypatch.setattr(fused_conv, "WINOGRAD_MIN_PIXELS", 0)
+    monkeypatch.setattr(bnpool, "MIN_PIXEL_BYTES", 0)
+
+
+def _wide_run(fused, x, cout, bias, affine, g_seed):
+    nnet.manual_seed(0)
+    model = _model(x.shape[-1], cout, 3, 2, bias=bias, affine=affine)
+    xt = nnet.Tensor(x.copy(), requires_grad=True)
+    for _ in range(2):  # the second step sees the moved running statistics
+        with use_fused(fused):
+            y = model(xt)
+    assert (type(y.grad_fn) is WinogradBatchNormReluPool) == fused
+    g = np.random.default_rng(g_seed).standard_normal(y.shape)
+    grads = [a.numpy() for a in nnet.grad(y, [xt, *model.parameters()], g)]
+    return y.numpy(), grads, [b.numpy().copy() for b in model.buffers()]
+
+
+def _compare_wide(x, cout, bias=True, affine=True, seed=1):
+    (y, grads, bufs), (y0, grads0, bufs0) = (
+        _wide_run(f, x, cout, bias, affine, seed) for f in (True, False)
+    )
+    np.testing.assert_allclose(y, y0, rtol=1e-9, atol=1e-10)
+    for a, a0 in zip(grads, grads0, strict=True):
+        np.testing.assert_allclose(a, a0, rtol=1e-8, atol=1e-8)  # conv bias: 0 against ~1e-16
+    for b, b0 in zip(bufs, bufs0, strict=True):
+        np.testing.assert_allclose(b, b0, rtol=1e-10, atol=1e-12)
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])  # it only sets constants
+@given(
+    n=st.integers(1, 3),
+    tiles=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    cout=st.integers(1, 3),
+    bias=st.booleans(),
+    affine=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_winograd_block_matches_composition(small_winograd, n, tiles, cout, bias, affine, seed):
+    shape = (max(n, 2), 2 * tiles[0], 2 * tiles[1], WINOGRAD_MIN_CHANNELS)
+    x = np.random.default_rng(seed).standard_normal(shape)
+    _compare_wide(x, cout, bias, affine, seed)
+
+
+def test_winograd_block_ties(small_winograd):
+    x = np.random.default_rng(6).integers(0, 2, (2, 4, 6, WINOGRAD_MIN_CHANNELS)).astype(float)
+    _compare_wide(x, 3)
+
+
+def test_winograd_block_gradcheck_and_second_order(small_winograd):
+    rng = np.random.default_rng(8)
+    cin = WINOGRAD_MIN_CHANNELS
+    x = nnet.Tensor(rng.standard_normal((2, 2, 4, cin)), requires_grad=True)
+    w = nnet.Tensor(rng.standard_normal((3, 3, cin, 2)) * 0.3, requires_grad=True)
+    b = nnet.Tensor(rng.standard_normal(2), requires_grad=True)
+    gamma = nnet.Tensor(rng.standard_normal(2), requires_grad=True)
+    beta = nnet.Tensor(rng.standard_normal(2), requires_grad=True)
+    geo = F.conv_geometry(x, w, 1, "same", 1)
+
+    def f(x, w, b, gamma, beta):
+        y = F.conv_batch_norm_relu_max_pool2d(
+            x, w, b, geo, None, None, gamma, beta, 0.1, 1e-5, (2, 2)
+        )
+        assert type(y.grad_fn) is WinogradBatchNormReluPool
+        return y * y
+
+    assert gradcheck(f, x, w, b, gamma, beta)
+    assert gradgradcheck(f, x, w, b, gamma, beta)
+
+
+def test_wide_cnn_second_block_in_float32():
+    """With the default thresholds the wide CNN's second block takes it, in float32."""
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((64, 14, 14, 32)).astype(np.float32)
+    out = []
+    for fused in (True, False):
+        nnet.manual_seed(0)
+        model = nn.Sequential(nn.Conv2d(32, 64, 3), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2))
+        xt = nnet.Tensor(x, requires_grad=True)
+        with use_fused(fused):
+            y = model(xt)
+        assert (type(y.grad_fn) is WinogradBatchNormReluPool) == fused
+        g = np.random.default_rng(0).standard_normal(y.shape).astype(np.float32)
+        grads = nnet.grad(y, [xt, *model.parameters()], g)
+        out.append((y.numpy(), [a.numpy() for a in grads]))
+    np.testing.assert_allclose(out[0][0], out[1][0], rtol=1e-4, atol=1e-4)
+    scale = max(np.abs(a0).max() for a0 in out[1][1])
+    for a, a0 in zip(out[0][1], out[1][1], strict=True):
+        np.testing.assert_allclose(a, a0, rtol=1e-3, atol=1e-4 * scale)
+    assert not out[0][1][2].any()  # the conv bias's gradient: exactly 0 fused

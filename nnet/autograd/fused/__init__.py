@@ -9,7 +9,12 @@ from nnet.autograd.fused.batchnorm import BatchNorm, BatchStats, batch_norm_trai
 from nnet.autograd.fused.bnpool import BatchNormReluPool, batch_norm_relu_pool
 from nnet.autograd.fused.channels import per_channel
 from nnet.autograd.fused.conv import Conv2d, conv2d
-from nnet.autograd.fused.convbn import ConvBatchNormReluPool, conv_batch_norm_relu_pool
+from nnet.autograd.fused.convbn import (
+    ConvBatchNormReluPool,
+    WinogradBatchNormReluPool,
+    block_primitive,
+    conv_batch_norm_relu_pool,
+)
 from nnet.autograd.fused.crossentropy import SoftmaxCrossEntropy, softmax_cross_entropy
 from nnet.autograd.fused.im2col import Col2ImPadded, Im2Col
 from nnet.autograd.fused.linear import Linear, linear
@@ -28,6 +33,7 @@ FUSED = (
     BatchNormReluPool,
     SoftmaxCrossEntropy,
     Linear,
+    WinogradBatchNormReluPool,
 )
 
 __all__ = [
@@ -43,8 +49,10 @@ __all__ = [
     "MaxPool2d",
     "MaxPool2dBackward",
     "SoftmaxCrossEntropy",
+    "WinogradBatchNormReluPool",
     "batch_norm_relu_pool",
     "batch_norm_train",
+    "block_primitive",
     "conv2d",
     "conv_batch_norm_relu_pool",
     "is_fused_enabled",

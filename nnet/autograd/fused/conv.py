@@ -41,6 +41,18 @@ WINOGRAD_MIN_PIXELS = 1536
 CHUNK_ROWS = 4096
 
 
+def takes_winograd(x_shape: tuple[int, ...], w_shape: tuple[int, ...], geo: Geometry) -> bool:
+    """Whether the convolution of an ``x_shape`` input with a ``w_shape`` kernel runs Winograd's
+    F(2x2, 3x3): its geometry fits and the sizes are ones where it measured faster."""
+    cin, cout = w_shape[2], w_shape[3]
+    return (
+        cin >= WINOGRAD_MIN_CHANNELS
+        and cin * cout >= WINOGRAD_MIN_PRODUCT
+        and x_shape[0] * geo[4][0] * geo[4][1] >= WINOGRAD_MIN_PIXELS
+        and winograd.fits(geo, x_shape)
+    )
+
+
 def _images_per_chunk(n: int, pixels: int) -> int:
     return max(1, min(n, CHUNK_ROWS // max(1, pixels)))
 
@@ -91,12 +103,7 @@ class Conv2d(Function):
 
     def forward(ctx, x, weight, bias, geo):
         kh, kw, cin, cout = weight.shape
-        ctx.winograd = (
-            cin >= WINOGRAD_MIN_CHANNELS
-            and cin * cout >= WINOGRAD_MIN_PRODUCT
-            and x.shape[0] * geo[4][0] * geo[4][1] >= WINOGRAD_MIN_PIXELS
-            and winograd.fits(geo, x.shape)
-        )
+        ctx.winograd = takes_winograd(x.shape, weight.shape, geo)
         if ctx.winograd:
             v, y = winograd.conv(x, weight, bias, keep=grad_enabled.get())
             ctx.save_for_backward(v)

@@ -84,10 +84,12 @@ def input_transform(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
 
 def output_transform(
-    m: np.ndarray, shape: tuple[int, ...], out: np.ndarray | None = None
+    m: np.ndarray, shape: tuple[int, ...], out: np.ndarray | None = None, quads: bool = False
 ) -> np.ndarray:
     """Y = A^T M A for the (16, N th tw, C_out) products ``m``: the NHWC output of ``shape`` (``out``:
-    where to write it, when H and W are even). A^T's rows are (1, 1, 1, 0) and (0, 1, -1, 1)."""
+    where to write it, when H and W are even); with ``quads``, each tile's 2x2 outputs as four planes
+    (2, 2, N, th, tw, C_out) instead, written into ``out``. A^T's rows are (1, 1, 1, 0) and
+    (0, 1, -1, 1)."""
     n, h, w, k = shape
     th, tw = _tiles(h, w)
     m6 = m.reshape(4, 4, n, th, tw, k)
@@ -97,16 +99,19 @@ def output_transform(
     np.subtract(m6[1], m6[2], out=t[1])
     t[1] += m6[3]
     even = h % 2 == 0 and w % 2 == 0
-    y = np.empty((n, 2 * th, 2 * tw, k), m.dtype) if out is None or not even else out
-    blocks = y.reshape(n, th, 2, tw, 2, k)
-    # both output rows a at once: (a, n, th, tw, k) views of the left and right output columns
-    left = blocks[:, :, :, :, 0].transpose(2, 0, 1, 3, 4)
-    right = blocks[:, :, :, :, 1].transpose(2, 0, 1, 3, 4)
+    if quads and out is not None:
+        y, left, right = out, out[:, 0], out[:, 1]
+    else:
+        y = np.empty((n, 2 * th, 2 * tw, k), m.dtype) if out is None or not even else out
+        blocks = y.reshape(n, th, 2, tw, 2, k)
+        # both output rows a at once: (a, n, th, tw, k) views of the left and right output columns
+        left = blocks[:, :, :, :, 0].transpose(2, 0, 1, 3, 4)
+        right = blocks[:, :, :, :, 1].transpose(2, 0, 1, 3, 4)
     np.add(t[:, 0], t[:, 1], out=left)
     left += t[:, 2]
     np.subtract(t[:, 1], t[:, 2], out=right)
     right += t[:, 3]
-    if even:
+    if even or quads:
         return y
     if out is None:
         return np.ascontiguousarray(y[:, :h, :w])
@@ -114,17 +119,22 @@ def output_transform(
     return out
 
 
-def output_transform_adjoint(g: np.ndarray) -> np.ndarray:
-    """dM = A dY A^T for the NHWC output gradient ``g``: (16, N th tw, C_out). A's rows are (1, 0),
-    (1, 1), (1, -1), (0, 1), so two of each four are views of ``g``."""
-    n, h, w, k = g.shape
-    th, tw = _tiles(h, w)
-    if h % 2 or w % 2:
-        full = np.zeros((n, 2 * th, 2 * tw, k), g.dtype)
-        full[:, :h, :w] = g
-        g = full
-    blocks = g.reshape(n, th, 2, tw, 2, k)
-    g0, g1 = blocks[:, :, 0], blocks[:, :, 1]  # (n, th, tw, 2, k) each
+def output_transform_adjoint(g: np.ndarray, quads: bool = False) -> np.ndarray:
+    """dM = A dY A^T for the NHWC output gradient ``g`` (with ``quads``, for its four planes
+    (2, 2, N, th, tw, C_out)): (16, N th tw, C_out). A's rows are (1, 0), (1, 1), (1, -1), (0, 1)."""
+    if quads:
+        # output row a's (n, th, tw, b, k) views
+        g0, g1 = g[0].transpose(1, 2, 3, 0, 4), g[1].transpose(1, 2, 3, 0, 4)
+        n, th, tw, _, k = g0.shape
+    else:
+        n, h, w, k = g.shape
+        th, tw = _tiles(h, w)
+        if h % 2 or w % 2:
+            full = np.zeros((n, 2 * th, 2 * tw, k), g.dtype)
+            full[:, :h, :w] = g
+            g = full
+        blocks = g.reshape(n, th, 2, tw, 2, k)
+        g0, g1 = blocks[:, :, 0], blocks[:, :, 1]  # (n, th, tw, 2, k) each
     rows = np.empty((4, n, th, tw, 2, k), g.dtype)  # A's rows applied to the output rows
     np.copyto(rows[0], g0)
     np.add(g0, g1, out=rows[1])
@@ -190,16 +200,17 @@ def _images_per_block(n: int, tiles: int, channels: int) -> int:
 
 
 def conv(
-    x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, keep: bool = True
+    x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, keep: bool = True, quads: bool = False
 ) -> tuple[np.ndarray | None, np.ndarray]:
     """(V, y): the input transforms (when ``keep``, for the kernel gradient) and the convolution of
-    NHWC ``x`` with the (3, 3, C_in, C_out) kernel ``w``, plus ``bias``, a block of images at a time."""
+    NHWC ``x`` with the (3, 3, C_in, C_out) kernel ``w``, plus ``bias``, a block of images at a time;
+    with ``quads`` (even H and W), y as each tile's four output planes (2, 2, N, H/2, W/2, C_out)."""
     n, h, wd, cin = x.shape
     cout = w.shape[3]
     th, tw = _tiles(h, wd)
     u = kernel_transform(w)
     dtype = np.result_type(x, w)
-    y = np.empty((n, h, wd, cout), dtype)
+    y = np.empty((2, 2, n, th, tw, cout) if quads else (n, h, wd, cout), dtype)
     step = _images_per_block(n, th * tw, cin + cout)
     v = np.empty((4, 4, n if keep else step, th, tw, cin), dtype)
     m = np.empty((16, step * th * tw, cout), dtype)
@@ -210,7 +221,8 @@ def conv(
         if bias is not None:
             # A^T e_1 = (1, 1): the bias added to plane (1, 1) reaches a tile's four outputs once
             per_channel(np.add, ma[5], bias, out=ma[5])
-        output_transform(ma, (b - a, h, wd, cout), out=y[a:b])
+        part = y[:, :, a:b] if quads else y[a:b]
+        output_transform(ma, (b - a, h, wd, cout), out=part, quads=quads)
     return (v.reshape(16, n * th * tw, cin) if keep else None), y
 
 
@@ -221,11 +233,13 @@ def conv_vjp(
     x_shape: tuple[int, ...],
     need_x: bool,
     need_w: bool,
+    quads: bool = False,
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """(input gradient, kernel gradient) of :func:`conv` for the output gradient ``g``, from its saved
     transforms ``v``: dM = A G A^T, then dU = V^T dM and dV = dM U^T, each product's adjoint
-    transform a block of images at a time."""
-    n, h, wd, cout = g.shape
+    transform a block of images at a time; ``g`` as the four planes with ``quads``."""
+    n, h, wd = x_shape[:3]
+    cout = g.shape[-1]
     cin = w.shape[2]
     th, tw = _tiles(h, wd)
     pixels = th * tw
@@ -237,7 +251,7 @@ def conv_vjp(
     step = _images_per_block(n, pixels, cin + cout)
     for a in range(0, n, step):
         b = min(n, a + step)
-        dm = output_transform_adjoint(g[a:b])
+        dm = output_transform_adjoint(g[:, :, a:b] if quads else g[a:b], quads)
         if need_w:
             np.matmul(v4[:, a:b].reshape(16, -1, cin).swapaxes(1, 2), dm, out=part)
             du += part
