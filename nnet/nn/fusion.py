@@ -118,15 +118,15 @@ def run(modules: Sequence[Module], x: Any) -> Any:
         m = modules[i]
         kind = type(m)
         if kind is Conv2d and i + 3 < n:
-            fused = _conv_block(modules[i : i + 4], x)
-            if fused is not None:
-                x = fused
+            y = _conv_block(modules[i : i + 4], x)
+            if y is not None:
+                x = y
                 i += 4
                 continue
         if kind is Conv2d and i + 2 < n:
-            fused = _conv_relu_pool(modules[i : i + 3], x)
-            if fused is not None:
-                x = fused
+            y = _conv_relu_pool(modules[i : i + 3], x)
+            if y is not None:
+                x = y
                 i += 3
                 continue
         if isinstance(m, BatchNorm2d) and i + 2 < n and type(modules[i + 1]) is ReLU:
