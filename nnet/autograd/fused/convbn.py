@@ -52,6 +52,18 @@ def _tall(a_t: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
+def _gram(a: np.ndarray) -> np.ndarray:
+    """``a @ a.T`` for a short, very wide ``a`` (K, M), one matrix-vector product per row of the
+    upper triangle: OpenBLAS's product with a K x K result took 0.49 ms for (9, 50176), these 0.25."""
+    k = a.shape[0]
+    out = np.empty((k, k), a.dtype)
+    for i in range(k):
+        row = a[i:] @ a[i]
+        out[i, i:] = row
+        out[i:, i] = row
+    return out
+
+
 def _patches_offset_major(x: np.ndarray, geo: Geometry, kernel: tuple[int, int]) -> np.ndarray:
     """The patch matrix transposed, with a row of ones below it: (K + 1, M), the columns (output
     pixels) in window-offset-major order (KH_p, KW_p, N, OH_p, OW_p) for pool windows ``kernel``
@@ -80,7 +92,7 @@ class ConvBatchNormReluPool(Function):
         m = pt.shape[1]
         mu = pt[:k] @ np.ones(m, pt.dtype) / m
         pt[:k] -= mu[:, None]  # Pc^T
-        cov = pt[:k] @ pt[:k].T / m
+        cov = _gram(pt[:k]) / m
         sw = cov @ w2
         var = np.einsum("kc,kc->c", w2, sw)
         invstd = 1.0 / np.sqrt(var + eps)
