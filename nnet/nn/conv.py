@@ -57,6 +57,16 @@ class Conv2d(Module):
             self.register_parameter("bias", None)
 
     def forward(self, x: Tensor) -> Tensor:
+        self.check_input(x)
+        try:
+            return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
+        except ValueError as e:
+            raise ValueError(
+                str(e).replace("conv2d", f"Conv2d({self.in_channels} -> {self.out_channels})", 1)
+            ) from None
+
+    def check_input(self, x: Tensor) -> None:
+        """A clear error for an input this layer cannot take (not NHWC, the wrong dtype)."""
         shape = x.shape
         if len(shape) != 4 or shape[3] != self.in_channels:
             hint = "nnet images are NHWC"
@@ -67,12 +77,6 @@ class Conv2d(Module):
                 f"(N, H, W, {self.in_channels}), got {shape}; {hint}"
             )
         F.check_input_dtype(f"Conv2d({self.in_channels} -> {self.out_channels})", x, self.weight)
-        try:
-            return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
-        except ValueError as e:
-            raise ValueError(
-                str(e).replace("conv2d", f"Conv2d({self.in_channels} -> {self.out_channels})", 1)
-            ) from None
 
     def extra_repr(self) -> str:
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from nnet.autograd import fused
+from nnet.autograd.fused import bnpool
 from nnet.autograd.fused.mode import fused_enabled
 from nnet.autograd.grad_mode import grad_enabled
 from nnet.autograd.ops import (
@@ -163,18 +164,27 @@ def conv2d(
         )
     _check_span("conv2d", x.shape, (kh, kw), d, pads)
     if fused_enabled.get():
-        size = [
-            window_output_size(x.shape[1 + a] + sum(pads[a]), (kh, kw)[a], s[a], d[a])
-            for a in (0, 1)
-        ]
-        geo = ((kh, kw), s, d, (pads[0][0], pads[1][0]), (size[0], size[1]))
-        return fused.conv2d(x, weight, bias, geo)
+        return fused.conv2d(x, weight, bias, _geometry(x.shape, (kh, kw), s, d, pads))
     cols = sliding_windows(_pad_hw(x, pads), (kh, kw), s, d)
     n, oh, ow = cols.shape[:3]
     y = cols.reshape(n * oh * ow, kh * kw * cin) @ weight.reshape(kh * kw * cin, cout)
     if bias is not None:
         y = y + bias
     return y.reshape(n, oh, ow, cout)
+
+
+def _geometry(shape: tuple[int, ...], kernel: tuple[int, int], s: tuple[int, int],
+              d: tuple[int, int], pads: tuple[tuple[int, int], tuple[int, int]]) -> Any:  # fmt: skip
+    size = [window_output_size(shape[1 + a] + sum(pads[a]), kernel[a], s[a], d[a]) for a in (0, 1)]
+    return (kernel, s, d, (pads[0][0], pads[1][0]), (size[0], size[1]))
+
+
+def conv_geometry(x: Tensor, weight: Tensor, stride: Any, padding: Padding, dilation: Any) -> Any:
+    """The fused convolution's geometry (kernel, stride, dilation, (pad top, pad left), output
+    size) for valid arguments (those :func:`conv2d` accepts)."""
+    s, d = pair(stride, "stride", "conv2d"), pair(dilation, "dilation", "conv2d")
+    kernel = (weight.shape[0], weight.shape[1])
+    return _geometry(x.shape, kernel, s, d, conv_padding(padding, kernel, d))
 
 
 # -- pooling -------------------------------------------------------------------------------------
@@ -300,6 +310,70 @@ def batch_norm(
     return x * scale + shift
 
 
+def batch_norm_relu_max_pool2d(
+    x: Any,
+    running_mean: Tensor | None,
+    running_var: Tensor | None,
+    weight: Tensor | None,
+    bias: Tensor | None,
+    momentum: float,
+    eps: float,
+    kernel_size: Any,
+) -> Tensor:
+    """``max_pool2d(relu(batch_norm(x, ..., training=True)), kernel_size)`` for an NHWC ``x``: one
+    fused primitive when the windows tile the image exactly, else the three ops. The running
+    statistics move as in :func:`batch_norm`.
+
+    >>> import nnet
+    >>> import nnet.nn.functional as F
+    >>> x = nnet.randn(2, 4, 4, 3)
+    >>> F.batch_norm_relu_max_pool2d(x, None, None, None, None, 0.1, 1e-5, 2).shape
+    (2, 2, 2, 3)
+    """
+    x = _tensor(x)
+    k = pair(kernel_size, "kernel_size", "max_pool2d")
+    tiled = x.ndim == 4 and min(k) >= 1 and x.shape[1] % k[0] == 0 and x.shape[2] % k[1] == 0
+    c = x.shape[-1]
+    n = x.size // c if c else 0
+    wide = c * x.dtype.itemsize >= bnpool.MIN_PIXEL_BYTES
+    if not (fused_enabled.get() and tiled and wide and n >= 2 and x.size > 0):
+        y = batch_norm(x, running_mean, running_var, weight, bias, True, momentum, eps)
+        return relu(max_pool2d(y, k))  # the ReLU after the pool: a quarter of the values
+    stats = fused.BatchStats()
+    y = fused.batch_norm_relu_pool(x, weight, bias, eps, stats, k)
+    if running_mean is not None and running_var is not None:
+        _update_running(running_mean.data, stats.mean, momentum)
+        _update_running(running_var.data, stats.var * (n / (n - 1)), momentum)
+    return y
+
+
+def conv_batch_norm_relu_max_pool2d(
+    x: Any,
+    weight: Tensor,
+    conv_bias: Tensor | None,
+    geo: Any,
+    running_mean: Tensor | None,
+    running_var: Tensor | None,
+    gamma: Tensor | None,
+    beta: Tensor | None,
+    momentum: float,
+    eps: float,
+    kernel: tuple[int, int],
+) -> Tensor:
+    """``max_pool2d(relu(batch_norm(conv2d(x), ..., training=True)), kernel)`` as one fused op, for
+    the convolution of geometry ``geo`` (:func:`conv_geometry`) and shapes for which
+    :func:`nnet.autograd.fused.convbn.block_primitive` finds one (the caller checks). The running
+    statistics move as in :func:`batch_norm`."""
+    x = _tensor(x)
+    stats = fused.BatchStats()
+    y = fused.conv_batch_norm_relu_pool(x, weight, conv_bias, gamma, beta, eps, stats, geo, kernel)
+    n = x.shape[0] * geo[4][0] * geo[4][1]
+    if running_mean is not None and running_var is not None:
+        _update_running(running_mean.data, stats.mean, momentum)
+        _update_running(running_var.data, stats.var * (n / (n - 1)), momentum)
+    return y
+
+
 def _affine_rows(x: np.ndarray, scale: Any, shift: Any, weight: Any, bias: Any) -> np.ndarray:
     """``x * (weight scale) + (weight shift + bias)`` per channel, with the composition's roundings."""
     if weight is not None:
@@ -348,10 +422,13 @@ def dropout(x: Any, p: float = 0.5, training: bool = True) -> Tensor:
 __all__ = [
     "avg_pool2d",
     "batch_norm",
+    "batch_norm_relu_max_pool2d",
     "bernoulli_mask",
     "check_input_dtype",
     "check_sizes",
     "conv2d",
+    "conv_batch_norm_relu_max_pool2d",
+    "conv_geometry",
     "conv_padding",
     "dropout",
     "flatten",

@@ -6,9 +6,25 @@ from __future__ import annotations
 
 from nnet.autograd.fused import FUSED
 
-from . import test_batchnorm, test_conv, test_crossentropy, test_linear, test_pool
+from . import (
+    test_batchnorm,
+    test_bnpool,
+    test_conv,
+    test_convbn,
+    test_crossentropy,
+    test_linear,
+    test_pool,
+)
 
-FILES = [test_pool, test_conv, test_batchnorm, test_crossentropy, test_linear]
+FILES = [
+    test_pool,
+    test_conv,
+    test_convbn,
+    test_batchnorm,
+    test_bnpool,
+    test_crossentropy,
+    test_linear,
+]
 
 
 def test_every_fused_primitive_is_tested():

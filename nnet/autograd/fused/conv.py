@@ -1,9 +1,10 @@
 """2-D convolution as one primitive: im2col, one matmul, the bias added in place; with wide inputs
-both run a block of images at a time, as does the input gradient's product and col2im.
+both run a block of images at a time, as does the input gradient's product and col2im. A 3x3,
+stride-1 'same' convolution over wide inputs takes Winograd's F(2x2, 3x3) instead (winograd.py).
 
-The VJP is written with nnet ops (matmul, sum, :class:`Col2ImPadded`), so ``create_graph=True``
-differentiates it again; the patch matrix saved by the forward stands in for ``im2col(x)`` only when
-nothing is being recorded. See derivations.md#conv2d-fused.
+``vjp_arrays`` (no create_graph) works on the forward's saved patch matrix or Winograd transforms;
+``vjp`` is written with nnet ops (matmul, sum, :class:`Im2Col`, :class:`Col2ImPadded`), so
+``create_graph=True`` differentiates it again. See derivations.md#conv2d-fused.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from nnet.autograd.function import Function
+from nnet.autograd.fused import winograd
 from nnet.autograd.fused.channels import per_channel
 from nnet.autograd.fused.im2col import (
     COLUMN_MAJOR_BELOW,
@@ -25,9 +27,30 @@ from nnet.autograd.grad_mode import grad_enabled
 from nnet.autograd.linalg import tall_product
 from nnet.autograd.tensor import Tensor
 
+#: A 3x3 stride-1 'same' convolution takes Winograd's F(2x2, 3x3) (winograd.py) with at least this
+#: many input channels, C_in C_out at least WINOGRAD_MIN_PRODUCT and WINOGRAD_MIN_PIXELS output
+#: pixels: the products shrink 2.25 times but the transforms cost per channel, not per product, and
+#: a few Python calls per block. Forward + backward, float32, one thread (ms, im2col -> Winograd):
+#: 64x14x14 32 -> 64: 20.6 -> 15.7; 64x14x14 32 -> 32: 13.5 -> 10.1; 8x14x14 32 -> 32: 1.37 -> 1.19;
+#: 64x14x14 16 -> 64: 11.1 -> 10.4; 64x14x14 16 -> 16: 4.3 -> 5.2; 16x7x7 32 -> 32: 0.68 -> 0.88.
+WINOGRAD_MIN_CHANNELS = 16
+WINOGRAD_MIN_PRODUCT = 1024
+WINOGRAD_MIN_PIXELS = 1536
 #: Rows of the patch matrix handled per block of images: the block's patches (4096 x 288 floats for
 #: 32 channels) are multiplied while still in cache rather than after the whole matrix is written.
 CHUNK_ROWS = 4096
+
+
+def takes_winograd(x_shape: tuple[int, ...], w_shape: tuple[int, ...], geo: Geometry) -> bool:
+    """Whether the convolution of an ``x_shape`` input with a ``w_shape`` kernel runs Winograd's
+    F(2x2, 3x3): its geometry fits and the sizes are ones where it measured faster."""
+    cin, cout = w_shape[2], w_shape[3]
+    return (
+        cin >= WINOGRAD_MIN_CHANNELS
+        and cin * cout >= WINOGRAD_MIN_PRODUCT
+        and x_shape[0] * geo[4][0] * geo[4][1] >= WINOGRAD_MIN_PIXELS
+        and winograd.fits(geo, x_shape)
+    )
 
 
 def _images_per_chunk(n: int, pixels: int) -> int:
@@ -80,6 +103,11 @@ class Conv2d(Function):
 
     def forward(ctx, x, weight, bias, geo):
         kh, kw, cin, cout = weight.shape
+        ctx.winograd = takes_winograd(x.shape, weight.shape, geo)
+        if ctx.winograd:
+            v, y = winograd.conv(x, weight, bias, keep=grad_enabled.get())
+            ctx.save_for_backward(v)
+            return y
         w2 = weight.reshape(kh * kw * cin, cout)
         # Row-order patches by blocks: wide inputs always (126 -> 111 ms for the conv2d benchmark's
         # forward + backward); a few channels only when nothing records, since the backward wants
@@ -98,28 +126,19 @@ class Conv2d(Function):
         return y.reshape(x.shape[0], oh, ow, cout)
 
     def vjp(ctx, grad):
+        # recorded (create_graph): nnet ops of x and the kernel, differentiable again; the patches
+        # are rebuilt as an op of x, so d(gw)/dx is part of the graph
         x, weight, _, geo = ctx.inputs
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         kh, kw, cin, cout = weight.shape
         g2 = grad.reshape(-1, cout)
         gx = gw = gb = None
         if need_w:
-            # recording (create_graph): the patches as an op of x, so d(gw)/dx is part of the graph
-            if grad_enabled.get():
-                cols = Im2Col.apply(x, geo).reshape(-1, kh * kw * cin)
-            else:
-                cols = Tensor._make(ctx.saved[0], False, None)
+            cols = Im2Col.apply(x, geo).reshape(-1, kh * kw * cin)
             gw = tall_product(cols, g2).reshape(weight.shape)
-        if need_b and grad_enabled.get():
+        if need_b:
             gb = g2.sum(axis=0)
-        elif need_b:
-            # a ones-vector product: the axis-0 reduce walks rows of C_out floats (0.79 ms against
-            # 0.08 for the wide CNN's first (50176, 32) gradient)
-            gb = Tensor._make(np.ones(g2.shape[0], g2.dtype) @ g2.data, False, None)
-        if need_x and cin >= COLUMN_MAJOR_BELOW and not grad_enabled.get():
-            gx = _input_grad_by_chunks(grad.data.reshape(-1, cout), weight.data, x.data.shape, geo)
-            gx = Tensor._make(gx, False, None)
-        elif need_x:
+        if need_x:
             if cin < COLUMN_MAJOR_BELOW:
                 # (W G^T): channel-major (T, C, M) memory, which col2im adds along whole rows
                 w2 = weight.reshape(kh * kw * cin, cout)
@@ -130,6 +149,27 @@ class Conv2d(Function):
                 taps = weight.reshape(kh * kw, cin, cout).swapaxes(1, 2)
                 gcols = (g2 @ taps).swapaxes(0, 1)
             gx = Col2ImPadded.apply(gcols, x.data.shape, geo)
+        return gx, gw, gb, None
+
+    def vjp_arrays(ctx, grad):
+        x, weight, _, geo = ctx.inputs
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        w = weight.data
+        kh, kw, cin, cout = w.shape
+        g2 = grad.reshape(-1, cout)
+        # a ones-vector product: the axis-0 reduce walks rows of C_out floats (0.79 ms against
+        # 0.08 for the wide CNN's first (50176, 32) gradient)
+        gb = np.ones(g2.shape[0], g2.dtype) @ g2 if need_b else None
+        if ctx.winograd:
+            gx, gw = winograd.conv_vjp(grad, ctx.saved[0], w, x.data.shape, need_x, need_w)
+            return gx, gw, gb, None
+        gw = tall_product(ctx.saved[0], g2).reshape(w.shape) if need_w else None
+        gx = None
+        if need_x and cin >= COLUMN_MAJOR_BELOW:
+            gx = _input_grad_by_chunks(g2, w, x.data.shape, geo)
+        elif need_x:
+            gcols = (w.reshape(kh * kw * cin, cout) @ g2.T).reshape(kh * kw, cin, -1)
+            gx = col2im_array(gcols.transpose(2, 0, 1), x.data.shape, geo)
         return gx, gw, gb, None
 
 
