@@ -3,8 +3,10 @@
 N=64, 32x32 images, 32 -> 64 channels, 3x3, 'same', stride 1; backward from a fixed random upstream
 gradient, computing the input, kernel and bias gradients (``.grad`` reset to None each step on every
 side, so no accumulation is timed). FLOPs counted: 3 x 2*N*H*W*C_in*C_out*9 (forward, input gradient,
-kernel gradient). The ceiling is NumPy's float32 1024x1024 matmul, timed as a fourth side in the same
-rounds. Target (issue 5): nnet's GFLOP/s at least 0.6x the matmul's.
+kernel gradient): the direct convolution's work on every side, so a side that does fewer
+multiplications (nnet takes Winograd's F(2x2, 3x3) at this shape) shows as an effective rate. The
+ceiling is NumPy's float32 1024x1024 matmul, timed as a fourth side in the same rounds. Target
+(issue 5): nnet's GFLOP/s at least 0.6x the matmul's.
 """
 
 from __future__ import annotations
