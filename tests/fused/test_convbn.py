@@ -12,6 +12,7 @@ import nnet
 import nnet.nn.functional as F
 from nnet import nn
 from nnet.autograd.fused import (
+    BatchStats,
     ConvBatchNormReluPool,
     WinogradBatchNormReluPool,
     bnpool,
@@ -266,3 +267,15 @@ def test_wide_cnn_second_block_in_float32():
     for a, a0 in zip(out[0][1], out[1][1], strict=True):
         np.testing.assert_allclose(a, a0, rtol=1e-3, atol=1e-4 * scale)
     assert not out[0][1][2].any()  # the conv bias's gradient: exactly 0 fused
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_a_direct_call_with_an_input_that_needs_a_gradient_is_told_why_not(create_graph):
+    rng = np.random.default_rng(4)
+    x = nnet.Tensor(rng.standard_normal((2, 4, 4, 1)), requires_grad=True)
+    w = nnet.Tensor(rng.standard_normal((2, 2, 1, 5)), requires_grad=True)
+    geo = F.conv_geometry(x, w, 1, "same", 1)
+    # the layers never choose this op for such an input (block_primitive); a direct caller can
+    y = ConvBatchNormReluPool.apply(x, w, None, None, None, 1e-5, BatchStats(), geo, (2, 2))
+    with pytest.raises(RuntimeError, match=r"computes no gradient for its input.*Sequential"):
+        nnet.grad(y.sum(), [x, w], create_graph=create_graph)

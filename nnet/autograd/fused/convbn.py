@@ -79,6 +79,14 @@ def _patches_offset_major(x: np.ndarray, geo: Geometry, kernel: tuple[int, int])
     return out.reshape(k + 1, -1)
 
 
+#: Unreachable through the layers (block_primitive picks this op only for an input that takes no
+#: gradient); a direct caller that breaks that contract is told what went wrong.
+_NO_INPUT_GRADIENT = (
+    "ConvBatchNormReluPool computes no gradient for its input: use it only on an input that does "
+    "not require one (nnet.nn.Sequential does), else Conv2d, BatchNorm2d, ReLU and MaxPool2d apart"
+)
+
+
 class ConvBatchNormReluPool(Function):
     """z = maxpool(relu(bn(conv(x)))), the batch norm in training mode, windows tiling the conv's
     output; VJP for the kernel, the conv bias (0), gamma and beta, through the patch covariance. x
@@ -117,7 +125,7 @@ class ConvBatchNormReluPool(Function):
         _, weight, _, gamma, _, _, _, _, _ = ctx.inputs
         need_x, need_w, need_b, need_gamma, need_beta = ctx.needs_input_grad[:5]
         if need_x:
-            raise RuntimeError("ConvBatchNormReluPool: the input's gradient is not computed here")
+            raise RuntimeError(_NO_INPUT_GRADIENT)
         pt, y, pooled, sw, invstd = ctx.saved
         cout = y.shape[-1]
         gp = grad.reshape(pooled.shape) * (pooled > 0)
@@ -140,7 +148,7 @@ class ConvBatchNormReluPool(Function):
 
     def vjp(ctx, grad):
         if ctx.needs_input_grad[0]:
-            raise RuntimeError("ConvBatchNormReluPool: the input's gradient is not computed here")
+            raise RuntimeError(_NO_INPUT_GRADIENT)
         _, y, pooled, _, _ = ctx.saved
         return _recorded_block_vjp(ctx, grad, y, pooled)
 
