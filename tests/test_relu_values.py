@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import nnet
-from nnet.autograd import elementwise
+from nnet.autograd import activation
 
 
 @pytest.mark.parametrize("shape", [(64, 8, 8, 4), (8, 512), (3, 5), (4099,), (2, 0, 3)])
@@ -35,6 +35,6 @@ def test_the_fast_path_is_the_one_taken_on_large_arrays(monkeypatch):
         calls.append(args)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(elementwise.np, "zeros", spy)
-    elementwise._relu_array(np.ones((64, 8, 8, 4), np.float32))
-    assert calls == [(elementwise._ZERO_ROW, np.dtype(np.float32))]
+    monkeypatch.setattr(activation.np, "zeros", spy)
+    activation._relu_array(np.ones((64, 8, 8, 4), np.float32))
+    assert calls == [(activation._ZERO_ROW, np.dtype(np.float32))]

@@ -1,5 +1,6 @@
 """Every primitive and its public function, gathered in one namespace."""
 
+from nnet.autograd.activation import Relu, Sigmoid, Tanh, relu, sigmoid, tanh
 from nnet.autograd.elementwise import (
     Abs,
     Add,
@@ -13,11 +14,8 @@ from nnet.autograd.elementwise import (
     Mul,
     Neg,
     Pow,
-    Relu,
-    Sigmoid,
     Sqrt,
     Sub,
-    Tanh,
     Where,
     abs,
     add,
@@ -33,11 +31,8 @@ from nnet.autograd.elementwise import (
     multiply,
     negative,
     power,
-    relu,
-    sigmoid,
     sqrt,
     subtract,
-    tanh,
     where,
 )
 from nnet.autograd.linalg import MatMul, matmul

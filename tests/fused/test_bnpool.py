@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import nnet
 import nnet.nn.functional as F
 from nnet import nn
-from nnet.autograd.elementwise import Relu
+from nnet.autograd.activation import Relu
 from nnet.autograd.fused import BatchNormReluPool, bnpool, use_fused
 from nnet.testing import gradcheck, gradgradcheck
 
