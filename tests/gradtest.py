@@ -1,12 +1,12 @@
 """The shared gradient-test harness (MyGrad's ``backprop_test_factory`` in spirit).
 
 :func:`check_grad` runs :func:`nnet.testing.gradcheck` (and optionally ``gradgradcheck``) on a function
-of float64 tensors, then backpropagates a random upstream gradient through the original tensors and
-checks that the recorded VJPs (``create_graph``) give the same gradients, and asserts what must not
-happen: an input or the upstream gradient mutated, two gradients (or a gradient
-and an input or the upstream gradient) sharing memory, a gradient of the wrong shape or dtype, and a
-graph that survives backward (its nodes must drop their inputs, and a second backward must raise
-:class:`nnet.autograd.GraphReleasedError`).
+of float64 tensors, then backpropagates a random upstream gradient through the original tensors,
+checks that the recorded VJPs (``create_graph``, ``vjp``) give the same gradients as the array VJPs
+(``vjp_arrays``), and asserts what must not happen: an input or the upstream gradient mutated, two
+gradients (or a gradient and an input or the upstream gradient) sharing memory, a gradient of the
+wrong shape or dtype, and a graph that survives backward (its nodes must drop their inputs, and a
+second backward must raise :class:`nnet.autograd.GraphReleasedError`).
 
 The element strategies keep values away from kinks and domain edges, far beyond the central
 difference's reach (eps = 1e-6 along directions of norm ~ a few):
