@@ -30,6 +30,7 @@ DISPATCHED: list[tuple[str, Callable[..., Any], tuple[np.ndarray, ...]]] = [
     ("mean", lambda a: np.mean(a, axis=(0, 1)), (A,)),
     ("var ddof", lambda a: np.var(a, axis=1, ddof=1), (A,)),
     ("var correction", lambda a: np.var(a, correction=1), (A,)),
+    ("std", lambda a: np.std(a, axis=0, ddof=1, keepdims=True), (A,)),
     ("max", lambda a: np.max(a, axis=1), (A,)),
     ("amax", lambda a: np.amax(a), (A,)),
     ("min", lambda a: np.min(a, 0, keepdims=True), (A,)),

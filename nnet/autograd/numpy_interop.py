@@ -119,22 +119,27 @@ def _mean(
     return ops.mean(_cast(a, dtype), axis, _keep(keepdims))
 
 
-def _var(
-    a: Any,
-    axis: Any = None,
-    dtype: Any = None,
-    out: Any = None,
-    ddof: Any = 0,
-    keepdims: Any = _NO_VALUE,
-    *,
-    where: Any = _NO_VALUE,
-    mean: Any = _NO_VALUE,
-    correction: Any = _NO_VALUE,
-) -> Any:
-    _refuse("var", out, where=where, mean=mean)
-    if correction is not _NO_VALUE:
-        ddof = correction
-    return ops.var(_cast(a, dtype), axis, ddof, _keep(keepdims))
+def _spread(name: str, op: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    """np.var / np.std: NumPy's signature, ``correction`` as another name for ``ddof``."""
+
+    def adapter(
+        a: Any,
+        axis: Any = None,
+        dtype: Any = None,
+        out: Any = None,
+        ddof: Any = 0,
+        keepdims: Any = _NO_VALUE,
+        *,
+        where: Any = _NO_VALUE,
+        mean: Any = _NO_VALUE,
+        correction: Any = _NO_VALUE,
+    ) -> Any:
+        _refuse(name, out, where=where, mean=mean)
+        if correction is not _NO_VALUE:
+            ddof = correction
+        return op(_cast(a, dtype), axis, ddof, _keep(keepdims))
+
+    return adapter
 
 
 def _extreme(name: str, op: Callable[..., Tensor]) -> Callable[..., Tensor]:
@@ -268,7 +273,8 @@ def _take(a: Any, indices: Any, axis: Any = None, out: Any = None, mode: Any = N
 _FUNCTIONS: dict[Callable[..., Any], Callable[..., Any]] = {
     np.sum: _sum,
     np.mean: _mean,
-    np.var: _var,
+    np.var: _spread("var", ops.var),
+    np.std: _spread("std", ops.std),
     np.max: _extreme("max", ops.max),
     np.amax: _extreme("amax", ops.max),
     np.min: _extreme("min", ops.min),
@@ -306,7 +312,6 @@ _ALTERNATIVES: dict[Callable[..., Any], str] = {
     np.outer: "a.reshape(-1, 1) * b.reshape(1, -1)",
     np.tensordot: "nnet.matmul after reshape/transpose",
     np.einsum: "nnet.matmul after reshape/transpose, or a product and a sum",
-    np.std: "nnet.sqrt(nnet.var(t, axis, ddof))",
     np.trace: "(t * nnet.eye(n)).sum()",
     np.average: "(t * w).sum(axis) / w.sum(axis)",
     np.flip: "t[::-1] (negative steps are differentiable)",
