@@ -198,33 +198,37 @@ class Abs(Function):
 
 
 class Maximum(Function):
-    """d max(a, b) = (g [a >= b], g [a < b]): ties go to the first argument. See
-    derivations.md#maximum-minimum."""
+    """d max(a, b) = (g [a >= b or a is NaN], g [otherwise]): ties go to the first argument, and a
+    NaN wins as in the forward. See derivations.md#maximum-minimum."""
 
     def forward(ctx, a, b):
         return np.maximum(a, b)
 
     def vjp(ctx, grad):
-        a, b = ctx.inputs
-        first = np.asarray(_value(a) >= _value(b))
-        return _split(ctx, grad, first)
+        a, b = _values(ctx)
+        return _split(ctx, grad, _first_wins(np.greater_equal, a, b))
 
     vjp_arrays = vjp
 
 
 class Minimum(Function):
-    """d min(a, b) = (g [a <= b], g [a > b]): ties go to the first argument. See
-    derivations.md#maximum-minimum."""
+    """d min(a, b) = (g [a <= b or a is NaN], g [otherwise]): ties go to the first argument, and a
+    NaN wins as in the forward. See derivations.md#maximum-minimum."""
 
     def forward(ctx, a, b):
         return np.minimum(a, b)
 
     def vjp(ctx, grad):
-        a, b = ctx.inputs
-        first = np.asarray(_value(a) <= _value(b))
-        return _split(ctx, grad, first)
+        a, b = _values(ctx)
+        return _split(ctx, grad, _first_wins(np.less_equal, a, b))
 
     vjp_arrays = vjp
+
+
+def _first_wins(compare: np.ufunc, a: Any, b: Any) -> np.ndarray:
+    """Where maximum/minimum's result is ``a``: it compares at least as extreme, or it is NaN (the
+    forward propagates a NaN operand; a NaN ``b`` against a number ``a`` is ``b``'s)."""
+    return np.asarray(compare(a, b) | np.isnan(a))
 
 
 def _value(x: Any) -> Any:
