@@ -78,10 +78,15 @@ def _takes_offset_major(x: np.ndarray) -> bool:
 def _first_max(
     planes: list[np.ndarray], out: np.ndarray, last: int
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """For each offset k in row-major order: where its plane holds its window's first maximum."""
+    """For each offset k in row-major order: where its plane holds its window's first maximum, or
+    its first NaN in a window holding one (whose maximum is NaN), as the composition's max."""
     found: np.ndarray | None = None
+    nan = np.isnan(out)
+    nan_out = nan if nan.any() else None  # NaN == NaN is False: such windows are matched by isnan
     for k, plane in enumerate(planes):
         hit = np.equal(plane, out)
+        if nan_out is not None:
+            hit |= nan_out & np.isnan(plane)
         if found is None:
             found = hit.copy() if last else hit
         else:
