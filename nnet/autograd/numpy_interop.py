@@ -42,6 +42,10 @@ _UFUNCS: dict[np.ufunc, Callable[..., Tensor]] = {
     np.sin: ops.sin,
     np.cos: ops.cos,
     np.tan: ops.tan,
+    np.log1p: ops.log1p,
+    np.expm1: ops.expm1,
+    np.square: ops.square,
+    np.logaddexp: ops.logaddexp,
 }
 _COMPARISONS = {
     np.equal, np.not_equal, np.less, np.less_equal, np.greater, np.greater_equal,

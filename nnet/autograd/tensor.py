@@ -392,6 +392,21 @@ class Tensor:
     def tan(self) -> Tensor:
         return _ops.tan(self)
 
+    def log1p(self) -> Tensor:
+        return _ops.log1p(self)
+
+    def expm1(self) -> Tensor:
+        return _ops.expm1(self)
+
+    def square(self) -> Tensor:
+        return _ops.square(self)
+
+    def erf(self) -> Tensor:
+        return _ops.erf(self)
+
+    def logaddexp(self, other: Any) -> Tensor:
+        return _ops.logaddexp(self, other)
+
     def std(self, axis: Axis = None, ddof: int = 0, keepdims: bool = False, **kw: Any) -> Tensor:
         return _ops.std(self, axis, ddof, keepdims, **kw)
 
