@@ -44,21 +44,35 @@ class RemovableHandle:
 def register(tensor: Tensor, hook: Hook) -> RemovableHandle:
     """Run ``hook(tensor)`` after every backward's accumulation into ``tensor.grad``."""
     if not tensor.requires_grad or tensor.grad_fn is not None:
+        why = (
+            "is the result of an operation"
+            if tensor.grad_fn is not None
+            else "does not require gradients"
+        )
         raise RuntimeError(
             "register_post_accumulate_grad_hook: only a leaf that requires gradients accumulates "
-            f"into .grad; this tensor (shape {tensor.shape}) "
-            + ("is the result of an operation" if tensor.grad_fn is not None
-               else "does not require gradients")  # fmt: skip
-            + ". Register the hook on the leaf (e.g. a Parameter) instead"
+            f"into .grad; this tensor (shape {tensor.shape}) {why}. Register the hook on the leaf "
+            "(e.g. a Parameter) instead"
         )
     if not callable(hook):
         raise TypeError(f"register_post_accumulate_grad_hook: {hook!r} is not callable")
     key = _next_key()
     k = id(tensor)
     if k not in _hooks:
-        _hooks[k] = (weakref.ref(tensor, lambda _: _hooks.pop(k, None)), {})
+        _hooks[k] = (weakref.ref(tensor, _forget(k)), {})
     _hooks[k][1][key] = hook
     return RemovableHandle(tensor, key)
+
+
+def _forget(k: int) -> Callable[[weakref.ref[Tensor]], None]:
+    """The callback that drops a dead leaf's entry (binding the dict: at interpreter exit the
+    module's globals may already be gone)."""
+    hooks = _hooks
+
+    def forget(_: weakref.ref[Tensor]) -> None:
+        hooks.pop(k, None)
+
+    return forget
 
 
 def any_hooks() -> bool:
