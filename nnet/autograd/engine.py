@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nnet.autograd import version
 from nnet.autograd.grad_mode import grad_enabled
 from nnet.autograd.kernels import sum_axes
 from nnet.autograd.tensor import Tensor, _as_array
@@ -124,6 +125,10 @@ def run_backward(
     keeps its id from being reused while it is a key. Leaves stay in the table to the end. Without
     create_graph the gradients are plain arrays and each op runs ``vjp_arrays``; with it, tensors and
     ``vjp``, so the gradients are recorded and can be differentiated again.
+
+    A node recorded before the latest in-place change anywhere (``version.last_stamp``) goes through
+    ``version.check_node`` first (values it saved changed? inputs rebased since?); the rest pay one
+    comparison.
     """
     table: dict[int, list[Any]] = {}
     heap: list[tuple[int, Tensor]] = []
@@ -150,7 +155,7 @@ def run_backward(
     token = grad_enabled.set(create_graph)
     try:
         walk = _walk_tensors if create_graph else _walk_arrays
-        walk(heap, table, retain_graph, captured, wanted)
+        walk(heap, table, retain_graph, captured, wanted, version.last_stamp)
     finally:
         grad_enabled.reset(token)
     # what is left are the leaves, each gradient complete
@@ -184,6 +189,7 @@ def _walk_arrays(
     retain_graph: bool,
     captured: dict[int, Tensor] | None,
     wanted: set[int],
+    last_change: int,
 ) -> None:
     """The walk of a backward that records nothing: gradients are arrays, VJPs ``vjp_arrays``."""
     while heap:
@@ -198,6 +204,8 @@ def _walk_arrays(
         inputs = fn.inputs
         if inputs is None:
             raise _released(fn)
+        if fn.seq < last_change:  # something changed in place since fn was recorded: look closer
+            inputs = version.check_node(fn, inputs, t)
         needs = fn.needs_input_grad
         grads: Any = fn.vjp_arrays(g)
         n = len(needs)
@@ -239,6 +247,7 @@ def _walk_tensors(
     retain_graph: bool,
     captured: dict[int, Tensor] | None,
     wanted: set[int],
+    last_change: int,
 ) -> None:
     """The walk under ``create_graph``: gradients are tensors and every VJP is recorded. Nothing is
     added in place (the new graph may hold any of them)."""
@@ -254,6 +263,8 @@ def _walk_tensors(
         inputs = fn.inputs
         if inputs is None:
             raise _released(fn)
+        if fn.seq < last_change:  # something changed in place since fn was recorded: look closer
+            inputs = version.check_node(fn, inputs, t)
         grads = _checked(fn, fn.vjp(g))
         if not retain_graph:
             fn.inputs = None
