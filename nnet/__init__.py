@@ -10,7 +10,7 @@ Tensor([[2., 4.]], dtype=float32)
 
 import numpy as _np
 
-from nnet import data, datasets, loss, memory, nn, optim, random, threads, viz
+from nnet import data, datasets, distributed, loss, memory, nn, optim, random, threads, viz
 from nnet.autograd import (
     Function,
     Tensor,

@@ -195,6 +195,22 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         return self
 
+    def register_post_accumulate_grad_hook(self, hook: Any) -> Any:
+        """Run ``hook(self)`` in every backward as soon as this leaf's ``.grad`` is final, while
+        the backward goes on (what a data-parallel wrapper starts its communication from).
+        Returns a handle whose ``remove()`` takes the hook away; see nnet/autograd/leaf_hooks.py.
+
+        >>> import nnet
+        >>> w = nnet.tensor([1.0, 2.0], requires_grad=True)
+        >>> handle = w.register_post_accumulate_grad_hook(lambda t: print(t.grad))
+        >>> (w * w).sum().backward()
+        Tensor([2., 4.], dtype=float32)
+        >>> handle.remove()
+        """
+        from nnet.autograd import leaf_hooks
+
+        return leaf_hooks.register(self, hook)
+
     def retain_grad(self) -> None:
         """Keep this non-leaf tensor's gradient in ``.grad`` after backward."""
         if not self.requires_grad:
