@@ -527,6 +527,15 @@ class Tensor:
     def logaddexp(self, other: Any) -> Tensor:
         return _ops.logaddexp(self, other)
 
+    def prod(self, axis: Axis = None, keepdims: bool = False, **torch_names: Any) -> Tensor:
+        return _ops.prod(self, axis, keepdims, **torch_names)
+
+    def cumsum(self, axis: int | None = None, **torch_names: Any) -> Tensor:
+        return _ops.cumsum(self, axis, **torch_names)
+
+    def cumprod(self, axis: int | None = None, **torch_names: Any) -> Tensor:
+        return _ops.cumprod(self, axis, **torch_names)
+
     def std(self, axis: Axis = None, ddof: int = 0, keepdims: bool = False, **kw: Any) -> Tensor:
         return _ops.std(self, axis, ddof, keepdims, **kw)
 
