@@ -320,6 +320,19 @@ def _trace(
     return ops.trace(_cast(a, dtype), offset, axis1, axis2)
 
 
+def _sort(
+    a: Any, axis: Any = -1, kind: Any = None, order: Any = None, *, stable: Any = None
+) -> Any:
+    _refuse("sort", order=order)
+    if axis is None:
+        return ops.sort(ops.reshape(a, -1)).values
+    return ops.sort(a, axis).values
+
+
+def _take_along_axis(arr: Any, indices: Any, axis: Any = -1) -> Any:
+    return ops.take_along_axis(arr, indices, axis)
+
+
 _FUNCTIONS: dict[Callable[..., Any], Callable[..., Any]] = {
     np.sum: _sum,
     np.mean: _mean,
@@ -358,6 +371,8 @@ _FUNCTIONS: dict[Callable[..., Any], Callable[..., Any]] = {
     np.diag: ops.diag,
     np.diagonal: ops.diagonal,
     np.trace: _trace,
+    np.sort: _sort,
+    np.take_along_axis: _take_along_axis,
 }
 
 #: Functions whose result carries no gradient: they run on the arrays and return NumPy's result.
@@ -376,7 +391,6 @@ _ALTERNATIVES: dict[Callable[..., Any], str] = {
     np.tensordot: "nnet.matmul after reshape/transpose",
     np.einsum: "nnet.matmul after reshape/transpose, or a product and a sum",
     np.average: "(t * w).sum(axis) / w.sum(axis)",
-    np.take_along_axis: "indexing with index arrays, t[rows, idx]",
     np.linalg.norm: "nnet.sqrt((t * t).sum()) for the 2-norm",
 }
 

@@ -35,6 +35,15 @@ from nnet.autograd.elementwise import (
     subtract,
     where,
 )
+from nnet.autograd.indexing import (
+    SortResult,
+    argsort,
+    gather,
+    scatter_add,
+    sort,
+    take_along_axis,
+    topk,
+)
 from nnet.autograd.linalg import MatMul, matmul
 from nnet.autograd.matrix import diag, diagonal, trace, tril, triu
 from nnet.autograd.rearrange import chunk, flip, repeat, repeat_interleave, roll, split, tile
