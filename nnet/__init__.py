@@ -10,7 +10,7 @@ Tensor([[2., 4.]], dtype=float32)
 
 import numpy as _np
 
-from nnet import data, datasets, distributed, loss, memory, nn, optim, random, threads, viz
+from nnet import data, datasets, distributed, linalg, loss, memory, nn, optim, random, threads, viz
 from nnet.autograd import (
     Function,
     Tensor,
@@ -49,6 +49,8 @@ from nnet.autograd.ops import (
     diag,
     diagonal,
     divide,
+    dot,
+    einsum,
     elu,
     erf,
     exp,
@@ -72,6 +74,7 @@ from nnet.autograd.ops import (
     minimum,
     multiply,
     negative,
+    outer,
     pad,
     permute,
     power,
@@ -100,6 +103,7 @@ from nnet.autograd.ops import (
     take_along_axis,
     tan,
     tanh,
+    tensordot,
     tile,
     topk,
     trace,

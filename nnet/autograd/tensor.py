@@ -642,6 +642,12 @@ class Tensor:
     def take_along_dim(self, indices: Any, dim: int | None = None) -> Tensor:
         return _ops.take_along_axis(self, indices, dim)
 
+    def dot(self, other: Any) -> Tensor:
+        return _ops.dot(self, other)
+
+    def outer(self, other: Any) -> Tensor:
+        return _ops.outer(self, other)
+
     def tril(self, diagonal: int = 0) -> Tensor:
         return _ops.tril(self, diagonal)
 
