@@ -30,7 +30,7 @@ SAME_OP: dict[type, str] = {
     ops.Add: "Add", ops.Sub: "Sub", ops.Mul: "Mul", ops.Div: "Div", ops.Pow: "Pow",
     ops.Neg: "Neg", ops.Exp: "Exp", ops.Log: "Log", ops.Sqrt: "Sqrt", ops.Abs: "Abs",
     ops.Sigmoid: "Sigmoid", ops.Tanh: "Tanh", ops.Relu: "Relu", ops.Maximum: "Max",
-    ops.Minimum: "Min", ops.MatMul: "MatMul",
+    ops.Minimum: "Min", ops.MatMul: "MatMul", ops.Sin: "Sin", ops.Cos: "Cos", ops.Tan: "Tan",
 }  # fmt: skip
 
 
