@@ -101,8 +101,7 @@ def export(
         v.name = name
     for node in traced.nodes:
         _convert(b, node)
-    for v, name in zip(traced.outputs, outs, strict=True):
-        b.nodes.append(helper.make_node("Identity", [v.name], [name]))
+    _name_outputs(b, [v.name for v in traced.outputs], outs, ins)
     b.nodes = cancel_transposes(b.nodes, outs)
     graph = helper.make_graph(
         b.nodes,
@@ -154,6 +153,22 @@ def _names_for(values: list[Value], given: Sequence[str] | None, stem: str) -> l
     if given is not None:
         return [str(n) for n in given]
     return [stem] if len(values) == 1 else [f"{stem}_{i}" for i in range(len(values))]
+
+
+def _name_outputs(b: Builder, values: list[str], outs: list[str], ins: list[str]) -> None:
+    """Give the nodes that compute the outputs the outputs' names; an Identity where a value is an
+    input or serves as two outputs."""
+    renamed: dict[str, str] = {}
+    for value, name in zip(values, outs, strict=True):
+        if value in ins or value in renamed or values.count(value) > 1:
+            b.nodes.append(helper.make_node("Identity", [value], [name]))
+        else:
+            renamed[value] = name
+    for n in b.nodes:
+        for names in (n.input, n.output):
+            for k, x in enumerate(names):
+                if x in renamed:
+                    names[k] = renamed[x]
 
 
 def _convert(b: Builder, node: Node) -> None:

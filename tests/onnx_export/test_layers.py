@@ -79,7 +79,7 @@ def test_linear_over_three_axes(tmp_path):
     nnet.manual_seed(0)
     x = np.random.default_rng(4).normal(size=(37, 5, 6)).astype(np.float32)
     onnx_model = roundtrip(nn.Linear(6, 4), x[:1], [x], tmp_path)
-    assert [n.op_type for n in onnx_model.graph.node] == ["MatMul", "Add", "Identity"]
+    assert [n.op_type for n in onnx_model.graph.node] == ["MatMul", "Add"]
 
 
 def test_conv_weight_is_transposed_once_at_export(tmp_path):
@@ -90,7 +90,7 @@ def test_conv_weight_is_transposed_once_at_export(tmp_path):
     weights = {i.name: tuple(i.dims) for i in onnx_model.graph.initializer}
     assert weights["weight_oihw"] == (5, 3, 3, 3)
     ops = [n.op_type for n in onnx_model.graph.node]
-    assert ops == ["Transpose", "Conv", "Transpose", "Identity"]
+    assert ops == ["Transpose", "Conv", "Transpose"]
 
 
 def test_dropout_disappears_in_eval_mode_and_training_mode_is_restored(tmp_path):
@@ -98,7 +98,7 @@ def test_dropout_disappears_in_eval_mode_and_training_mode_is_restored(tmp_path)
 
     model = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5))
     onnx_model = nnet.onnx.export(model, np.ones((1, 4), np.float32))
-    assert [n.op_type for n in onnx_model.graph.node] == ["Gemm", "Identity"]
+    assert [n.op_type for n in onnx_model.graph.node] == ["Gemm"]
     assert model.training and model[1].training
 
 
