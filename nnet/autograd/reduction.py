@@ -156,15 +156,22 @@ class Var(Function):
 def _first_extreme_mask(
     x: np.ndarray, axes: tuple[int, ...], pick: Any, extreme: np.ndarray, keepdims: bool
 ) -> np.ndarray:
-    """One True per reduced slice, at the first position of its max (or min) ``extreme``."""
+    """One True per reduced slice, at the first position of its max (or min) ``extreme``; in a slice
+    holding a NaN (whose extreme is NaN), at its first NaN, as ``np.argmax`` picks."""
     if not axes:
         return np.ones(x.shape, dtype=bool)
     if _small_inner(x, axes):
         ext = np.squeeze(extreme, axis=axes) if keepdims else extreme
+        nan = np.isnan(ext)
+        if not nan.any():  # the usual case: one comparison per position
+            nan = None
         mask = np.zeros(x.shape, dtype=bool)
         found = np.zeros(ext.shape, dtype=bool)
         for s, m in zip(_slices(x, axes), _slices(mask, axes), strict=True):
-            np.logical_and(s == ext, ~found, out=m)
+            hit = s == ext  # False for NaN == NaN: a NaN slice is matched by isnan below
+            if nan is not None:
+                hit |= nan & np.isnan(s)
+            np.logical_and(hit, ~found, out=m)
             found |= m
         return mask
     rest = [i for i in range(x.ndim) if i not in axes]

@@ -22,16 +22,20 @@ from nnet.autograd.fused import bnpool
 from nnet.autograd.fused.mode import fused_enabled
 from nnet.autograd.grad_mode import grad_enabled
 from nnet.autograd.ops import (
+    elu,
     flatten,
+    gelu,
+    leaky_relu,
     log_softmax,
     pad,
     relu,
     sigmoid,
+    silu,
     sliding_windows,
     softmax,
+    softplus,
     sqrt,
     tanh,
-    where,
 )
 from nnet.autograd.tensor import Tensor
 from nnet.autograd.window import pair, window_output_size
@@ -42,13 +46,6 @@ Padding = str | int | tuple[int, int]
 
 def _tensor(x: Any) -> Tensor:
     return x if isinstance(x, Tensor) else Tensor(x)
-
-
-# -- activations ---------------------------------------------------------------------------------
-def leaky_relu(x: Any, negative_slope: float = 0.01) -> Tensor:
-    """x where x > 0, else ``negative_slope`` x; the derivative at 0 is ``negative_slope``."""
-    x = _tensor(x)
-    return where(x.data > 0, x, x * negative_slope)
 
 
 # -- argument and input checks shared by the layers ----------------------------------------------
@@ -431,14 +428,18 @@ __all__ = [
     "conv_geometry",
     "conv_padding",
     "dropout",
+    "elu",
     "flatten",
+    "gelu",
     "leaky_relu",
     "linear",
     "log_softmax",
     "max_pool2d",
     "relu",
     "sigmoid",
+    "silu",
     "softmax",
+    "softplus",
     "tanh",
 ]
 
