@@ -217,7 +217,7 @@ class Min(Function):
     vjp_arrays = vjp
 
 
-def _stable_shift(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+def stable_shift(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     """The max over ``axes`` (keepdims), 0 where it is not finite, so exp(a - m) never overflows."""
     m = np.max(a, axis=axes, keepdims=True, initial=-np.inf)  # -inf, then 0, over an empty axis
     return np.where(np.isfinite(m), m, 0)
@@ -229,7 +229,7 @@ class LogSumExp(Function):
     saves_output = True
 
     def forward(ctx, a, axes, keepdims):
-        m = _stable_shift(a, axes)
+        m = stable_shift(a, axes)
         with np.errstate(divide="ignore"):
             out = np.log(np.add.reduce(np.exp(a - m), axis=axes, keepdims=True)) + m
         return out if keepdims else np.squeeze(out, axis=axes)
@@ -251,7 +251,7 @@ class Softmax(Function):
     saves_output = True
 
     def forward(ctx, a, axis):
-        e = np.exp(a - _stable_shift(a, (axis,)))
+        e = np.exp(a - stable_shift(a, (axis,)))
         e /= np.add.reduce(e, axis=axis, keepdims=True)
         return e
 
@@ -272,7 +272,7 @@ class LogSoftmax(Function):
     saves_output = True
 
     def forward(ctx, a, axis):
-        shifted = a - _stable_shift(a, (axis,))
+        shifted = a - stable_shift(a, (axis,))
         if not a.shape[axis]:
             return shifted  # empty along the axis: nothing to normalise (and no log(0) warning)
         return shifted - np.log(np.add.reduce(np.exp(shifted), axis=axis, keepdims=True))

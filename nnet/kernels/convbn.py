@@ -21,15 +21,15 @@ from typing import Any
 import numpy as np
 
 from nnet.autograd.function import Function
-from nnet.autograd.fused import bnpool, winograd
-from nnet.autograd.fused.batchnorm import BatchStats, _recorded_vjp
-from nnet.autograd.fused.bnpool import normalise_and_pool, recorded_routing, routed_backward
-from nnet.autograd.fused.channels import per_channel
-from nnet.autograd.fused.conv import Conv2d, takes_winograd
-from nnet.autograd.fused.im2col import Geometry, im2col_array
-from nnet.autograd.fused.pool import _first_max, _running_max
 from nnet.autograd.grad_mode import grad_enabled
 from nnet.autograd.tensor import Tensor
+from nnet.kernels import winograd
+from nnet.kernels.batchnorm import recorded_vjp
+from nnet.kernels.bnpool import normalise_and_pool, recorded_routing, routed_backward
+from nnet.kernels.channels import per_channel
+from nnet.kernels.conv import Conv2d
+from nnet.kernels.im2col import Geometry, im2col_array
+from nnet.kernels.pool import first_max, running_max
 
 #: Rows per slab of the tall products Pc^T Pc and Pc^T G (OpenBLAS multiplies a huge shared
 #: dimension into a tiny result slowly; a batch of slabs summed afterwards is fast).
@@ -79,7 +79,7 @@ def _patches_offset_major(x: np.ndarray, geo: Geometry, kernel: tuple[int, int])
     return out.reshape(k + 1, -1)
 
 
-#: Unreachable through the layers (block_primitive picks this op only for an input that takes no
+#: Unreachable through the layers (the registry picks this op only for an input that takes no
 #: gradient); a direct caller that breaks that contract is told what went wrong.
 _NO_INPUT_GRADIENT = (
     "ConvBatchNormReluPool computes no gradient for its input: use it only on an input that does "
@@ -113,7 +113,7 @@ class ConvBatchNormReluPool(Function):
         taps = kernel[0] * kernel[1]
         y = y.reshape(taps, m // taps, cout)
         pooled = np.empty(y.shape[1:], y.dtype)
-        _running_max(pooled, y)
+        running_max(pooled, y)
         ctx.save_for_backward(pt, y, pooled, sw, invstd)
         mean = mu @ w2
         stats.mean = mean if conv_bias is None else mean + conv_bias
@@ -130,7 +130,7 @@ class ConvBatchNormReluPool(Function):
         cout = y.shape[-1]
         gp = grad.reshape(pooled.shape) * (pooled > 0)
         gy = np.empty(y.shape, grad.dtype)
-        for k, hit in _first_max(list(y), pooled, y.shape[0] - 1):
+        for k, hit in first_max(list(y), pooled, y.shape[0] - 1):
             np.multiply(gp, hit, out=gy[k])
         w2 = weight.data.reshape(-1, cout)
         h_ext = _tall(pt, gy.reshape(-1, cout))  # (Pc^T G_y; 1^T G_y)
@@ -212,67 +212,9 @@ def _recorded_block_vjp(ctx: Any, grad: Tensor, y: np.ndarray, pooled: np.ndarra
     gy = recorded_routing(grad, y, pooled, z.data.shape, kernel)
     needs = ctx.needs_input_grad
     conv_needs = needs[0] or needs[1] or needs[2]
-    gz, g_gamma, g_beta = _recorded_vjp(_Needs(conv_needs, *needs[3:5]), gy, z, gamma, eps)
+    gz, g_gamma, g_beta = recorded_vjp((conv_needs, *needs[3:5]), gy, z, gamma, eps)
     gx = gw = gb = None
     if conv_needs and z.grad_fn is not None:
         grads: Any = z.grad_fn.vjp(gz)
         gx, gw, gb, _ = grads
     return gx, gw, gb, g_gamma, g_beta, None, None, None, None
-
-
-class _Needs:
-    """What batch norm's recorded VJP reads of a context: which of (x, weight, bias) need a gradient."""
-
-    def __init__(self, *needs: Any) -> None:
-        self.needs_input_grad = needs
-
-
-def block_primitive(
-    x: Tensor, weight: Tensor, geo: Geometry, kernel: tuple[int, int]
-) -> type[Function] | None:
-    """The fused primitive for conv, training-mode batch norm, ReLU and max-pool (kernel = stride)
-    with these shapes, or None: :class:`ConvBatchNormReluPool` for an input that takes no gradient
-    and at most C_out kernel entries (otherwise the patch covariance costs more than it saves:
-    64 x 14 x 14, 8 -> 16, forward + backward 2.6 ms as layers, 4.4 fused), else
-    :class:`WinogradBatchNormReluPool` for 2x2 windows over a convolution that runs Winograd's
-    algorithm with pixels of 64 bytes or more (see conv.takes_winograd and bnpool.MIN_PIXEL_BYTES)."""
-    kh, kw, cin, cout = weight.shape
-    n, (oh, ow), (ph, pw) = x.shape[0], geo[4], kernel
-    if oh < ph or ow < pw or oh % ph or ow % pw or n * oh * ow < 2:
-        return None
-    if not (x.requires_grad and grad_enabled.get()) and kh * kw * cin <= cout:
-        return ConvBatchNormReluPool
-    if (
-        kernel == (2, 2)
-        and cout * x.dtype.itemsize >= bnpool.MIN_PIXEL_BYTES
-        and takes_winograd(x.shape, weight.shape, geo)
-    ):
-        return WinogradBatchNormReluPool
-    return None
-
-
-def conv_batch_norm_relu_pool(
-    x: Tensor,
-    weight: Tensor,
-    conv_bias: Tensor | None,
-    gamma: Tensor | None,
-    beta: Tensor | None,
-    eps: float,
-    stats: BatchStats,
-    geo: Geometry,
-    kernel: tuple[int, int],
-) -> Tensor:
-    """``max_pool2d(relu(batch_norm(conv2d(x))), kernel)``, batch statistics reported in ``stats``,
-    by the primitive :func:`block_primitive` picks (the caller checks that there is one).
-
-    >>> import nnet
-    >>> geo = ((1, 1), (1, 1), (1, 1), (0, 0), (2, 2))
-    >>> x = nnet.tensor([1.0, 2.0, 3.0, 6.0]).reshape(1, 2, 2, 1)
-    >>> y = conv_batch_norm_relu_pool(x, nnet.ones((1, 1, 1, 1)), None, None, None, 0.0,
-    ...                               BatchStats(), geo, (2, 2))
-    >>> y.reshape(-1).numpy()
-    array([1.6035674], dtype=float32)
-    """
-    primitive = block_primitive(x, weight, geo, kernel)
-    assert primitive is not None
-    return primitive.apply(x, weight, conv_bias, gamma, beta, eps, stats, geo, kernel)

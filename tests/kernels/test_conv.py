@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 
 import nnet
 import nnet.nn.functional as F
-from nnet.autograd.fused import Col2ImPadded, Conv2d, Im2Col, use_fused
-from nnet.autograd.fused import conv as fused_conv
-from nnet.autograd.fused.im2col import COLUMN_MAJOR_BELOW, im2col_array
+from nnet.kernels import Col2ImPadded, Conv2d, Im2Col, use_fused
+from nnet.kernels import conv as fused_conv
+from nnet.kernels.im2col import COLUMN_MAJOR_BELOW, im2col_array
 from nnet.nn.functional import conv_padding
 from nnet.testing import gradcheck, gradgradcheck
 

@@ -35,12 +35,14 @@ _OFFSET_MAJOR_MAX_BYTES = 64
 _CHUNK_BYTES = 2**17
 
 
-def _offsets(kernel: tuple[int, int]) -> list[tuple[int, int]]:
+def window_offsets(kernel: tuple[int, int]) -> list[tuple[int, int]]:
     """Window offsets in row-major order: the order in which ties are broken."""
     return [(i, j) for i in range(kernel[0]) for j in range(kernel[1])]
 
 
-def _slice(a: np.ndarray, i: int, j: int, kernel: tuple[int, int], out_hw: tuple[int, int]) -> Any:
+def window_slice(
+    a: np.ndarray, i: int, j: int, kernel: tuple[int, int], out_hw: tuple[int, int]
+) -> Any:
     """The element at offset (i, j) of every window: a strided (N, OH, OW, C) view of ``a``."""
     (kh, kw), (oh, ow) = kernel, out_hw
     return a[:, i : oh * kh : kh, j : ow * kw : kw]
@@ -65,7 +67,7 @@ def _offset_major(x: np.ndarray, kernel: tuple[int, int], out: np.ndarray) -> No
     np.copyto(target, _pixels(x, kernel, (oh, ow)).transpose(2, 4, 0, 1, 3))
 
 
-def _running_max(out: np.ndarray, planes: Any) -> None:
+def running_max(out: np.ndarray, planes: Any) -> None:
     np.copyto(out, planes[0])
     for p in planes[1:]:
         np.maximum(out, p, out=out)
@@ -75,7 +77,7 @@ def _takes_offset_major(x: np.ndarray) -> bool:
     return x.shape[3] * x.itemsize <= _OFFSET_MAJOR_MAX_BYTES and x.size > 0
 
 
-def _first_max(
+def first_max(
     planes: list[np.ndarray], out: np.ndarray, last: int
 ) -> Iterator[tuple[int, np.ndarray]]:
     """For each offset k in row-major order: where its plane holds its window's first maximum."""
@@ -92,7 +94,7 @@ def _first_max(
 
 
 def _strided_planes(x: np.ndarray, kernel: tuple[int, int], out_hw: tuple[int, int]) -> list[Any]:
-    return [_slice(x, i, j, kernel, out_hw) for i, j in _offsets(kernel)]
+    return [window_slice(x, i, j, kernel, out_hw) for i, j in window_offsets(kernel)]
 
 
 class MaxPool2d(Function):
@@ -105,7 +107,7 @@ class MaxPool2d(Function):
         n, hw = x.shape[0], (x.shape[1] // kernel[0], x.shape[2] // kernel[1])
         out = np.empty((n, *hw, x.shape[3]), x.dtype)
         if not _takes_offset_major(x):
-            _running_max(out, _strided_planes(x, kernel, hw))
+            running_max(out, _strided_planes(x, kernel, hw))
             return out
         x = np.ascontiguousarray(x)
         taps = kernel[0] * kernel[1]
@@ -121,7 +123,7 @@ class MaxPool2d(Function):
             rows = slice(start, min(start + step, n))
             part = buf[:, rows] if keep else buf[:, : rows.stop - start]
             _offset_major(x[rows], kernel, part)
-            _running_max(out[rows], part)
+            running_max(out[rows], part)
         return out
 
     def vjp(ctx, grad):
@@ -142,16 +144,16 @@ class MaxPool2dBackward(Function):
         dx = np.empty(x.shape, grad.dtype) if covered else np.zeros(x.shape, grad.dtype)
         if not _takes_offset_major(x):
             planes = _strided_planes(x, kernel, (oh, ow))
-            for k, hit in _first_max(planes, out, len(planes) - 1):
+            for k, hit in first_max(planes, out, len(planes) - 1):
                 i, j = divmod(k, kw)
-                np.multiply(grad, hit, out=_slice(dx, i, j, kernel, (oh, ow)))
+                np.multiply(grad, hit, out=window_slice(dx, i, j, kernel, (oh, ow)))
             return dx
         if windows is None:
             windows = np.empty((kh * kw, *out.shape), x.dtype)
             _offset_major(np.ascontiguousarray(x), kernel, windows)
         c = x.shape[3]
         dwin = np.empty((kh * kw, *out.shape), grad.dtype)
-        for k, hit in _first_max(list(windows), out, kh * kw - 1):
+        for k, hit in first_max(list(windows), out, kh * kw - 1):
             np.multiply(grad, hit, out=dwin[k])
         pixels = dwin.view(np.dtype((np.void, c * dx.itemsize))).reshape(kh, kw, *out.shape[:3])
         target = _pixels(dx, kernel, (oh, ow))  # (N, OH, KH, OW, KW)
@@ -165,7 +167,7 @@ class MaxPool2dBackward(Function):
         _, x, out, kernel = ctx.inputs
         n, oh, ow, c = out.shape
         planes = _strided_planes(x, kernel, (oh, ow))
-        hits = [hit for _, hit in _first_max(planes, out, len(planes) - 1)]
+        hits = [hit for _, hit in first_max(planes, out, len(planes) - 1)]
         mask = np.stack(hits, axis=3).reshape(n, oh, ow, kernel[0], kernel[1], c).astype(out.dtype)
         return (sliding_windows(gg, kernel, kernel) * mask).sum(axis=(3, 4)), None, None, None
 

@@ -12,9 +12,12 @@ from __future__ import annotations
 import numpy as np
 
 from nnet.autograd.function import Function
-from nnet.autograd.fused import winograd
-from nnet.autograd.fused.channels import per_channel
-from nnet.autograd.fused.im2col import (
+from nnet.autograd.grad_mode import grad_enabled
+from nnet.autograd.linalg import tall_product
+from nnet.autograd.tensor import Tensor
+from nnet.kernels import winograd
+from nnet.kernels.channels import per_channel
+from nnet.kernels.im2col import (
     COLUMN_MAJOR_BELOW,
     Col2ImPadded,
     Geometry,
@@ -23,9 +26,6 @@ from nnet.autograd.fused.im2col import (
     im2col_array,
     patch_windows,
 )
-from nnet.autograd.grad_mode import grad_enabled
-from nnet.autograd.linalg import tall_product
-from nnet.autograd.tensor import Tensor
 
 #: A 3x3 stride-1 'same' convolution takes Winograd's F(2x2, 3x3) (winograd.py) with at least this
 #: many input channels, C_in C_out at least WINOGRAD_MIN_PRODUCT and WINOGRAD_MIN_PIXELS output

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 import nnet
 import nnet.nn.functional as F
-from nnet.autograd.fused import Linear, use_fused
 from nnet.autograd.linalg import _SPLIT_MIN_ROWS
+from nnet.kernels import Linear, use_fused
 from nnet.testing import gradcheck, gradgradcheck
 
 #: The fused primitives whose gradients this file checks (tests/fused/test_coverage.py).

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnet.autograd.fused.im2col import Geometry, patch_windows
+from nnet.kernels.im2col import Geometry, patch_windows
 
 #: Pool windows per block of images: the block's patches (64 floats each for 4 channels) are
 #: multiplied while still in cache.

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nnet.autograd.fused.channels import per_channel
+from nnet.kernels.channels import per_channel
 
 
 @given(

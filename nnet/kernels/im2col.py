@@ -18,11 +18,33 @@ from typing import Any
 import numpy as np
 
 from nnet.autograd.function import Function
+from nnet.autograd.window import window_output_size
 
 Geometry = tuple[
     tuple[int, int], tuple[int, int], tuple[int, int], tuple[int, int], tuple[int, int]
 ]
 """(kernel, stride, dilation, (pad top, pad left), (OH, OW)) of one convolution."""
+
+
+def geometry(
+    shape: tuple[int, ...],
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+    pads: tuple[tuple[int, int], tuple[int, int]],
+) -> Geometry:
+    """The geometry of a convolution of an NHWC input of ``shape`` padded by
+    ``((top, bottom), (left, right))``.
+
+    >>> geometry((1, 5, 5, 3), (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)))
+    ((3, 3), (1, 1), (1, 1), (1, 1), (5, 5))
+    """
+    size = [
+        window_output_size(shape[1 + a] + sum(pads[a]), kernel[a], stride[a], dilation[a])
+        for a in (0, 1)
+    ]
+    return (kernel, stride, dilation, (pads[0][0], pads[1][0]), (size[0], size[1]))
+
 
 #: Below this many channels the patches are stored column-major (see the module docstring).
 COLUMN_MAJOR_BELOW = 16

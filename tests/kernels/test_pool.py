@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import nnet
 import nnet.nn.functional as F
-from nnet.autograd.fused import MaxPool2d, MaxPool2dBackward, pool, use_fused
+from nnet.kernels import MaxPool2d, MaxPool2dBackward, pool, use_fused
 from nnet.testing import gradcheck, gradgradcheck
 
 #: The fused primitives whose gradients this file checks (tests/fused/test_coverage.py).

@@ -12,7 +12,7 @@ import nnet
 import nnet.nn.functional as F
 from nnet import nn
 from nnet.autograd.activation import Relu
-from nnet.autograd.fused import BatchNormReluPool, bnpool, use_fused
+from nnet.kernels import BatchNormReluPool, bnpool, use_fused
 from nnet.testing import gradcheck, gradgradcheck
 
 

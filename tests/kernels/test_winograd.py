@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 
 import nnet
 import nnet.nn.functional as F
-from nnet.autograd.fused import Conv2d, use_fused, winograd
-from nnet.autograd.fused import conv as fused_conv
-from nnet.autograd.fused.conv import WINOGRAD_MIN_CHANNELS
+from nnet.kernels import Conv2d, use_fused, winograd
+from nnet.kernels import conv as fused_conv
+from nnet.kernels.conv import WINOGRAD_MIN_CHANNELS
 from nnet.testing import gradcheck, gradgradcheck
 
 

@@ -21,7 +21,7 @@ class use_fused:
 
     >>> import numpy as np, nnet
     >>> import nnet.nn.functional as F
-    >>> from nnet.autograd.fused import use_fused
+    >>> from nnet.kernels import use_fused
     >>> x = nnet.arange(16.0).reshape(1, 4, 4, 1)
     >>> with use_fused(False):  # the composition: windows, then a max over them
     ...     slow = F.max_pool2d(x, 2)

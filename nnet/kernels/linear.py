@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from nnet.autograd.function import Function
-from nnet.autograd.fused.channels import per_channel
 from nnet.autograd.linalg import tall_product
 from nnet.autograd.tensor import Tensor
+from nnet.kernels.channels import per_channel
 
 
 class Linear(Function):

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import nnet
 import nnet.nn.functional as F
-from nnet.autograd.fused import BatchNorm, use_fused
+from nnet.kernels import BatchNorm, use_fused
 from nnet.testing import gradcheck, gradgradcheck
 
 #: The fused primitives whose gradients this file checks (tests/fused/test_coverage.py).

@@ -7,7 +7,7 @@ import pytest
 
 import nnet
 from nnet import nn
-from nnet.autograd.fused import use_fused
+from nnet.kernels import use_fused
 
 
 def seed_like(c1: int, c2: int, hw: int) -> nn.Module:
@@ -31,8 +31,8 @@ def wide_like(c1: int, c2: int, hw: int) -> nn.Module:
 @pytest.fixture
 def small_shapes_fuse(monkeypatch):
     """Let test-sized layers take the paths chosen by size (Winograd, the fused blocks)."""
-    from nnet.autograd.fused import bnpool
-    from nnet.autograd.fused import conv as fused_conv
+    from nnet.kernels import bnpool
+    from nnet.kernels import conv as fused_conv
 
     monkeypatch.setattr(fused_conv, "WINOGRAD_MIN_PRODUCT", 0)
     monkeypatch.setattr(fused_conv, "WINOGRAD_MIN_PIXELS", 0)

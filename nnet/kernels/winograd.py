@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from nnet.autograd.fused.channels import per_channel
+from nnet.kernels.channels import per_channel
 
 #: Floats a block of images may span across its transforms and products (about 1 MB of float32).
 BLOCK_FLOATS = 2**19

@@ -1,10 +1,10 @@
 """Every fused primitive has its oracle and gradient tests: the files in tests/fused together name
-every entry of ``nnet.autograd.fused.FUSED``, and each of them asserts that the fused op really is the
+every entry of ``nnet.kernels.FUSED``, and each of them asserts that the fused op really is the
 one in the graph it checks (``type(y.grad_fn) is ...``)."""
 
 from __future__ import annotations
 
-from nnet.autograd.fused import FUSED
+from nnet.kernels import FUSED
 
 from . import (
     test_batchnorm,

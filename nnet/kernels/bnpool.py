@@ -18,10 +18,16 @@ from typing import Any
 import numpy as np
 
 from nnet.autograd.function import Function
-from nnet.autograd.fused.batchnorm import BatchStats, _recorded_vjp
-from nnet.autograd.fused.channels import per_channel
-from nnet.autograd.fused.pool import MaxPool2dBackward, _first_max, _offsets, _running_max, _slice
 from nnet.autograd.tensor import Tensor
+from nnet.kernels.batchnorm import BatchStats, recorded_vjp
+from nnet.kernels.channels import per_channel
+from nnet.kernels.pool import (
+    MaxPool2dBackward,
+    first_max,
+    running_max,
+    window_offsets,
+    window_slice,
+)
 
 #: Narrower pixels (C values) take the three fused ops instead, whose pool moves whole pixels into
 #: offset-major order: forward + backward, float32 (ms, three ops -> this one): (100, 28, 28, 4)
@@ -33,7 +39,7 @@ MIN_PIXEL_BYTES = 64
 def _planes(a: np.ndarray, kernel: tuple[int, int]) -> list[Any]:
     """The strided (N, OH, OW, C) view of NHWC ``a`` for each window offset, row-major."""
     out_hw = (a.shape[1] // kernel[0], a.shape[2] // kernel[1])
-    return [_slice(a, i, j, kernel, out_hw) for i, j in _offsets(kernel)]
+    return [window_slice(a, i, j, kernel, out_hw) for i, j in window_offsets(kernel)]
 
 
 def normalise_and_pool(
@@ -52,7 +58,7 @@ def normalise_and_pool(
         per_channel(np.add, y, bias, out=y)
     y = y.reshape(centred.shape)
     pooled = np.empty(centred.shape[1:], y.dtype)
-    _running_max(pooled, y)
+    running_max(pooled, y)
     return np.maximum(pooled, 0), y, pooled, invstd, var
 
 
@@ -66,7 +72,7 @@ def routed_backward(
     taps, c = y.shape[0], y.shape[-1]
     gp = grad.reshape(pooled.shape) * (pooled > 0)  # relu'(0) = 0; NaN > 0 is False, as relu's
     gy = np.empty(y.shape, grad.dtype)
-    for k, hit in _first_max(list(y), pooled, taps - 1):
+    for k, hit in first_max(list(y), pooled, taps - 1):
         np.multiply(gp, hit, out=gy[k])
     g = gy.reshape(-1, c)
     rows = centred.reshape(-1, c)
@@ -134,7 +140,7 @@ class BatchNormReluPool(Function):
         x, weight, _, eps, _, kernel = ctx.inputs
         _, y, pooled, _, _ = ctx.saved
         gy = recorded_routing(grad, y, pooled, x.data.shape, kernel)
-        return (*_recorded_vjp(ctx, gy, x, weight, eps), None, None, None)
+        return (*recorded_vjp(ctx.needs_input_grad[:3], gy, x, weight, eps), None, None, None)
 
 
 def batch_norm_relu_pool(

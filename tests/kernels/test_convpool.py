@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import nnet
 from nnet import nn
-from nnet.autograd.fused import convpool, use_fused
+from nnet.kernels import convpool, use_fused
 from nnet.nn.functional import conv_padding
 
 

@@ -11,15 +11,15 @@ from hypothesis import strategies as st
 import nnet
 import nnet.nn.functional as F
 from nnet import nn
-from nnet.autograd.fused import (
+from nnet.kernels import (
     BatchStats,
     ConvBatchNormReluPool,
     WinogradBatchNormReluPool,
     bnpool,
     use_fused,
 )
-from nnet.autograd.fused import conv as fused_conv
-from nnet.autograd.fused.conv import WINOGRAD_MIN_CHANNELS
+from nnet.kernels import conv as fused_conv
+from nnet.kernels.conv import WINOGRAD_MIN_CHANNELS
 from nnet.nn.functional import conv_padding
 from nnet.testing import gradcheck, gradgradcheck
 
@@ -275,7 +275,7 @@ def test_a_direct_call_with_an_input_that_needs_a_gradient_is_told_why_not(creat
     x = nnet.Tensor(rng.standard_normal((2, 4, 4, 1)), requires_grad=True)
     w = nnet.Tensor(rng.standard_normal((2, 2, 1, 5)), requires_grad=True)
     geo = F.conv_geometry(x, w, 1, "same", 1)
-    # the layers never choose this op for such an input (block_primitive); a direct caller can
+    # the layers never choose this op for such an input (the registry); a direct caller can
     y = ConvBatchNormReluPool.apply(x, w, None, None, None, 1e-5, BatchStats(), geo, (2, 2))
     with pytest.raises(RuntimeError, match=r"computes no gradient for its input.*Sequential"):
         nnet.grad(y.sum(), [x, w], create_graph=create_graph)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from nnet.autograd.function import Function
-from nnet.autograd.reduction import _stable_shift, softmax
+from nnet.autograd.reduction import softmax, stable_shift
 from nnet.autograd.tensor import Tensor
 
 
@@ -20,7 +20,7 @@ class SoftmaxCrossEntropy(Function):
     g / divisor, row by row. See derivations.md#softmax-cross-entropy-fused."""
 
     def forward(ctx, x, q, divisor):
-        shifted = x - _stable_shift(x, (x.ndim - 1,))
+        shifted = x - stable_shift(x, (x.ndim - 1,))
         e = np.exp(shifted)
         total = np.add.reduce(e, axis=-1, keepdims=True)
         logp = shifted - np.log(total)
