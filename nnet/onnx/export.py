@@ -10,8 +10,8 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from nnet.autograd.fused import FUSED
 from nnet.autograd.tensor import Tensor
+from nnet.kernels import FUSED
 from nnet.onnx import kernels, primitives  # noqa: F401 - they fill the converter table
 from nnet.onnx.builder import Builder, elem_type
 from nnet.onnx.layout import cancel_transposes

@@ -7,7 +7,7 @@ trace again with ``use_fused(False)``, which records the composition of primitiv
 
 from __future__ import annotations
 
-from nnet.autograd import fused
+from nnet import kernels
 from nnet.onnx.builder import Builder
 from nnet.onnx.registry import register
 from nnet.onnx.trace import Node, Value
@@ -16,7 +16,7 @@ from nnet.onnx.trace import Node, Value
 _OIHW = (3, 2, 0, 1)
 
 
-@register(fused.Conv2d)
+@register(kernels.Conv2d)
 def conv2d(b: Builder, node: Node) -> str:
     """NHWC in and out around ONNX's NCHW Conv; the kernel is transposed once, at export, when it
     is a constant (a parameter), else by a Transpose node."""
@@ -35,7 +35,7 @@ def conv2d(b: Builder, node: Node) -> str:
                   dilations=list(dilation), pads=[top, left, bottom, right])  # fmt: skip
 
 
-@register(fused.Linear)
+@register(kernels.Linear)
 def linear(b: Builder, node: Node) -> str:
     """``x W + b`` with W (in, out): Gemm for a matrix input, MatMul and Add otherwise."""
     x, weight, bias = node.args
@@ -47,13 +47,13 @@ def linear(b: Builder, node: Node) -> str:
     return y if bias is None else b.add("Add", [y, b.arg(bias, dtype)])
 
 
-@register(fused.MaxPool2d)
+@register(kernels.MaxPool2d)
 def max_pool2d(b: Builder, node: Node) -> str:
     x, kernel = node.args
     return b.nchw("MaxPool", [b.arg(x)], kernel_shape=list(kernel), strides=list(kernel))
 
 
-@register(fused.BatchNorm)
+@register(kernels.BatchNorm)
 def batch_norm(b: Builder, node: Node) -> str:
     """Normalisation by the batch's own statistics (a layer without running statistics), over
     every axis but the last (the channels)."""

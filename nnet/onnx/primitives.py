@@ -31,6 +31,7 @@ SAME_OP: dict[type, str] = {
     ops.Neg: "Neg", ops.Exp: "Exp", ops.Log: "Log", ops.Sqrt: "Sqrt", ops.Abs: "Abs",
     ops.Sigmoid: "Sigmoid", ops.Tanh: "Tanh", ops.Relu: "Relu", ops.Maximum: "Max",
     ops.Minimum: "Min", ops.MatMul: "MatMul", ops.Sin: "Sin", ops.Cos: "Cos", ops.Tan: "Tan",
+    ops.Erf: "Erf", ops.Softplus: "Softplus",
 }  # fmt: skip
 
 
@@ -40,6 +41,28 @@ def _same(onnx_op: str) -> Any:
 
 for _op, _onnx in SAME_OP.items():
     register(_op)(_same(_onnx))
+
+
+# ONNX has no log1p or expm1: composed, they lose the relative precision of |x| << 1 in float32
+# (log1p(1e-8) becomes log(1) = 0), which a classifier's outputs do not notice.
+@register(ops.Log1p)
+def log1p(b: Builder, node: Node) -> str:
+    (x,) = _args(b, node)
+    return b.add("Log", [b.add("Add", [x, b.const(1, node.out.dtype)])])
+
+
+@register(ops.Expm1)
+def expm1(b: Builder, node: Node) -> str:
+    (x,) = _args(b, node)
+    return b.add("Sub", [b.add("Exp", [x]), b.const(1, node.out.dtype)])
+
+
+@register(ops.LogAddExp)
+def logaddexp(b: Builder, node: Node) -> str:
+    """max(a, b) + log(1 + exp(-|a - b|)), stable for large operands."""
+    x, y = _args(b, node)
+    gap = b.add("Neg", [b.add("Abs", [b.add("Sub", [x, y])])])
+    return b.add("Add", [b.add("Max", [x, y]), b.add("Softplus", [gap])])
 
 
 @register(ops.Clip)
@@ -56,21 +79,39 @@ def clip(b: Builder, node: Node) -> str:
     return x
 
 
+#: The thresholds of the conditions nnet's own functions compute from data: ``a.data > 0``
+#: (leaky_relu, elu) and ``a.data > 20`` (softplus's linear region).
+THRESHOLDS = (0.0, 20.0)
+
+
 @register(ops.Where)
 def where(b: Builder, node: Node) -> str:
-    """A condition is an array, not a recorded op: constant, or ``v > 0`` for a value ``v`` when it
-    equals that in both traces (what ``leaky_relu`` computes); anything else depends on the input
-    in a way the graph does not show."""
+    """A condition is an array, not a recorded op: constant, or ``v > t`` for a value ``v`` that
+    is a branch and a threshold of :data:`THRESHOLDS` when it equals that in both traces; anything
+    else depends on the input in a way the graph does not show."""
     cond, a, c = node.args
     cond2 = node.args2[0]
     dtype = node.out.dtype
     branches = [b.arg(v, dtype) for v in (a, c)]
     if np.shape(cond) == np.shape(cond2) and np.array_equal(cond, cond2):
         return b.add("Where", [b.const(np.asarray(cond, bool)), *branches])
-    for k, v in enumerate((a, c)):
-        if isinstance(v, Value) and _is_positive(cond, v.data, cond2, node.args2[1 + k]):
-            test = b.add("Greater", [v.name, b.const(np.zeros((), v.dtype))])
-            return b.add("Where", [test, *branches])
+    found = {
+        (t, k)
+        for k, v in enumerate((a, c))
+        for t in THRESHOLDS
+        if isinstance(v, Value) and _is_above(t, cond, v.data, cond2, node.args2[1 + k])
+    }
+    if len({t for t, _ in found}) == 1:
+        t, k = min(found)
+        v = (a, c)[k]
+        test = b.add("Greater", [v.name, b.const(np.asarray(t, v.dtype))])
+        return b.add("Where", [test, *branches])
+    if found:
+        raise ExportError(
+            f"nnet.onnx.export: where() in {node.where} takes a condition that the example input "
+            f"cannot tell apart: x > {' or x > '.join(f'{t:g}' for t in sorted({t for t, _ in found}))}; "
+            "export with an example input whose values lie on both sides of each"
+        )
     raise ExportError(
         f"nnet.onnx.export: where() in {node.where} takes a condition computed from the input's "
         "values outside the graph (comparisons are not recorded ops), so it cannot be exported; "
@@ -78,9 +119,9 @@ def where(b: Builder, node: Node) -> str:
     )
 
 
-def _is_positive(cond: Any, v: np.ndarray, cond2: Any, v2: Any) -> bool:
+def _is_above(t: float, cond: Any, v: np.ndarray, cond2: Any, v2: Any) -> bool:
     return all(
-        np.shape(c) == np.shape(x) and np.array_equal(np.asarray(c, bool), np.asarray(x) > 0)
+        np.shape(c) == np.shape(x) and np.array_equal(np.asarray(c, bool), np.asarray(x) > t)
         for c, x in ((cond, v), (cond2, v2))
     )
 

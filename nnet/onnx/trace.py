@@ -20,9 +20,9 @@ import numpy as np
 
 from nnet.autograd import function as _function
 from nnet.autograd.function import Function
-from nnet.autograd.fused.mode import use_fused
 from nnet.autograd.grad_mode import enable_grad
 from nnet.autograd.tensor import Tensor
+from nnet.kernels.mode import use_fused
 from nnet.onnx.registry import ExportError
 
 

@@ -36,6 +36,11 @@ CASES = {
     "Sin": lambda x: nnet.sin(x),
     "Cos": lambda x: nnet.cos(x),
     "Tan": lambda x: nnet.tan(nnet.clip(x, -1.2, 1.2)),
+    "Log1p": lambda x: nnet.log1p(nnet.abs(x)),
+    "Expm1": lambda x: nnet.expm1(x),
+    "Erf": lambda x: nnet.erf(x),
+    "Softplus": lambda x: nnet.softplus(x * 10),
+    "LogAddExp": lambda x: nnet.logaddexp(x * 10, 3.0 - x),
     "Sigmoid": lambda x: nnet.sigmoid(x),
     "Tanh": lambda x: nnet.tanh(x),
     "Relu": lambda x: nnet.relu(x),
@@ -135,3 +140,22 @@ def test_own_primitive_exports_after_register(tmp_path):
         assert_close(got, nnet_eval(run, x)[0])
     finally:
         del onnx_export.CONVERTERS[Cube]
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [lambda x: nnet.softplus(x * 30), lambda x: nnet.elu(x), lambda x: F.leaky_relu(x, 0.3)],
+    ids=["softplus", "elu", "leaky_relu"],
+)
+def test_conditions_nnet_computes_from_data(fn, tmp_path):
+    x = np.random.default_rng(0).normal(size=(37, 4, 5)).astype(np.float32)
+    path = tmp_path / "op.onnx"
+    onnx_export.export(fn, x[:1], path)
+    (got,) = run_onnx(path, {"input": x})
+    assert_close(got, nnet_eval(fn, x)[0])
+
+
+def test_a_condition_the_example_cannot_decide():
+    x = -np.ones((1, 3), np.float32)  # all below 0 and below 20: leaky_relu or softplus's region?
+    with pytest.raises(onnx_export.ExportError, match="cannot tell apart: x > 0 or x > 20"):
+        onnx_export.export(lambda t: F.leaky_relu(t), x)
