@@ -79,44 +79,45 @@ def clip(b: Builder, node: Node) -> str:
     return x
 
 
-#: The thresholds of the conditions nnet's own functions compute from data: ``a.data > 0``
-#: (leaky_relu, elu) and ``a.data > 20`` (softplus's linear region).
-THRESHOLDS = (0.0, 20.0)
+#: softplus's default threshold, above which it is the identity: ``where(z.data > 20, z, y)``.
+SOFTPLUS_THRESHOLD = 20.0
 
 
 @register(ops.Where)
 def where(b: Builder, node: Node) -> str:
-    """A condition is an array, not a recorded op: constant, or ``v > t`` for a value ``v`` that
-    is a branch and a threshold of :data:`THRESHOLDS` when it equals that in both traces; anything
-    else depends on the input in a way the graph does not show."""
+    """A condition is an array, not a recorded op. It exports when it is constant, when it equals
+    ``v > 0`` for a branch ``v`` in both traces (leaky_relu, elu), or when it equals ``z > 20`` and
+    the other branch is ``softplus(z)`` (softplus's linear region); anything else depends on the
+    input in a way the graph does not show."""
     cond, a, c = node.args
     cond2 = node.args2[0]
     dtype = node.out.dtype
     branches = [b.arg(v, dtype) for v in (a, c)]
     if np.shape(cond) == np.shape(cond2) and np.array_equal(cond, cond2):
         return b.add("Where", [b.const(np.asarray(cond, bool)), *branches])
-    found = {
-        (t, k)
-        for k, v in enumerate((a, c))
-        for t in THRESHOLDS
-        if isinstance(v, Value) and _is_above(t, cond, v.data, cond2, node.args2[1 + k])
-    }
-    if len({t for t, _ in found}) == 1:
-        t, k = min(found)
-        v = (a, c)[k]
-        test = b.add("Greater", [v.name, b.const(np.asarray(t, v.dtype))])
-        return b.add("Where", [test, *branches])
-    if found:
+    test = None
+    if (  # softplus's shape first: its condition is also often "z > 0" for the traced values
+        isinstance(a, Value)
+        and isinstance(c, Value)
+        and isinstance(c.source.grad_fn, ops.Softplus)
+        and c.source.grad_fn.inputs is not None
+        and c.source.grad_fn.inputs[0] is a.source
+        and _is_above(SOFTPLUS_THRESHOLD, cond, a.data, cond2, node.args2[1])
+    ):
+        test = (a, SOFTPLUS_THRESHOLD)
+    for k, v in enumerate((a, c)):
+        if test is None and isinstance(v, Value):
+            if _is_above(0.0, cond, v.data, cond2, node.args2[1 + k]):
+                test = (v, 0.0)
+    if test is None:
         raise ExportError(
-            f"nnet.onnx.export: where() in {node.where} takes a condition that the example input "
-            f"cannot tell apart: x > {' or x > '.join(f'{t:g}' for t in sorted({t for t, _ in found}))}; "
-            "export with an example input whose values lie on both sides of each"
+            f"nnet.onnx.export: where() in {node.where} takes a condition computed from the "
+            "input's values outside the graph (comparisons are not recorded ops), so it cannot "
+            "be exported; write the choice with ops that export (relu, maximum, minimum, clip)"
         )
-    raise ExportError(
-        f"nnet.onnx.export: where() in {node.where} takes a condition computed from the input's "
-        "values outside the graph (comparisons are not recorded ops), so it cannot be exported; "
-        "write the choice with ops that export (relu, maximum, minimum, clip)"
-    )
+    v, t = test
+    above = b.add("Greater", [v.name, b.const(np.asarray(t, v.dtype))])
+    return b.add("Where", [above, *branches])
 
 
 def _is_above(t: float, cond: Any, v: np.ndarray, cond2: Any, v2: Any) -> bool:

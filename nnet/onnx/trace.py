@@ -37,6 +37,8 @@ class Value:
     batch: tuple[bool, ...]
     #: the values of the first trace, for converters that must recognise a pattern
     data: np.ndarray
+    #: the first trace's tensor, whose ``grad_fn`` is the op that made it (None for an input)
+    source: Tensor
 
 
 @dataclass
@@ -203,4 +205,4 @@ def _value(name: str, t1: Tensor, t2: Tensor) -> Value:
         if len(s1) == len(s2)
         else (False,) * len(s1)
     )
-    return Value(name, s1, t1.dtype, batch, t1.data)
+    return Value(name, s1, t1.dtype, batch, t1.data, t1)
