@@ -10,7 +10,7 @@ Tensor([[2., 4.]], dtype=float32)
 
 import numpy as _np
 
-from nnet import data, datasets, loss, memory, nn, optim, random, threads, viz
+from nnet import data, datasets, distributed, loss, memory, nn, optim, random, threads, viz
 from nnet.autograd import (
     Function,
     Tensor,
@@ -42,6 +42,8 @@ from nnet.autograd.ops import (
     col2im,
     concatenate,
     cos,
+    cumprod,
+    cumsum,
     divide,
     elu,
     erf,
@@ -67,6 +69,7 @@ from nnet.autograd.ops import (
     pad,
     permute,
     power,
+    prod,
     relu,
     reshape,
     sigmoid,

@@ -55,6 +55,7 @@ from nnet.autograd.reduction import (
     sum,
     var,
 )
+from nnet.autograd.scan import Cumprod, Cumsum, cumprod, cumsum, prod
 from nnet.autograd.shape import (
     BroadcastTo,
     Concatenate,
@@ -106,7 +107,7 @@ PRIMITIVES = (
     Add, Sub, Neg, Mul, Div, Pow, Exp, Log, Sqrt, Abs, Sigmoid, Tanh, Relu, Maximum, Minimum, Clip,
     Where, AsType, Sum, Mean, Var, Max, Min, LogSumExp, Softmax, LogSoftmax, MatMul, Reshape,
     Transpose, BroadcastTo, GetItem, ScatterAdd, Concatenate, Stack, Pad, SlidingWindows, Col2Im,
-    Sin, Cos, Tan, Log1p, Expm1, Erf, Softplus, LogAddExp,
+    Sin, Cos, Tan, Log1p, Expm1, Erf, Softplus, LogAddExp, Cumsum, Cumprod,
 )  # fmt: skip
 
 __all__ = [name for name in dir() if not name.startswith("_")]

@@ -163,6 +163,22 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         return self
 
+    def register_post_accumulate_grad_hook(self, hook: Any) -> Any:
+        """Run ``hook(self)`` in every backward as soon as this leaf's ``.grad`` is final, while
+        the backward goes on (what a data-parallel wrapper starts its communication from).
+        Returns a handle whose ``remove()`` takes the hook away; see nnet/autograd/leaf_hooks.py.
+
+        >>> import nnet
+        >>> w = nnet.tensor([1.0, 2.0], requires_grad=True)
+        >>> handle = w.register_post_accumulate_grad_hook(lambda t: print(t.grad))
+        >>> (w * w).sum().backward()
+        Tensor([2., 4.], dtype=float32)
+        >>> handle.remove()
+        """
+        from nnet.autograd import leaf_hooks
+
+        return leaf_hooks.register(self, hook)
+
     def retain_grad(self) -> None:
         """Keep this non-leaf tensor's gradient in ``.grad`` after backward."""
         if not self.requires_grad:
@@ -406,6 +422,15 @@ class Tensor:
 
     def logaddexp(self, other: Any) -> Tensor:
         return _ops.logaddexp(self, other)
+
+    def prod(self, axis: Axis = None, keepdims: bool = False, **torch_names: Any) -> Tensor:
+        return _ops.prod(self, axis, keepdims, **torch_names)
+
+    def cumsum(self, axis: int | None = None, **torch_names: Any) -> Tensor:
+        return _ops.cumsum(self, axis, **torch_names)
+
+    def cumprod(self, axis: int | None = None, **torch_names: Any) -> Tensor:
+        return _ops.cumprod(self, axis, **torch_names)
 
     def std(self, axis: Axis = None, ddof: int = 0, keepdims: bool = False, **kw: Any) -> Tensor:
         return _ops.std(self, axis, ddof, keepdims, **kw)
