@@ -80,10 +80,13 @@ def _takes_offset_major(x: np.ndarray) -> bool:
 def first_max(
     planes: list[np.ndarray], out: np.ndarray, last: int
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """For each offset k in row-major order: where its plane holds its window's first maximum."""
+    """For each offset k in row-major order: where its plane holds its window's first maximum, or
+    its first NaN (a window's maximum is NaN exactly when it holds one; the composition's rule,
+    derivations.md#max-min)."""
     found: np.ndarray | None = None
     for k, plane in enumerate(planes):
         hit = np.equal(plane, out)
+        hit |= np.isnan(plane)
         if found is None:
             found = hit.copy() if last else hit
         else:
