@@ -31,14 +31,13 @@ from nnet.threads import parallel_for
 #: A 3x3 stride-1 'same' convolution takes Winograd's F(2x2, 3x3) (winograd.py) with at least this
 #: many input channels, C_in C_out at least WINOGRAD_MIN_PRODUCT and WINOGRAD_MIN_PIXELS output
 #: pixels: the products shrink 2.25 times but the transforms cost per channel, not per product, and
-#: a few Python calls per block. Forward + backward, float32, one thread (ms, im2col -> Winograd):
-#: 64x14x14 32 -> 64: 20.6 -> 15.7; 64x14x14 32 -> 32: 13.5 -> 10.1; 8x14x14 32 -> 32: 1.37 -> 1.19;
-#: 64x14x14 16 -> 64: 11.1 -> 10.4; 64x14x14 16 -> 16: 4.3 -> 5.2; 16x7x7 32 -> 32: 0.68 -> 0.88.
+#: a few Python calls per block. Where the two cross: ``python -m benchmarks.crossovers winograd``.
 WINOGRAD_MIN_CHANNELS = 16
 WINOGRAD_MIN_PRODUCT = 1024
 WINOGRAD_MIN_PIXELS = 1536
 #: Rows of the patch matrix handled per block of images: the block's patches (4096 x 288 floats for
 #: 32 channels) are multiplied while still in cache rather than after the whole matrix is written.
+#: Measured by ``python -m benchmarks.crossovers chunk_rows``.
 CHUNK_ROWS = 4096
 
 
