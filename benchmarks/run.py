@@ -44,6 +44,7 @@ BENCHMARKS = (
     "deep_chain",
     "memory",
     "eval_throughput",
+    "onnx_throughput",
 )
 
 
