@@ -20,6 +20,7 @@ from nnet.autograd import (
     no_grad,
     set_grad_enabled,
 )
+from nnet.autograd.defaults import get_default_dtype, set_default_dtype
 from nnet.autograd.factories import (
     arange,
     eye,
@@ -37,11 +38,16 @@ from nnet.autograd.ops import (
     add,
     broadcast_to,
     cat,
+    chunk,
     clamp,
     clip,
     col2im,
     concatenate,
     cos,
+    cumprod,
+    cumsum,
+    diag,
+    diagonal,
     divide,
     elu,
     erf,
@@ -49,6 +55,7 @@ from nnet.autograd.ops import (
     expand_dims,
     expm1,
     flatten,
+    flip,
     gelu,
     leaky_relu,
     log,
@@ -67,14 +74,18 @@ from nnet.autograd.ops import (
     pad,
     permute,
     power,
+    prod,
     relu,
+    repeat_interleave,
     reshape,
+    roll,
     sigmoid,
     silu,
     sin,
     sliding_windows,
     softmax,
     softplus,
+    split,
     sqrt,
     square,
     squeeze,
@@ -85,13 +96,18 @@ from nnet.autograd.ops import (
     swapaxes,
     tan,
     tanh,
+    tile,
+    trace,
     transpose,
+    tril,
+    triu,
     unsqueeze,
     var,
     where,
 )
 from nnet.random import manual_seed
 from nnet.serialization import load, save
+from nnet.teaching import is_teaching, set_teaching, teaching
 from nnet.threads import get_num_threads, set_num_threads
 
 float32 = _np.float32

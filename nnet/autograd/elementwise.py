@@ -20,6 +20,8 @@ _make = Tensor._make
 class Add(Function):
     """d(a + b) = (g, g). See derivations.md#add-sub-neg."""
 
+    saved_inputs = "none"
+
     # the forward is NumPy's ufunc itself: no Python frame of its own on the hottest ops
     forward = staticmethod(np.add)
 
@@ -31,6 +33,8 @@ class Add(Function):
 
 class Sub(Function):
     """d(a - b) = (g, -g). See derivations.md#add-sub-neg."""
+
+    saved_inputs = "none"
 
     op_name = "subtract"
 
@@ -45,6 +49,8 @@ class Sub(Function):
 class Neg(Function):
     """d(-a) = -g. See derivations.md#add-sub-neg."""
 
+    saved_inputs = "none"
+
     op_name = "negative"
 
     forward = staticmethod(np.negative)
@@ -57,6 +63,8 @@ class Neg(Function):
 
 class Mul(Function):
     """d(a b) = (g b, g a). See derivations.md#mul-div."""
+
+    saved_inputs = "others"
 
     op_name = "multiply"
 
@@ -266,6 +274,8 @@ class Clip(Function):
 class Where(Function):
     """d where(c, a, b) = (None, g [c], g [not c]). See derivations.md#where."""
 
+    saved_inputs = "none"
+
     def forward(ctx, cond, a, b):
         return np.where(cond, a, b)
 
@@ -290,6 +300,8 @@ class Where(Function):
 
 class AsType(Function):
     """d astype(a) = astype(g, a.dtype). See derivations.md#astype."""
+
+    saved_inputs = "none"
 
     def forward(ctx, a, dtype):
         return a.astype(dtype)

@@ -36,6 +36,8 @@ from nnet.autograd.elementwise import (
     where,
 )
 from nnet.autograd.linalg import MatMul, matmul
+from nnet.autograd.matrix import diag, diagonal, trace, tril, triu
+from nnet.autograd.rearrange import chunk, flip, repeat, repeat_interleave, roll, split, tile
 from nnet.autograd.reduction import (
     LogSoftmax,
     LogSumExp,
@@ -55,6 +57,7 @@ from nnet.autograd.reduction import (
     sum,
     var,
 )
+from nnet.autograd.scan import Cumprod, Cumsum, cumprod, cumsum, prod
 from nnet.autograd.shape import (
     BroadcastTo,
     Concatenate,
@@ -106,7 +109,7 @@ PRIMITIVES = (
     Add, Sub, Neg, Mul, Div, Pow, Exp, Log, Sqrt, Abs, Sigmoid, Tanh, Relu, Maximum, Minimum, Clip,
     Where, AsType, Sum, Mean, Var, Max, Min, LogSumExp, Softmax, LogSoftmax, MatMul, Reshape,
     Transpose, BroadcastTo, GetItem, ScatterAdd, Concatenate, Stack, Pad, SlidingWindows, Col2Im,
-    Sin, Cos, Tan, Log1p, Expm1, Erf, Softplus, LogAddExp,
+    Sin, Cos, Tan, Log1p, Expm1, Erf, Softplus, LogAddExp, Cumsum, Cumprod,
 )  # fmt: skip
 
 __all__ = [name for name in dir() if not name.startswith("_")]
