@@ -136,3 +136,9 @@ def test_draw_renders_svg_that_shows_inline() -> None:
     svg = picture._repr_svg_()
     assert svg.lstrip().startswith("<?xml") or "<svg" in svg
     assert "layer.weight" in svg and "MatMul" in svg
+
+
+def test_a_leaf_drawn_after_its_own_backward() -> None:
+    x = nnet.tensor([1.0, -2.0], requires_grad=True)
+    x.backward(nnet.tensor([3.0, -4.0]))
+    assert "grad [3, -4]" in to_dot(x)

@@ -364,7 +364,8 @@ def backward(
     if teaching_enabled.get():
         keep_for_drawing(tensor)
     run_backward([tensor], [_root_gradient(tensor, gradient)], retain_graph, create_graph)
-    tensor.grad_fn.backpropagated = True  # type: ignore[union-attr]  # requires_grad: an op made it
+    if tensor.grad_fn is not None:  # None: backward from a leaf itself
+        tensor.grad_fn.backpropagated = True
 
 
 def grad(
