@@ -373,7 +373,7 @@ def keep_for_drawing(root: Tensor) -> None:
             continue
         seen.add(id(fn))
         fn.drawn_inputs = fn.inputs
-        t._retains_grad = True
+        t._retains_grad = t._retains_grad | RETAIN  # keeps a HOOKS bit
         stack.extend(x for x in fn.inputs if isinstance(x, Tensor))
 
 
