@@ -196,7 +196,7 @@ def run_train(args: argparse.Namespace) -> int:
     if shard[1] > 1:
         # Batch statistics over the global batch, so N ranks train like one process.
         net = distributed.convert_sync_batchnorm(net)
-        model = distributed.DistributedDataParallel(net)
+        model = distributed.DistributedDataParallel(net, broadcast_buffers=False)  # synced
     optimizer = make_optimizer(config["optimizer"], model.parameters(), config["lr"])
     scheduler = make_scheduler(config["scheduler"], optimizer, config["epochs"])
     loader = DataLoader(train_set, batch_size=config["batch_size"], shuffle=True)
