@@ -12,6 +12,7 @@ gradients. Buckets are started in index order on every rank, so the collectives 
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -119,8 +120,13 @@ class DistributedDataParallel(Module):
             self._sync = previous
 
     def _hook(self, b: int, i: int) -> Any:
+        # Weakly: the hook registry holds hooks strongly, and a hook that held the wrapper would
+        # keep it, the model and the parameters alive after the user let them go.
+        wrapper = weakref.ref(self)
+
         def on_final_gradient(p: Tensor) -> None:
-            if not self._sync:
+            self = wrapper()
+            if self is None or not self._sync:
                 return
             bucket = self._buckets[b]
             assert p.grad is not None  # the engine runs the hook after accumulating into .grad
