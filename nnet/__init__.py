@@ -35,6 +35,10 @@ from nnet.autograd.factories import (
 from nnet.autograd.ops import (
     abs,
     add,
+    amax,
+    amin,
+    argmax,
+    argmin,
     broadcast_to,
     cat,
     clamp,

@@ -35,6 +35,7 @@ from nnet.autograd.elementwise import (
     subtract,
     where,
 )
+from nnet.autograd.extrema import ValuesIndices, amax, amin, argmax, argmin, max, min
 from nnet.autograd.linalg import MatMul, matmul
 from nnet.autograd.reduction import (
     LogSoftmax,
@@ -47,9 +48,7 @@ from nnet.autograd.reduction import (
     Var,
     log_softmax,
     logsumexp,
-    max,
     mean,
-    min,
     softmax,
     sum,
     var,
@@ -72,7 +71,9 @@ from nnet.autograd.shape import (
     pad,
     permute,
     reshape,
+    reverse_axes,
     shape_arg,
+    shape_axis,
     squeeze,
     stack,
     swapaxes,

@@ -44,9 +44,10 @@ class Transpose(Function):
         return np.transpose(a, axes)
 
     def vjp(ctx, grad):
-        return grad.transpose(tuple(np.argsort(ctx.inputs[1]))), None
+        return grad.permute(tuple(np.argsort(ctx.inputs[1]))), None
 
-    vjp_arrays = vjp
+    def vjp_arrays(ctx, grad):
+        return grad.transpose(tuple(np.argsort(ctx.inputs[1]))), None
 
 
 class BroadcastTo(Function):
@@ -169,11 +170,11 @@ def reshape(a: Any, *shape: Any) -> Tensor:
         return Reshape.apply(a, shape)
     except ValueError:
         raise ValueError(
-            f"reshape: cannot reshape a tensor of shape {a.shape} ({a.size} elements) into {shape}"
+            f"reshape: cannot reshape a tensor of shape {a.shape} ({a.numel()} elements) into {shape}"
         ) from None
 
 
-def _axis(op: str, axis: Any, ndim: int, result: bool = False) -> int:
+def shape_axis(op: str, axis: Any, ndim: int, result: bool = False) -> int:
     """One axis as a non-negative int, with a clear error when it is out of range: taking it modulo
     ``ndim`` would silently pick another axis (``transpose(0, 5)`` of a matrix was the identity)."""
     if not -ndim <= axis < max(ndim, 1):
@@ -187,31 +188,59 @@ def flatten(a: Any, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     a = _as_tensor(a)
     if a.ndim == 0:
         return a.reshape(1)
-    s, e = _axis("flatten", start_dim, a.ndim), _axis("flatten", end_dim, a.ndim)
+    s, e = shape_axis("flatten", start_dim, a.ndim), shape_axis("flatten", end_dim, a.ndim)
     merged = int(np.prod(a.shape[s : e + 1]))  # not -1: ambiguous when another axis is empty
     return a.reshape(a.shape[:s] + (merged,) + a.shape[e + 1 :]) if s <= e else a
 
 
-def transpose(a: Any, *axes: Any) -> Tensor:
-    """Permute axes (all reversed when none are given), as NumPy's ``transpose``."""
+def transpose(a: Any, *dims: Any) -> Tensor:
+    """Swap two dimensions, as PyTorch's ``transpose(dim0, dim1)``.
+
+    NumPy's ``transpose(axes)`` (a full permutation, or all axes reversed when none are given) is
+    PyTorch's :func:`permute` (or ``.T``); such a call raises rather than compute something else.
+
+    >>> import nnet
+    >>> nnet.ones((2, 3, 4)).transpose(0, 2).shape
+    (4, 3, 2)
+    """
     a = _as_tensor(a)
-    perm = shape_arg(axes) if axes else tuple(range(a.ndim))[::-1]
-    axes = tuple(_axis("transpose", p, a.ndim) for p in perm)
+    if len(dims) != 2 or not all(isinstance(d, (int, np.integer)) for d in dims):
+        raise TypeError(
+            f"transpose: takes two dims to swap (PyTorch's meaning), got {dims}; for a full "
+            "permutation of the axes (NumPy's transpose) use .permute(*axes), or .T to reverse them"
+        )
+    return _swap("transpose", a, *dims)
+
+
+def permute(a: Any, *dims: Any) -> Tensor:
+    """Reorder all axes: axis ``dims[i]`` of ``a`` becomes axis ``i`` (NumPy's ``transpose(axes)``).
+
+    >>> import nnet
+    >>> nnet.ones((2, 3, 4)).permute(2, 0, 1).shape
+    (4, 2, 3)
+    """
+    a = _as_tensor(a)
+    perm = shape_arg(dims)
+    axes = tuple(shape_axis("permute", p, a.ndim) for p in perm)
     if sorted(axes) != list(range(a.ndim)):
-        raise ValueError(f"transpose: axes {perm} are not a permutation of {a.ndim} axes")
+        raise ValueError(f"permute: dims {perm} are not a permutation of {a.ndim} axes")
     return Transpose.apply(a, axes)
 
 
-def permute(a: Any, *axes: Any) -> Tensor:
-    """PyTorch's name for :func:`transpose` with explicit axes."""
-    return transpose(a, *axes)
+def reverse_axes(a: Any) -> Tensor:
+    """All axes reversed (``.T``)."""
+    a = _as_tensor(a)
+    return Transpose.apply(a, tuple(range(a.ndim))[::-1])
 
 
 def swapaxes(a: Any, axis1: int, axis2: int) -> Tensor:
     """Exchange two axes."""
-    a = _as_tensor(a)
+    return _swap("swapaxes", _as_tensor(a), axis1, axis2)
+
+
+def _swap(op: str, a: Tensor, axis1: int, axis2: int) -> Tensor:
     perm = list(range(a.ndim))
-    axis1, axis2 = _axis("swapaxes", axis1, a.ndim), _axis("swapaxes", axis2, a.ndim)
+    axis1, axis2 = shape_axis(op, axis1, a.ndim), shape_axis(op, axis2, a.ndim)
     perm[axis1], perm[axis2] = perm[axis2], perm[axis1]
     return Transpose.apply(a, tuple(perm))
 
@@ -222,7 +251,7 @@ def squeeze(a: Any, axis: Any = None, **torch_names: Any) -> Tensor:
     axis = torch_names.pop("dim", axis)
     if axis is None:
         return a.reshape(tuple(n for n in a.shape if n != 1))
-    axes = {_axis("squeeze", x, a.ndim) for x in ((axis,) if isinstance(axis, int) else axis)}
+    axes = {shape_axis("squeeze", x, a.ndim) for x in ((axis,) if isinstance(axis, int) else axis)}
     for x in axes:
         if a.shape[x] != 1:
             raise ValueError(f"squeeze: axis {x} has size {a.shape[x]}, not 1 (shape {a.shape})")
@@ -232,7 +261,7 @@ def squeeze(a: Any, axis: Any = None, **torch_names: Any) -> Tensor:
 def unsqueeze(a: Any, axis: int) -> Tensor:
     """Insert a size-1 axis at ``axis``."""
     a = _as_tensor(a)
-    at = _axis("unsqueeze", axis, a.ndim + 1, result=True)
+    at = shape_axis("unsqueeze", axis, a.ndim + 1, result=True)
     return a.reshape(a.shape[:at] + (1,) + a.shape[at:])
 
 
@@ -278,7 +307,7 @@ def concatenate(tensors: Sequence[Any], axis: int = 0, **torch_names: Any) -> Te
     ts = [_as_tensor(t) for t in tensors]
     if not ts:
         raise ValueError("concatenate: need at least one tensor")
-    ax = _axis("concatenate", axis, ts[0].ndim)
+    ax = shape_axis("concatenate", axis, ts[0].ndim)
     for t in ts[1:]:
         if t.ndim != ts[0].ndim or any(
             n != m for i, (n, m) in enumerate(zip(t.shape, ts[0].shape, strict=True)) if i != ax
@@ -300,7 +329,7 @@ def stack(tensors: Sequence[Any], axis: int = 0, **torch_names: Any) -> Tensor:
         raise ValueError("stack: need at least one tensor")
     if any(t.shape != ts[0].shape for t in ts):
         raise ValueError(f"stack: all tensors need the same shape, got {[t.shape for t in ts]}")
-    return Stack.apply(*ts, axis=_axis("stack", axis, ts[0].ndim + 1, result=True))
+    return Stack.apply(*ts, axis=shape_axis("stack", axis, ts[0].ndim + 1, result=True))
 
 
 def pad(a: Any, pad_width: Any, value: float = 0.0) -> Tensor:

@@ -221,7 +221,7 @@ def max_pool2d(
     k, s, pads, d = _pool_args("max_pool2d", x, kernel_size, stride, padding, dilation)
     if k == s and d == (1, 1) and pads == ((0, 0), (0, 0)) and fused_enabled.get():
         return fused.max_pool2d(x, k)
-    return sliding_windows(_pad_hw(x, pads, -np.inf), k, s, d).max(axis=(3, 4))
+    return sliding_windows(_pad_hw(x, pads, -np.inf), k, s, d).amax(axis=(3, 4))
 
 
 def avg_pool2d(
@@ -265,7 +265,7 @@ def batch_norm(
     x = _tensor(x)
     c = x.shape[-1]
     if training:
-        n = x.size // c if c else 0
+        n = x.numel() // c if c else 0
         if n < 2:
             raise ValueError(
                 f"batch_norm: training needs more than one value per channel, got input {x.shape}"
@@ -334,9 +334,9 @@ def batch_norm_relu_max_pool2d(
     k = pair(kernel_size, "kernel_size", "max_pool2d")
     tiled = x.ndim == 4 and min(k) >= 1 and x.shape[1] % k[0] == 0 and x.shape[2] % k[1] == 0
     c = x.shape[-1]
-    n = x.size // c if c else 0
+    n = x.numel() // c if c else 0
     wide = c * x.dtype.itemsize >= bnpool.MIN_PIXEL_BYTES
-    if not (fused_enabled.get() and tiled and wide and n >= 2 and x.size > 0):
+    if not (fused_enabled.get() and tiled and wide and n >= 2 and x.numel() > 0):
         y = batch_norm(x, running_mean, running_var, weight, bias, True, momentum, eps)
         return relu(max_pool2d(y, k))  # the ReLU after the pool: a quarter of the values
     stats = fused.BatchStats()
