@@ -1,7 +1,8 @@
 """Elementwise primitives with NumPy broadcasting. Derivations: docs/derivations.md, "Elementwise".
 
-Operands may be tensors, ndarrays or Python scalars on either side; Python scalars never up-cast
-(NumPy's weak-scalar rule keeps a float32 tensor float32).
+Operands may be tensors, ndarrays or Python scalars on either side. The arithmetic primitives promote
+dtypes as PyTorch does (promotion.py): float32 with int64 stays float32, Python numbers never widen a
+tensor, integer true division gives float32.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import numpy as np
 
 from nnet.autograd.errors import operand_error
 from nnet.autograd.function import Function
+from nnet.autograd.promotion import promote
 from nnet.autograd.tensor import Tensor
 
 _make = Tensor._make
@@ -19,6 +21,8 @@ _make = Tensor._make
 
 class Add(Function):
     """d(a + b) = (g, g). See derivations.md#add-sub-neg."""
+
+    promotes = 1
 
     # the forward is NumPy's ufunc itself: no Python frame of its own on the hottest ops
     forward = staticmethod(np.add)
@@ -31,6 +35,8 @@ class Add(Function):
 
 class Sub(Function):
     """d(a - b) = (g, -g). See derivations.md#add-sub-neg."""
+
+    promotes = 1
 
     op_name = "subtract"
 
@@ -58,6 +64,8 @@ class Neg(Function):
 class Mul(Function):
     """d(a b) = (g b, g a). See derivations.md#mul-div."""
 
+    promotes = 1
+
     op_name = "multiply"
 
     forward = staticmethod(np.multiply)
@@ -76,6 +84,8 @@ class Mul(Function):
 
 class Div(Function):
     """d(a / b) = (g / b, -g a / b^2). See derivations.md#mul-div."""
+
+    promotes = 2
 
     op_name = "divide"
 
@@ -98,6 +108,8 @@ class Pow(Function):
     """d(a^b) = (g b a^(b-1), g a^b log a). See derivations.md#pow.
 
     The exponent's gradient is taken as 0 where a <= 0 (log a is undefined there)."""
+
+    promotes = 1
 
     op_name = "power"
 
@@ -185,6 +197,8 @@ class Maximum(Function):
     """d max(a, b) = (g [a >= b], g [a < b]): ties go to the first argument. See
     derivations.md#maximum-minimum."""
 
+    promotes = 1
+
     def forward(ctx, a, b):
         return np.maximum(a, b)
 
@@ -199,6 +213,8 @@ class Maximum(Function):
 class Minimum(Function):
     """d min(a, b) = (g [a <= b], g [a > b]): ties go to the first argument. See
     derivations.md#maximum-minimum."""
+
+    promotes = 1
 
     def forward(ctx, a, b):
         return np.minimum(a, b)
@@ -360,6 +376,11 @@ def where(condition: Any, a: Any, b: Any) -> Tensor:
     """``a`` where ``condition`` holds, else ``b``; differentiable in ``a`` and ``b``."""
     if isinstance(condition, Tensor):
         condition = condition.data
+    x, y = promote(
+        a.data if isinstance(a, Tensor) else a, b.data if isinstance(b, Tensor) else b, False
+    )
+    a = a.astype(x.dtype) if isinstance(a, Tensor) and x.dtype != a.dtype else a
+    b = b.astype(y.dtype) if isinstance(b, Tensor) and y.dtype != b.dtype else b
     return Where.apply(np.asarray(condition, dtype=bool), a, b)
 
 

@@ -203,7 +203,9 @@ class Tensor:
     def __array__(self, dtype: DTypeLike = None, copy: bool | None = None) -> np.ndarray:
         if dtype is None and not copy:
             return self.data
-        return np.array(self.data, dtype=dtype, copy=bool(copy))
+        if copy is None:  # copy only if the dtype needs it (np.asarray(t, dtype))
+            return np.asarray(self.data, dtype=dtype)
+        return np.array(self.data, dtype=dtype, copy=copy)
 
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
         from nnet.autograd.numpy_interop import dispatch_ufunc
