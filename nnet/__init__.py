@@ -10,7 +10,7 @@ Tensor([[2., 4.]], dtype=float32)
 
 import numpy as _np
 
-from nnet import data, datasets, loss, memory, nn, optim, random, viz
+from nnet import data, datasets, loss, memory, nn, optim, random, threads, viz
 from nnet.autograd import (
     Function,
     Tensor,
@@ -45,6 +45,7 @@ from nnet.autograd.ops import (
     clip,
     col2im,
     concatenate,
+    cos,
     divide,
     exp,
     expand_dims,
@@ -66,14 +67,17 @@ from nnet.autograd.ops import (
     relu,
     reshape,
     sigmoid,
+    sin,
     sliding_windows,
     softmax,
     sqrt,
     squeeze,
     stack,
+    std,
     subtract,
     sum,
     swapaxes,
+    tan,
     tanh,
     transpose,
     unsqueeze,
@@ -82,10 +86,12 @@ from nnet.autograd.ops import (
 )
 from nnet.random import manual_seed
 from nnet.serialization import load, save
+from nnet.threads import get_num_threads, set_num_threads
 
 float32 = _np.float32
 float64 = _np.float64
 
 memory._at_import()
+threads.apply_environment()
 
 __version__ = "0.1.0"

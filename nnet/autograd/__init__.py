@@ -1,5 +1,6 @@
 """The autograd engine: tensors, primitives (Functions with hand-written VJPs) and the traversal."""
 
+from nnet.autograd import functional
 from nnet.autograd.anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled
 from nnet.autograd.engine import GraphReleasedError, backward, grad, unbroadcast
 from nnet.autograd.function import Function
@@ -16,6 +17,7 @@ __all__ = [
     "backward",
     "detect_anomaly",
     "enable_grad",
+    "functional",
     "grad",
     "is_anomaly_enabled",
     "is_grad_enabled",

@@ -1,0 +1,227 @@
+"""How many cores nnet uses: its own worker threads and the BLAS library's, set in one place.
+
+``nnet.set_num_threads(n)`` and ``nnet.get_num_threads()`` work as in PyTorch. The starting value is the
+environment variable ``NNET_NUM_THREADS`` when set, else the number of cores this process may run on.
+The count governs both pools: the BLAS library NumPy loaded (OpenBLAS, driven through its C API, so no
+extra package is needed) and nnet's worker threads, which split a kernel's NumPy work over blocks of
+images (:func:`parallel_for`). NumPy releases the GIL inside its loops and BLAS calls, so those blocks
+run truly in parallel.
+
+The count is process-wide state, not a context variable like the grad modes: BLAS has one thread
+count per process, and a per-context value would misreport it.
+
+>>> import nnet
+>>> n = nnet.get_num_threads()
+>>> nnet.set_num_threads(1)
+>>> nnet.get_num_threads()
+1
+>>> nnet.set_num_threads(n)
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+
+__all__ = [
+    "available_cores",
+    "blas_threads",
+    "get_num_threads",
+    "parallel_for",
+    "set_num_threads",
+]
+
+T = TypeVar("T")
+
+ENV_VAR = "NNET_NUM_THREADS"
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS reports one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _parse_count(value: object, source: str) -> int:
+    try:
+        n = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        n = 0
+    if n < 1 or isinstance(value, bool) or (isinstance(value, float) and value != n):
+        raise ValueError(
+            f"{source}: the thread count must be a positive integer, got {value!r}; "
+            f"use e.g. 1 for one core or {available_cores()} for all of this machine's cores"
+        )
+    return n
+
+
+class _Blas:
+    """The thread-count entry points of the BLAS library NumPy loaded, found lazily.
+
+    NumPy's wheels ship OpenBLAS with prefixed symbols (``scipy_openblas_set_num_threads64_``); a
+    NumPy built against a system OpenBLAS exports the plain names. When neither is found the count
+    still governs nnet's own threads and :attr:`controllable` is False.
+    """
+
+    _PREFIXES = ("scipy_openblas", "openblas")
+    _SUFFIXES = ("64_", "_64_", "")
+
+    def __init__(self) -> None:
+        self.set: Callable[[int], None] | None = None
+        self.get: Callable[[], int] | None = None
+        self.path: str | None = None
+        self._searched = False
+
+    def _candidates(self) -> Iterator[str]:
+        root = Path(np.__file__).parent
+        for folder in (root.parent / "numpy.libs", root / ".dylibs"):
+            if folder.is_dir():
+                yield from (str(p) for p in sorted(folder.glob("*openblas*")))
+        maps = Path("/proc/self/maps")  # Linux: every library already mapped into the process
+        if maps.exists():
+            for line in maps.read_text().splitlines():
+                path = line.split()[-1] if "/" in line else ""
+                if "blas" in Path(path).name.lower():
+                    yield path
+
+    def _find(self) -> None:
+        self._searched = True
+        for path in self._candidates():
+            try:
+                lib = ctypes.CDLL(path)
+            except OSError:
+                continue
+            for prefix in self._PREFIXES:
+                for suffix in self._SUFFIXES:
+                    setter = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
+                    getter = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+                    if setter is not None and getter is not None:
+                        setter.argtypes, setter.restype = [ctypes.c_int], None
+                        getter.argtypes, getter.restype = [], ctypes.c_int
+                        self.set, self.get, self.path = setter, getter, path
+                        return
+
+    @property
+    def controllable(self) -> bool:
+        if not self._searched:
+            self._find()
+        return self.set is not None
+
+    def threads(self) -> int | None:
+        return self.get() if self.controllable and self.get is not None else None
+
+    def set_threads(self, n: int) -> None:
+        if self.controllable and self.set is not None:
+            self.set(n)
+
+
+_blas = _Blas()
+_lock = threading.Lock()
+_count: int | None = None
+_pool: ThreadPoolExecutor | None = None
+
+
+def get_num_threads() -> int:
+    """The number of threads nnet and its BLAS library use (PyTorch's ``torch.get_num_threads``).
+
+    Until :func:`set_num_threads` is called: ``NNET_NUM_THREADS`` when set, else BLAS's own count
+    (which honours ``OPENBLAS_NUM_THREADS``), else the cores this process may run on.
+    """
+    global _count
+    if _count is None:
+        env = os.environ.get(ENV_VAR)
+        if env:
+            set_num_threads(_parse_count(env, ENV_VAR))
+        else:
+            _count = _blas.threads() or available_cores()
+    assert _count is not None
+    return _count
+
+
+def set_num_threads(n: int) -> None:
+    """Use ``n`` threads: nnet's worker threads and the BLAS library's (``torch.set_num_threads``).
+
+    Raises ``ValueError`` when ``n`` is not a positive integer. More threads than cores are allowed
+    (as in PyTorch) but only slow things down.
+    """
+    global _count, _pool
+    n = _parse_count(n, "set_num_threads")
+    with _lock:
+        if _count != n and _pool is not None:
+            _pool.shutdown(wait=True)
+            _pool = None
+        _count = n
+        _blas.set_threads(n)
+
+
+def blas_info() -> dict[str, object]:
+    """What nnet knows of the BLAS library: its path, whether its thread count can be set, the count."""
+    controllable = _blas.controllable  # searches first, so the path below is known
+    return {"path": _blas.path, "controllable": controllable, "threads": _blas.threads()}
+
+
+@contextmanager
+def blas_threads(n: int) -> Iterator[None]:
+    """Run the block with BLAS limited to ``n`` threads, restoring the count afterwards.
+
+    Kernels that split their own work over nnet's threads wrap it in ``blas_threads(1)``: BLAS's
+    idle workers busy-wait after each product and would take the cores from the worker threads.
+    """
+    before = _blas.threads()
+    _blas.set_threads(n)
+    try:
+        yield
+    finally:
+        if before is not None:
+            _blas.set_threads(before)
+
+
+def _workers(n: int) -> ThreadPoolExecutor:
+    global _pool
+    with _lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=n - 1, thread_name_prefix="nnet-worker")
+        return _pool
+
+
+def parallel_for(fn: Callable[[int, int], T], n: int, *, min_block: int = 1) -> list[T]:
+    """``[fn(start, stop) for each block]``: ``range(n)`` cut into one contiguous block per thread.
+
+    The blocks run at once, the first on the calling thread and the others on nnet's workers, with
+    BLAS limited to one thread each; results come back in block order and a worker's exception is
+    raised here. With one thread, or fewer than ``2 * min_block`` items, it is just ``[fn(0, n)]``.
+    ``fn`` should do NumPy work only: worker threads do not see the caller's context variables
+    (grad mode, fusion switches), so recording tensor operations there would use the defaults.
+
+    >>> from nnet.threads import parallel_for
+    >>> parallel_for(lambda start, stop: sum(range(start, stop)), 10) in ([45], [10, 35])
+    True
+    """
+    threads = min(get_num_threads(), n // max(min_block, 1))
+    if threads <= 1:
+        return [fn(0, n)]
+    bounds = [n * i // threads for i in range(threads + 1)]
+    pool = _workers(get_num_threads())
+    with blas_threads(1):
+        futures = [pool.submit(fn, bounds[i], bounds[i + 1]) for i in range(1, threads)]
+        try:
+            first = fn(bounds[0], bounds[1])
+        finally:
+            wait(futures)  # no block may outlive the call, even when the first one failed
+    return [first, *[f.result() for f in futures]]
+
+
+def apply_environment() -> None:
+    """Apply ``NNET_NUM_THREADS`` to BLAS at import, so it governs plain NumPy products too."""
+    if os.environ.get(ENV_VAR):
+        get_num_threads()

@@ -1,0 +1,112 @@
+"""Thread control: nnet.set_num_threads / get_num_threads, NNET_NUM_THREADS, BLAS, parallel_for."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import nnet
+from nnet import threads
+
+
+@pytest.fixture
+def restore_threads():
+    before = nnet.get_num_threads()
+    yield
+    nnet.set_num_threads(before)
+
+
+def test_set_then_get_round_trips_and_governs_blas(restore_threads):
+    for n in (1, 2, 3):
+        nnet.set_num_threads(n)
+        assert nnet.get_num_threads() == n
+        if threads.blas_info()["controllable"]:
+            assert threads.blas_info()["threads"] == n
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5, "two", None, True])
+def test_a_bad_count_names_the_function_and_the_value(bad):
+    with pytest.raises(ValueError, match=r"set_num_threads: the thread count must be a positive"):
+        nnet.set_num_threads(bad)
+
+
+def _run(code: str, **env: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return out.stdout + out.stderr
+
+
+def test_the_environment_variable_sets_nnet_and_blas_at_import():
+    out = _run(
+        "import nnet; from nnet import threads; "
+        "print(nnet.get_num_threads(), threads.blas_info()['threads'])",
+        NNET_NUM_THREADS="1",
+    )
+    assert out.split()[0] == "1", out
+    assert out.split()[1] in ("1", "None"), out
+
+
+def test_a_bad_environment_value_is_named():
+    out = _run("import nnet", NNET_NUM_THREADS="lots")
+    assert "NNET_NUM_THREADS" in out and "'lots'" in out
+
+
+def test_numpy_wheels_blas_is_found():
+    info = threads.blas_info()
+    if "openblas" not in str(np.show_config(mode="dicts")).lower():
+        pytest.skip("NumPy is not built on OpenBLAS here")
+    assert info["controllable"], info
+
+
+def test_parallel_for_covers_the_range_once_in_order(restore_threads):
+    nnet.set_num_threads(2)
+    seen: list[tuple[int, int, str]] = []
+
+    def block(start: int, stop: int) -> list[int]:
+        seen.append((start, stop, threading.current_thread().name))
+        return list(range(start, stop))
+
+    parts = threads.parallel_for(block, 11)
+    assert len(parts) == 2
+    assert [i for part in parts for i in part] == list(range(11))
+    assert {name.startswith("nnet-worker") for *_, name in seen} == {True, False}
+
+
+def test_parallel_for_keeps_small_work_on_the_caller(restore_threads):
+    nnet.set_num_threads(2)
+    assert threads.parallel_for(lambda a, b: (a, b), 5, min_block=4) == [(0, 5)]
+    nnet.set_num_threads(1)
+    assert threads.parallel_for(lambda a, b: (a, b), 100) == [(0, 100)]
+
+
+def test_parallel_for_pins_blas_inside_and_restores_it(restore_threads):
+    nnet.set_num_threads(2)
+    if not threads.blas_info()["controllable"]:
+        pytest.skip("BLAS thread count not controllable here")
+    inside = threads.parallel_for(lambda a, b: threads.blas_info()["threads"], 4)
+    assert inside == [1, 1]
+    assert threads.blas_info()["threads"] == 2
+
+
+def test_a_worker_error_reaches_the_caller_after_every_block_ended(restore_threads):
+    nnet.set_num_threads(2)
+    done: list[int] = []
+
+    def block(start: int, stop: int) -> None:
+        if start > 0:
+            raise RuntimeError("block failed")
+        done.append(start)
+
+    with pytest.raises(RuntimeError, match="block failed"):
+        threads.parallel_for(block, 4)
+    assert done == [0]
