@@ -58,7 +58,8 @@ def test_float32_parameter_times_int_tensor_keeps_a_float32_gradient():
     np.testing.assert_array_equal(w.grad.numpy(), [1, 1, 1])
 
 
-@pytest.mark.parametrize("left, right, op, want", CASES)
+# PyTorch refuses a matmul of two dtypes; nnet promotes as for the elementwise ops
+@pytest.mark.parametrize("left, right, op, want", [c for c in CASES if c[2] is not operator.matmul])
 def test_matches_torch(left, right, op, want):
     torch = pytest.importorskip("torch")
 
