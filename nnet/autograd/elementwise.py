@@ -107,6 +107,8 @@ class Div(Function):
 class Pow(Function):
     """d(a^b) = (g b a^(b-1), g a^b log a). See derivations.md#pow.
 
+    Where b = 0 the base's gradient is 0 (not 0 * a^-1, NaN at a = 0): the exponent b - 1 is taken
+    from 1 there, so a^(b-1) = 1, and the rule stays finite when differentiated again (PyTorch's mask).
     The exponent's gradient is taken as 0 where a <= 0 (log a is undefined there)."""
 
     promotes = 1
@@ -119,7 +121,7 @@ class Pow(Function):
     def vjp(ctx, grad):
         a, b = ctx.inputs
         na, nb = ctx.needs_input_grad
-        ga = grad * b * power(a, b - 1) if na else None
+        ga = grad * b * power(a, _nonzero(b, a) - 1) if na else None
         gb = None
         if nb:
             positive = np.asarray(a.data if isinstance(a, Tensor) else a) > 0
@@ -130,12 +132,26 @@ class Pow(Function):
     def vjp_arrays(ctx, grad):
         a, b = _values(ctx)
         na, nb = ctx.needs_input_grad
-        ga = grad * b * np.power(a, b - 1) if na else None
+        ga = grad * b * np.power(a, _nonzero(b) - 1) if na else None
         gb = None
         if nb:
             positive = np.asarray(a) > 0
             gb = np.where(positive, grad * np.power(a, b) * np.log(np.where(positive, a, 1.0)), 0.0)
         return ga, gb
+
+
+def _nonzero(b: Any, a: Any = None) -> Any:
+    """The exponent with 0 replaced by 1, for pow's base gradient b a^(b-1): a zero exponent then
+    gives 0 * a^0 = 0 instead of 0 * a^-1 (NaN at a = 0). A recorded exponent is replaced only
+    where the base is 0 too, so that differentiating b a^(b-1) by b stays a^(b-1) elsewhere."""
+    if isinstance(b, Tensor):
+        zero = b.data == 0
+        if a is not None:  # broadcast: the mask may be larger than b
+            zero = zero & (np.asarray(a.data if isinstance(a, Tensor) else a) == 0)
+        return where(zero, 1.0, b) if zero.any() else b
+    if isinstance(b, np.ndarray):
+        return np.where(b == 0, 1, b) if (b == 0).any() else b
+    return 1 if b == 0 else b
 
 
 class Exp(Function):
@@ -194,8 +210,8 @@ class Abs(Function):
 
 
 class Maximum(Function):
-    """d max(a, b) = (g [a >= b], g [a < b]): ties go to the first argument. See
-    derivations.md#maximum-minimum."""
+    """d max(a, b) = (g [a >= b or a is NaN], g [otherwise]): ties go to the first argument, and a
+    NaN wins as in the forward. See derivations.md#maximum-minimum."""
 
     promotes = 1
 
@@ -203,16 +219,15 @@ class Maximum(Function):
         return np.maximum(a, b)
 
     def vjp(ctx, grad):
-        a, b = ctx.inputs
-        first = np.asarray(_value(a) >= _value(b))
-        return _split(ctx, grad, first)
+        a, b = _values(ctx)
+        return _split(ctx, grad, _first_wins(np.greater_equal, a, b))
 
     vjp_arrays = vjp
 
 
 class Minimum(Function):
-    """d min(a, b) = (g [a <= b], g [a > b]): ties go to the first argument. See
-    derivations.md#maximum-minimum."""
+    """d min(a, b) = (g [a <= b or a is NaN], g [otherwise]): ties go to the first argument, and a
+    NaN wins as in the forward. See derivations.md#maximum-minimum."""
 
     promotes = 1
 
@@ -220,11 +235,16 @@ class Minimum(Function):
         return np.minimum(a, b)
 
     def vjp(ctx, grad):
-        a, b = ctx.inputs
-        first = np.asarray(_value(a) <= _value(b))
-        return _split(ctx, grad, first)
+        a, b = _values(ctx)
+        return _split(ctx, grad, _first_wins(np.less_equal, a, b))
 
     vjp_arrays = vjp
+
+
+def _first_wins(compare: np.ufunc, a: Any, b: Any) -> np.ndarray:
+    """Where maximum/minimum's result is ``a``: it compares at least as extreme, or it is NaN (the
+    forward propagates a NaN operand; a NaN ``b`` against a number ``a`` is ``b``'s)."""
+    return np.asarray(compare(a, b) | np.isnan(a))
 
 
 def _value(x: Any) -> Any:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nnet.autograd import leaf_hooks
 from nnet.autograd.grad_mode import grad_enabled
 from nnet.autograd.kernels import sum_axes
 from nnet.autograd.tensor import Tensor, _as_array
@@ -147,16 +148,23 @@ def run_backward(
     if capture is not None:
         captured = {}
         wanted = {id(t) for t in capture}
+    hooked = captured is None and leaf_hooks.any_hooks()
     token = grad_enabled.set(create_graph)
     try:
-        walk = _walk_tensors if create_graph else _walk_arrays
-        walk(heap, table, retain_graph, captured, wanted)
+        if create_graph:
+            _walk_tensors(heap, table, retain_graph, captured, wanted)
+        else:
+            # hooked leaves are finished as soon as their last gradient arrives (leaf_hooks.py)
+            counts = leaf_hooks.hooked_edge_counts(roots) if hooked else None
+            _walk_arrays(heap, table, retain_graph, captured, wanted, counts)
     finally:
         grad_enabled.reset(token)
     # what is left are the leaves, each gradient complete
     for g, own, t in table.values():
         if captured is None:
             _accumulate_leaf(t, g, own, create_graph)
+            if hooked:
+                leaf_hooks.run(t)
         elif id(t) in wanted:
             captured[id(t)] = g if create_graph else _make(g if own else g.copy(), False, None)
     if captured is None:
@@ -184,8 +192,10 @@ def _walk_arrays(
     retain_graph: bool,
     captured: dict[int, Tensor] | None,
     wanted: set[int],
+    counts: dict[int, int] | None = None,
 ) -> None:
-    """The walk of a backward that records nothing: gradients are arrays, VJPs ``vjp_arrays``."""
+    """The walk of a backward that records nothing: gradients are arrays, VJPs ``vjp_arrays``.
+    ``counts``: the edges still to arrive at each hooked leaf (see :func:`_arrived`)."""
     while heap:
         t = heappop(heap)[1]
         k = id(t)
@@ -211,6 +221,8 @@ def _walk_arrays(
                 fn.saved = ()
         for p, need, d in zip(inputs, needs, grads, strict=False):  # lengths checked above
             if d is None or not need:
+                if need and counts is not None:
+                    _arrived(p, counts, table)
                 continue
             if type(d) is not _ndarray:  # NumPy gives scalars for 0-d operands
                 d = np.asarray(d)
@@ -231,6 +243,25 @@ def _walk_arrays(
             else:
                 entry[0] = _added(entry[0], d)
                 entry[1] = True
+            if counts is not None:
+                _arrived(p, counts, table)
+
+
+def _arrived(p: Tensor, counts: dict[int, int], table: dict[int, list[Any]]) -> None:
+    """One more edge has delivered to ``p``; if ``p`` is a hooked leaf and that was its last, its
+    gradient is final: into ``.grad`` now, and its hooks run while the walk goes on."""
+    k = id(p)
+    n = counts.get(k)
+    if n is None:
+        return
+    if n > 1:
+        counts[k] = n - 1
+        return
+    del counts[k]
+    entry = table.pop(k, None)
+    if entry is not None:  # else every edge gave None: nothing accumulates, no hook runs
+        _accumulate_leaf(p, entry[0], entry[1], False)
+        leaf_hooks.run(p)
 
 
 def _walk_tensors(

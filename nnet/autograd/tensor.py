@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nnet.autograd.grad_mode import grad_enabled
+
 if TYPE_CHECKING:
     from nnet.autograd.function import Function
 
@@ -174,6 +176,22 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         return self
 
+    def register_post_accumulate_grad_hook(self, hook: Any) -> Any:
+        """Run ``hook(self)`` in every backward as soon as this leaf's ``.grad`` is final, while
+        the backward goes on (what a data-parallel wrapper starts its communication from).
+        Returns a handle whose ``remove()`` takes the hook away; see nnet/autograd/leaf_hooks.py.
+
+        >>> import nnet
+        >>> w = nnet.tensor([1.0, 2.0], requires_grad=True)
+        >>> handle = w.register_post_accumulate_grad_hook(lambda t: print(t.grad))
+        >>> (w * w).sum().backward()
+        Tensor([2., 4.], dtype=float32)
+        >>> handle.remove()
+        """
+        from nnet.autograd import leaf_hooks
+
+        return leaf_hooks.register(self, hook)
+
     def retain_grad(self) -> None:
         """Keep this non-leaf tensor's gradient in ``.grad`` after backward."""
         if not self.requires_grad:
@@ -201,6 +219,12 @@ class Tensor:
 
     # -- conversions ------------------------------------------------------------------------------
     def __array__(self, dtype: DTypeLike = None, copy: bool | None = None) -> np.ndarray:
+        """The array, for NumPy; refused for a tensor that requires grad while recording, since the
+        result would silently leave the graph (``np.array([t, t])``, ``np.sum([t, t])``)."""
+        if self.requires_grad and grad_enabled.get():
+            from nnet.autograd.numpy_interop import array_refused
+
+            raise array_refused()
         if dtype is None and not copy:
             return self.data
         if copy is None:  # copy only if the dtype needs it (np.asarray(t, dtype))
@@ -211,6 +235,13 @@ class Tensor:
         from nnet.autograd.numpy_interop import dispatch_ufunc
 
         return dispatch_ufunc(ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func: Any, types: Any, args: tuple, kwargs: dict) -> Any:
+        """NumPy functions on tensors: nnet's op where one exists (``np.sum(t)``), otherwise the
+        arrays' result, or a TypeError when a gradient would be lost (see numpy_interop)."""
+        from nnet.autograd.numpy_interop import dispatch_function
+
+        return dispatch_function(func, args, kwargs)
 
     def __len__(self) -> int:
         if self.data.ndim == 0:
@@ -391,6 +422,30 @@ class Tensor:
 
     def tan(self) -> Tensor:
         return _ops.tan(self)
+
+    def log1p(self) -> Tensor:
+        return _ops.log1p(self)
+
+    def expm1(self) -> Tensor:
+        return _ops.expm1(self)
+
+    def square(self) -> Tensor:
+        return _ops.square(self)
+
+    def erf(self) -> Tensor:
+        return _ops.erf(self)
+
+    def logaddexp(self, other: Any) -> Tensor:
+        return _ops.logaddexp(self, other)
+
+    def prod(self, axis: Axis = None, keepdims: bool = False, **torch_names: Any) -> Tensor:
+        return _ops.prod(self, axis, keepdims, **torch_names)
+
+    def cumsum(self, axis: int | None = None, **torch_names: Any) -> Tensor:
+        return _ops.cumsum(self, axis, **torch_names)
+
+    def cumprod(self, axis: int | None = None, **torch_names: Any) -> Tensor:
+        return _ops.cumprod(self, axis, **torch_names)
 
     def std(self, axis: Axis = None, ddof: int = 0, keepdims: bool = False, **kw: Any) -> Tensor:
         return _ops.std(self, axis, ddof, keepdims, **kw)
