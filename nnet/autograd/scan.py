@@ -10,7 +10,7 @@ import numpy as np
 from nnet.autograd.elementwise import where
 from nnet.autograd.function import Function
 from nnet.autograd.reduction import Axis, _torch_names, normalize_axis
-from nnet.autograd.shape import concatenate, reshape, transpose
+from nnet.autograd.shape import concatenate, permute, reshape
 from nnet.autograd.tensor import Tensor
 
 
@@ -108,7 +108,7 @@ def prod(a: Any, axis: Axis = None, keepdims: bool = False, **torch_names: Any) 
     a = a if isinstance(a, Tensor) else Tensor(a)
     axes = normalize_axis(axis, a.ndim, "prod")
     kept = [i for i in range(a.ndim) if i not in axes]
-    moved = transpose(a, *kept, *axes) if a.ndim else a
+    moved = permute(a, *kept, *axes) if a.ndim else a
     lead = tuple(a.shape[i] for i in kept)
     n = int(np.prod([a.shape[i] for i in axes]))
     flat = reshape(moved, (*lead, n))
