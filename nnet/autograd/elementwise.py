@@ -23,6 +23,7 @@ class Add(Function):
     """d(a + b) = (g, g). See derivations.md#add-sub-neg."""
 
     promotes = 1
+    saved_inputs = "none"
 
     # the forward is NumPy's ufunc itself: no Python frame of its own on the hottest ops
     forward = staticmethod(np.add)
@@ -37,6 +38,7 @@ class Sub(Function):
     """d(a - b) = (g, -g). See derivations.md#add-sub-neg."""
 
     promotes = 1
+    saved_inputs = "none"
 
     op_name = "subtract"
 
@@ -50,6 +52,8 @@ class Sub(Function):
 
 class Neg(Function):
     """d(-a) = -g. See derivations.md#add-sub-neg."""
+
+    saved_inputs = "none"
 
     op_name = "negative"
 
@@ -65,6 +69,7 @@ class Mul(Function):
     """d(a b) = (g b, g a). See derivations.md#mul-div."""
 
     promotes = 1
+    saved_inputs = "others"
 
     op_name = "multiply"
 
@@ -282,6 +287,8 @@ class Clip(Function):
 class Where(Function):
     """d where(c, a, b) = (None, g [c], g [not c]). See derivations.md#where."""
 
+    saved_inputs = "none"
+
     def forward(ctx, cond, a, b):
         return np.where(cond, a, b)
 
@@ -306,6 +313,8 @@ class Where(Function):
 
 class AsType(Function):
     """d astype(a) = astype(g, a.dtype). See derivations.md#astype."""
+
+    saved_inputs = "none"
 
     def forward(ctx, a, dtype):
         return a.astype(dtype)

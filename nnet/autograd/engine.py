@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nnet.autograd import leaf_hooks
+from nnet.autograd import leaf_hooks, version
 from nnet.autograd.grad_mode import grad_enabled
 from nnet.autograd.kernels import sum_axes
 from nnet.autograd.tensor import Tensor, _as_array
@@ -125,6 +125,10 @@ def run_backward(
     keeps its id from being reused while it is a key. Leaves stay in the table to the end. Without
     create_graph the gradients are plain arrays and each op runs ``vjp_arrays``; with it, tensors and
     ``vjp``, so the gradients are recorded and can be differentiated again.
+
+    A node recorded before the latest in-place change anywhere (``version.last_stamp``) goes through
+    ``version.check_node`` first (values it saved changed? inputs rebased since?); the rest pay one
+    comparison.
     """
     table: dict[int, list[Any]] = {}
     heap: list[tuple[int, Tensor]] = []
@@ -151,12 +155,13 @@ def run_backward(
     hooked = captured is None and leaf_hooks.any_hooks()
     token = grad_enabled.set(create_graph)
     try:
+        last_change = version.last_stamp
         if create_graph:
-            _walk_tensors(heap, table, retain_graph, captured, wanted)
+            _walk_tensors(heap, table, retain_graph, captured, wanted, last_change)
         else:
             # hooked leaves are finished as soon as their last gradient arrives (leaf_hooks.py)
             counts = leaf_hooks.hooked_edge_counts(roots) if hooked else None
-            _walk_arrays(heap, table, retain_graph, captured, wanted, counts)
+            _walk_arrays(heap, table, retain_graph, captured, wanted, last_change, counts)
     finally:
         grad_enabled.reset(token)
     # what is left are the leaves, each gradient complete
@@ -192,6 +197,7 @@ def _walk_arrays(
     retain_graph: bool,
     captured: dict[int, Tensor] | None,
     wanted: set[int],
+    last_change: int,
     counts: dict[int, int] | None = None,
 ) -> None:
     """The walk of a backward that records nothing: gradients are arrays, VJPs ``vjp_arrays``.
@@ -208,6 +214,8 @@ def _walk_arrays(
         inputs = fn.inputs
         if inputs is None:
             raise _released(fn)
+        if fn.seq < last_change:  # something changed in place since fn was recorded: look closer
+            inputs = version.check_node(fn, inputs, t)
         needs = fn.needs_input_grad
         grads: Any = fn.vjp_arrays(g)
         n = len(needs)
@@ -270,6 +278,7 @@ def _walk_tensors(
     retain_graph: bool,
     captured: dict[int, Tensor] | None,
     wanted: set[int],
+    last_change: int,
 ) -> None:
     """The walk under ``create_graph``: gradients are tensors and every VJP is recorded. Nothing is
     added in place (the new graph may hold any of them)."""
@@ -285,6 +294,8 @@ def _walk_tensors(
         inputs = fn.inputs
         if inputs is None:
             raise _released(fn)
+        if fn.seq < last_change:  # something changed in place since fn was recorded: look closer
+            inputs = version.check_node(fn, inputs, t)
         grads = _checked(fn, fn.vjp(g))
         if not retain_graph:
             fn.inputs = None

@@ -15,6 +15,7 @@ class MatMul(Function):
     summed by the engine. See derivations.md#matmul."""
 
     promotes = 1
+    saved_inputs = "others"
 
     def forward(ctx, a, b):
         return np.matmul(a, b)

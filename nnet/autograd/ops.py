@@ -37,6 +37,8 @@ from nnet.autograd.elementwise import (
 )
 from nnet.autograd.extrema import ValuesIndices, amax, amin, argmax, argmin, max, min
 from nnet.autograd.linalg import MatMul, matmul
+from nnet.autograd.matrix import diag, diagonal, trace, tril, triu
+from nnet.autograd.rearrange import chunk, flip, repeat, repeat_interleave, roll, split, tile
 from nnet.autograd.reduction import (
     LogSoftmax,
     LogSumExp,

@@ -87,6 +87,8 @@ def _slices(a: np.ndarray, axes: tuple[int, ...]) -> Any:
 class Sum(Function):
     """d sum(a) = g broadcast back over the reduced axes. See derivations.md#sum-mean."""
 
+    saved_inputs = "none"
+
     def forward(ctx, a, axes, keepdims):
         return _sum(a, axes, keepdims)
 
@@ -106,6 +108,8 @@ class Sum(Function):
 
 class Mean(Function):
     """d mean(a) = g / n broadcast back. See derivations.md#sum-mean."""
+
+    saved_inputs = "none"
 
     def forward(ctx, a, axes, keepdims):
         n = int(np.prod([a.shape[i] for i in axes]))
