@@ -77,13 +77,13 @@ from nnet.autograd.shape import (
     reshape,
     reverse_axes,
     shape_arg,
-    shape_axis,
     squeeze,
     stack,
     swapaxes,
     transpose,
     unsqueeze,
 )
+from nnet.autograd.shape import _axis as shape_axis
 from nnet.autograd.special import (
     Erf,
     Expm1,

@@ -190,7 +190,7 @@ def reshape(a: Any, *shape: Any) -> Tensor:
         ) from None
 
 
-def shape_axis(op: str, axis: Any, ndim: int, result: bool = False) -> int:
+def _axis(op: str, axis: Any, ndim: int, result: bool = False) -> int:
     """One axis as a non-negative int, with a clear error when it is out of range: taking it modulo
     ``ndim`` would silently pick another axis (``transpose(0, 5)`` of a matrix was the identity)."""
     if not -ndim <= axis < max(ndim, 1):
@@ -204,7 +204,7 @@ def flatten(a: Any, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     a = _as_tensor(a)
     if a.ndim == 0:
         return a.reshape(1)
-    s, e = shape_axis("flatten", start_dim, a.ndim), shape_axis("flatten", end_dim, a.ndim)
+    s, e = _axis("flatten", start_dim, a.ndim), _axis("flatten", end_dim, a.ndim)
     merged = int(np.prod(a.shape[s : e + 1]))  # not -1: ambiguous when another axis is empty
     return a.reshape(a.shape[:s] + (merged,) + a.shape[e + 1 :]) if s <= e else a
 
@@ -237,7 +237,7 @@ def permute(a: Any, *dims: Any) -> Tensor:
     """
     a = _as_tensor(a)
     perm = shape_arg(dims)
-    axes = tuple(shape_axis("permute", p, a.ndim) for p in perm)
+    axes = tuple(_axis("permute", p, a.ndim) for p in perm)
     if sorted(axes) != list(range(a.ndim)):
         raise ValueError(f"permute: dims {perm} are not a permutation of {a.ndim} axes")
     return Transpose.apply(a, axes)
@@ -256,7 +256,7 @@ def swapaxes(a: Any, axis1: int, axis2: int) -> Tensor:
 
 def _swap(op: str, a: Tensor, axis1: int, axis2: int) -> Tensor:
     perm = list(range(a.ndim))
-    axis1, axis2 = shape_axis(op, axis1, a.ndim), shape_axis(op, axis2, a.ndim)
+    axis1, axis2 = _axis(op, axis1, a.ndim), _axis(op, axis2, a.ndim)
     perm[axis1], perm[axis2] = perm[axis2], perm[axis1]
     return Transpose.apply(a, tuple(perm))
 
@@ -267,7 +267,7 @@ def squeeze(a: Any, axis: Any = None, **torch_names: Any) -> Tensor:
     axis = torch_names.pop("dim", axis)
     if axis is None:
         return a.reshape(tuple(n for n in a.shape if n != 1))
-    axes = {shape_axis("squeeze", x, a.ndim) for x in ((axis,) if isinstance(axis, int) else axis)}
+    axes = {_axis("squeeze", x, a.ndim) for x in ((axis,) if isinstance(axis, int) else axis)}
     for x in axes:
         if a.shape[x] != 1:
             raise ValueError(f"squeeze: axis {x} has size {a.shape[x]}, not 1 (shape {a.shape})")
@@ -277,7 +277,7 @@ def squeeze(a: Any, axis: Any = None, **torch_names: Any) -> Tensor:
 def unsqueeze(a: Any, axis: int) -> Tensor:
     """Insert a size-1 axis at ``axis``."""
     a = _as_tensor(a)
-    at = shape_axis("unsqueeze", axis, a.ndim + 1, result=True)
+    at = _axis("unsqueeze", axis, a.ndim + 1, result=True)
     return a.reshape(a.shape[:at] + (1,) + a.shape[at:])
 
 
@@ -323,7 +323,7 @@ def concatenate(tensors: Sequence[Any], axis: int = 0, **torch_names: Any) -> Te
     ts = [_as_tensor(t) for t in tensors]
     if not ts:
         raise ValueError("concatenate: need at least one tensor")
-    ax = shape_axis("concatenate", axis, ts[0].ndim)
+    ax = _axis("concatenate", axis, ts[0].ndim)
     for t in ts[1:]:
         if t.ndim != ts[0].ndim or any(
             n != m for i, (n, m) in enumerate(zip(t.shape, ts[0].shape, strict=True)) if i != ax
@@ -345,7 +345,7 @@ def stack(tensors: Sequence[Any], axis: int = 0, **torch_names: Any) -> Tensor:
         raise ValueError("stack: need at least one tensor")
     if any(t.shape != ts[0].shape for t in ts):
         raise ValueError(f"stack: all tensors need the same shape, got {[t.shape for t in ts]}")
-    return Stack.apply(*ts, axis=shape_axis("stack", axis, ts[0].ndim + 1, result=True))
+    return Stack.apply(*ts, axis=_axis("stack", axis, ts[0].ndim + 1, result=True))
 
 
 def pad(a: Any, pad_width: Any, value: float = 0.0) -> Tensor:
