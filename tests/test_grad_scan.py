@@ -98,6 +98,7 @@ def with_zeros(shape):
 
 
 # second derivatives of products are exact away from zeros (derivations.md#cumprod)
+NEAR_ONE = st.one_of(st.floats(-1.5, -0.5), st.floats(0.5, 1.5))
 SCANS = {"cumsum": (np.cumsum, P.Cumsum, "real"), "cumprod": (np.cumprod, P.Cumprod, "nonzero")}
 
 
@@ -126,7 +127,9 @@ def test_products_first_order_gradient_is_exact_at_zeros(name, data, seed):
 @given(data=st.data(), keepdims=st.booleans(), seed=seeds)
 def test_prod_forward_and_grad(data, keepdims, seed):
     shape, axis = data.draw(shape_and_axis(3))
-    a = data.draw(arrays(shape, "nonzero"))
+    # magnitudes in [0.5, 1.5]: products of up to 27 factors stay near 1, where central
+    # differences of the second derivative keep their absolute accuracy
+    a = data.draw(hnp.arrays(np.float64, shape, elements=NEAR_ONE))
     out = nnet.prod(nnet.tensor(a), axis=axis, keepdims=keepdims)
     expected = np.prod(a, axis=axis, keepdims=keepdims)
     assert out.shape == np.shape(expected) and out.dtype == np.float64
