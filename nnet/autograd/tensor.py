@@ -60,6 +60,12 @@ def _check_differentiable(dtype: np.dtype, what: str) -> None:
         )
 
 
+# The bits of a tensor's ``_retains_grad`` slot: what the backward walk must do with its gradient
+# (see tensor_hooks.py). One slot keeps the walk's per-tensor test a single attribute read.
+RETAIN = 1  # retain_grad(): keep the gradient of this non-leaf in .grad
+HOOKS = 2  # register_hook(): run hooks on the gradient
+
+
 def _warn_non_leaf_grad(t: Tensor) -> None:
     assert t.grad_fn is not None
     warnings.warn(
@@ -91,6 +97,7 @@ class Tensor:
     _grad: Tensor | None
     grad_fn: Function | None
     requires_grad: bool
+    _retains_grad: int  # RETAIN | HOOKS bits (False when neither)
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: DTypeLike = None) -> None:
         self.data = _as_array(data, dtype)
@@ -125,15 +132,19 @@ class Tensor:
     def dtype(self) -> np.dtype:
         return self.data.dtype
 
-    @property
-    def size(self) -> int:
-        """Number of elements (NumPy's meaning; PyTorch's ``size()`` is :attr:`shape`)."""
-        return self.data.size
+    def size(self, dim: int | None = None) -> Any:
+        """The shape (PyTorch's meaning), or the length of one ``dim``. NumPy's element count is
+        :meth:`numel`."""
+        if dim is None:
+            return self.data.shape
+        return self.data.shape[_ops.shape_axis("size", dim, self.data.ndim)]
 
     def numel(self) -> int:
+        """Number of elements."""
         return self.data.size
 
     def dim(self) -> int:
+        """Number of dimensions."""
         return self.data.ndim
 
     @property
@@ -143,7 +154,7 @@ class Tensor:
         Reading it on a non-leaf that does not retain its gradient warns: it stays ``None``.
         """
         g = self._grad
-        if g is None and self.grad_fn is not None and not self._retains_grad:
+        if g is None and self.grad_fn is not None and not self._retains_grad & RETAIN:
             _warn_non_leaf_grad(self)
         return g
 
@@ -172,8 +183,17 @@ class Tensor:
 
     @property
     def T(self) -> Tensor:
-        """All axes reversed, as NumPy's ``.T``."""
-        return self.transpose()
+        """All axes reversed, as NumPy's and PyTorch's ``.T``."""
+        return _ops.reverse_axes(self)
+
+    def t(self) -> Tensor:
+        """A matrix transposed (PyTorch's ``t()``); a tensor of 0 or 1 dims is returned as is."""
+        if self.data.ndim > 2:
+            raise ValueError(
+                f"t: expects a tensor of at most 2 dims, got shape {self.shape}; "
+                "use .transpose(dim0, dim1) or .permute(*dims)"
+            )
+        return _ops.reverse_axes(self) if self.data.ndim == 2 else self
 
     def item(self) -> Any:
         """The value of a one-element tensor as a Python number."""
@@ -223,14 +243,34 @@ class Tensor:
         return leaf_hooks.register(self, hook)
 
     def retain_grad(self) -> None:
-        """Keep this non-leaf tensor's gradient in ``.grad`` after backward."""
+        """Keep this non-leaf tensor's gradient in ``.grad`` after backward; on a leaf, which keeps
+        its gradient anyway, it does nothing (``retains_grad`` stays False), as in PyTorch."""
         if not self.requires_grad:
             raise RuntimeError("retain_grad: this tensor does not require gradients")
-        self._retains_grad = True
+        if self.grad_fn is not None:
+            self._retains_grad = self._retains_grad | RETAIN
 
     @property
     def retains_grad(self) -> bool:
-        return self._retains_grad
+        """Whether backward stores this non-leaf's gradient in ``.grad`` (``retain_grad()``)."""
+        return bool(self._retains_grad & RETAIN)
+
+    def register_hook(self, hook: Any) -> Any:
+        """Run ``hook(grad)`` whenever the gradient with respect to this tensor is computed; a
+        Tensor it returns replaces the gradient (for the ops before it, or ``.grad`` on a leaf).
+        Returns a handle whose ``remove()`` takes the hook away; see nnet/autograd/tensor_hooks.py.
+
+        >>> import nnet
+        >>> x = nnet.tensor([1.0, 2.0], requires_grad=True)
+        >>> handle = x.register_hook(lambda g: g * 10)
+        >>> (x * x).sum().backward()
+        >>> x.grad
+        Tensor([20., 40.], dtype=float32)
+        >>> handle.remove()
+        """
+        from nnet.autograd import tensor_hooks
+
+        return tensor_hooks.register(self, hook)
 
     def backward(
         self,
@@ -257,7 +297,9 @@ class Tensor:
             raise array_refused()
         if dtype is None and not copy:
             return self.data
-        return np.array(self.data, dtype=dtype, copy=bool(copy))
+        if copy is None:  # copy only if the dtype needs it (np.asarray(t, dtype))
+            return np.asarray(self.data, dtype=dtype)
+        return np.array(self.data, dtype=dtype, copy=copy)
 
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
         from nnet.autograd.numpy_interop import dispatch_ufunc
@@ -561,21 +603,25 @@ class Tensor:
     ) -> Tensor:
         return _ops.var(self, axis, ddof, keepdims, **torch_names)
 
-    def max(self, axis: Axis = None, keepdims: bool = False, **torch_names: Any) -> Tensor:
-        return _ops.max(self, axis, keepdims, **torch_names)
+    def max(self, dim: Any = None, keepdim: bool = False, **numpy_names: Any) -> Any:
+        """The maximum; ``(values, indices)`` along ``dim`` (see :func:`nnet.max`)."""
+        return _ops.max(self, dim, keepdim, **numpy_names)
 
-    def min(self, axis: Axis = None, keepdims: bool = False, **torch_names: Any) -> Tensor:
-        return _ops.min(self, axis, keepdims, **torch_names)
+    def min(self, dim: Any = None, keepdim: bool = False, **numpy_names: Any) -> Any:
+        """The minimum; ``(values, indices)`` along ``dim`` (see :func:`nnet.min`)."""
+        return _ops.min(self, dim, keepdim, **numpy_names)
 
-    def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
-        return Tensor._make(
-            np.asarray(np.argmax(self.data, axis=axis, keepdims=keepdims)), False, None
-        )
+    def amax(self, axis: Axis = None, keepdims: bool = False, **torch_names: Any) -> Tensor:
+        return _ops.amax(self, axis, keepdims, **torch_names)
 
-    def argmin(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
-        return Tensor._make(
-            np.asarray(np.argmin(self.data, axis=axis, keepdims=keepdims)), False, None
-        )
+    def amin(self, axis: Axis = None, keepdims: bool = False, **torch_names: Any) -> Tensor:
+        return _ops.amin(self, axis, keepdims, **torch_names)
+
+    def argmax(self, dim: int | None = None, keepdim: bool = False, **numpy_names: Any) -> Tensor:
+        return _ops.argmax(self, dim, keepdim, **numpy_names)
+
+    def argmin(self, dim: int | None = None, keepdim: bool = False, **numpy_names: Any) -> Tensor:
+        return _ops.argmin(self, dim, keepdim, **numpy_names)
 
     def logsumexp(self, axis: Axis = None, keepdims: bool = False, **torch_names: Any) -> Tensor:
         return _ops.logsumexp(self, axis, keepdims, **torch_names)
@@ -597,11 +643,13 @@ class Tensor:
     def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
         return _ops.flatten(self, start_dim, end_dim)
 
-    def transpose(self, *axes: Any) -> Tensor:
-        return _ops.transpose(self, *axes)
+    def transpose(self, *dims: Any) -> Tensor:
+        """Swap two dims, ``transpose(dim0, dim1)`` (PyTorch's meaning; NumPy's ``transpose(axes)``
+        is :meth:`permute`, and a call with other arguments raises)."""
+        return _ops.transpose(self, *dims)
 
-    def permute(self, *axes: Any) -> Tensor:
-        return _ops.permute(self, *axes)
+    def permute(self, *dims: Any) -> Tensor:
+        return _ops.permute(self, *dims)
 
     def swapaxes(self, axis1: int, axis2: int) -> Tensor:
         return _ops.swapaxes(self, axis1, axis2)
