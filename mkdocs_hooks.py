@@ -40,7 +40,7 @@ def _from_readme(text: str) -> str:
         if "://" in target:
             return m.group(0)
         if target.startswith("docs/"):
-            return f"[{label}]({target[len('docs/'):]}{anchor})"
+            return f"[{label}]({target[len('docs/') :]}{anchor})"
         return label if (ROOT / target).exists() else m.group(0)
 
     return LINK.sub(relink, text)
