@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nnet.autograd import leaf_hooks, version
+from nnet.autograd.defaults import teaching_enabled
 from nnet.autograd.grad_mode import grad_enabled
 from nnet.autograd.kernels import sum_axes
 from nnet.autograd.tensor import Tensor, _as_array
@@ -330,6 +331,22 @@ def _accumulate_leaf(leaf: Tensor, g: Any, owned: bool, create_graph: bool) -> N
         leaf.grad = _make(_added(leaf.grad.data, g), False, None)
 
 
+def keep_for_drawing(root: Tensor) -> None:
+    """Teaching mode's backward keeps what a drawing needs: each op's inputs (as ``drawn_inputs``,
+    which release leaves alone; the arrays saved for the VJPs still go) and each intermediate
+    tensor's gradient (``retain_grad``). A walk over the graph before backward: teaching mode only."""
+    stack, seen = [root], set()
+    while stack:
+        t = stack.pop()
+        fn = t.grad_fn
+        if fn is None or id(fn) in seen or fn.inputs is None:
+            continue
+        seen.add(id(fn))
+        fn.drawn_inputs = fn.inputs
+        t._retains_grad = True
+        stack.extend(x for x in fn.inputs if isinstance(x, Tensor))
+
+
 def backward(
     tensor: Tensor,
     gradient: Any = None,
@@ -344,7 +361,11 @@ def backward(
         )
     if retain_graph is None:
         retain_graph = create_graph
+    if teaching_enabled.get():
+        keep_for_drawing(tensor)
     run_backward([tensor], [_root_gradient(tensor, gradient)], retain_graph, create_graph)
+    if tensor.grad_fn is not None:  # None: backward from a leaf itself
+        tensor.grad_fn.backpropagated = True
 
 
 def grad(

@@ -152,6 +152,15 @@ class Tensor:
         self._grad = value
 
     @property
+    def name(self) -> str | None:
+        """A name for traces and drawings (``h.name = "h"``); None unless given."""
+        return _show.get_name(self)
+
+    @name.setter
+    def name(self, name: str | None) -> None:
+        _show.set_name(self, name)
+
+    @property
     def _version(self) -> int:
         """How many in-place changes this tensor's memory has seen (shared with its views)."""
         return _versions.version(self.data)
@@ -674,6 +683,7 @@ class Tensor:
 
 from nnet.autograd import inplace as _inplace  # noqa: E402 - these need Tensor defined first
 from nnet.autograd import ops as _ops  # noqa: E402
+from nnet.autograd import show as _show  # noqa: E402
 from nnet.autograd import version as _versions  # noqa: E402
 
 # the operators' primitives, bound once: `t * u` is the hottest call in nnet
