@@ -36,6 +36,10 @@ from nnet.autograd.factories import (
 from nnet.autograd.ops import (
     abs,
     add,
+    amax,
+    amin,
+    argmax,
+    argmin,
     argsort,
     broadcast_to,
     cat,
