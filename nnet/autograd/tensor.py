@@ -10,6 +10,7 @@ import numpy as np
 
 from nnet.autograd.defaults import default_dtype
 from nnet.autograd.grad_mode import grad_enabled
+from nnet.devices import CPU, device, split_to_args
 
 if TYPE_CHECKING:
     from nnet.autograd.function import Function
@@ -362,8 +363,34 @@ class Tensor:
     def double(self) -> Tensor:
         return _ops.astype(self, np.float64)
 
-    def to(self, dtype: DTypeLike) -> Tensor:
-        return _ops.astype(self, dtype)
+    def to(self, *args: Any, **kwargs: Any) -> Tensor:
+        """PyTorch's ``.to(dtype)``, ``.to(device)``, ``.to(device, dtype)`` or ``.to(other)``: the
+        tensor itself when nothing changes (nnet's only device is the CPU; others raise)."""
+        dtype = split_to_args(args, kwargs, "Tensor.to")
+        return self if dtype is None or dtype == self.data.dtype else _ops.astype(self, dtype)
+
+    def cpu(self) -> Tensor:
+        """The tensor itself: nnet's tensors live on the CPU."""
+        return self
+
+    @property
+    def device(self) -> device:
+        return CPU
+
+    def clone(self) -> Tensor:
+        """A copy of the values that stays in the graph (its gradient flows to ``self``)."""
+        return _ops.AsType.apply(self, self.data.dtype)
+
+    def __format__(self, spec: str) -> str:
+        """``f"{loss:.3f}"`` formats a one-element tensor's value; no spec gives the repr."""
+        if self.data.size == 1:
+            return format(self.data.item(), spec)
+        if not spec:
+            return repr(self)
+        raise TypeError(
+            f"unsupported format string {spec!r} for a tensor of shape {self.shape}; "
+            "format its elements, or .item() of a one-element tensor"
+        )
 
     # -- arithmetic (the hot path: straight to the primitives) -------------------------------------
     def __add__(self, other: Any) -> Tensor:

@@ -84,8 +84,7 @@ class Conv2d(Module):
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"
         if self.stride != (1, 1):
             s += f", stride={self.stride}"
-        if self.padding != "same":
-            s += f", padding={self.padding!r}"
+        s += f", padding={self.padding!r}"  # always: the 'same' default surprises PyTorch users
         if self.dilation != (1, 1):
             s += f", dilation={self.dilation}"
         if self.bias is None:
