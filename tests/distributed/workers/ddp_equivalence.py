@@ -69,6 +69,7 @@ if rank == 0:
         scale = max(1.0, float(np.abs(b).max()))
         assert np.abs(a - b).max() <= 2e-5 * scale, (name, np.abs(a - b).max(), scale)
 
+
 # SyncBatchNorm: the fused kernel against its composition, over the two ranks' rows
 def sync_bn(fused: bool) -> list[np.ndarray]:
     rng = np.random.default_rng(10 + rank)
