@@ -16,6 +16,7 @@ import numpy as np
 
 from nnet.autograd.grad_mode import grad_enabled
 from nnet.autograd.kernels import sum_axes
+from nnet.autograd.lifetime import on_backward, spans_a_step
 from nnet.autograd.tensor import Tensor, _as_array
 
 if TYPE_CHECKING:
@@ -150,9 +151,12 @@ def run_backward(
     token = grad_enabled.set(create_graph)
     try:
         walk = _walk_tensors if create_graph else _walk_arrays
-        walk(heap, table, retain_graph, captured, wanted)
+        newest = -heap[0][0] if heap else 0
+        oldest = walk(heap, table, retain_graph, captured, wanted)
     finally:
         grad_enabled.reset(token)
+    if oldest is not None and spans_a_step(oldest.seq, newest):
+        on_backward()
     # what is left are the leaves, each gradient complete
     for g, own, t in table.values():
         if captured is None:
@@ -184,8 +188,10 @@ def _walk_arrays(
     retain_graph: bool,
     captured: dict[int, Tensor] | None,
     wanted: set[int],
-) -> None:
-    """The walk of a backward that records nothing: gradients are arrays, VJPs ``vjp_arrays``."""
+) -> Function | None:
+    """The walk of a backward that records nothing: gradients are arrays, VJPs ``vjp_arrays``.
+    Returns the last op run, the oldest (for the graph-lifetime check)."""
+    fn: Any = None  # after the loop: the last op run
     while heap:
         t = heappop(heap)[1]
         k = id(t)
@@ -194,7 +200,7 @@ def _walk_arrays(
             captured[k] = _make(g if own else g.copy(), False, None)
         elif captured is None and t._retains_grad:  # nnet.grad leaves .grad alone
             t.grad = _make(g.copy(), False, None)
-        fn: Function = t.grad_fn  # type: ignore[assignment]  # only tensors with an op are pushed
+        fn = t.grad_fn  # only tensors with an op are pushed
         inputs = fn.inputs
         if inputs is None:
             raise _released(fn)
@@ -231,6 +237,7 @@ def _walk_arrays(
             else:
                 entry[0] = _added(entry[0], d)
                 entry[1] = True
+    return fn
 
 
 def _walk_tensors(
@@ -239,9 +246,10 @@ def _walk_tensors(
     retain_graph: bool,
     captured: dict[int, Tensor] | None,
     wanted: set[int],
-) -> None:
+) -> Function | None:
     """The walk under ``create_graph``: gradients are tensors and every VJP is recorded. Nothing is
-    added in place (the new graph may hold any of them)."""
+    added in place (the new graph may hold any of them). Returns the last (oldest) op run."""
+    fn: Any = None  # after the loop: the last op run
     while heap:
         t = heappop(heap)[1]
         k = id(t)
@@ -250,7 +258,7 @@ def _walk_tensors(
             captured[k] = g  # the graph's own tensor, never a copy
         elif captured is None and t._retains_grad:  # nnet.grad leaves .grad alone
             t.grad = g
-        fn: Function = t.grad_fn  # type: ignore[assignment]  # only tensors with an op are pushed
+        fn = t.grad_fn  # only tensors with an op are pushed
         inputs = fn.inputs
         if inputs is None:
             raise _released(fn)
@@ -277,6 +285,7 @@ def _walk_tensors(
                     heappush(heap, (-pfn.seq, p))
             else:
                 entry[0] = entry[0] + gp
+    return fn
 
 
 def _accumulate_leaf(leaf: Tensor, g: Any, owned: bool, create_graph: bool) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
+from nnet.autograd.lifetime import BATCH, at_boundary
 from nnet.autograd.tensor import Tensor
 from nnet.data.dataset import Dataset, as_generator
 
@@ -90,6 +92,7 @@ class DataLoader:
         getitems = getattr(self.dataset, "__getitems__", None)
         for start in range(0, len(self) * b, b):
             index = order[start : start + b]
+            at_boundary(BATCH, sys._getframe(1))  # the loop that consumes the batches
             if self.collate_fn is not None:
                 yield self.collate_fn([self.dataset[int(i)] for i in index])
             elif getitems is not None:
