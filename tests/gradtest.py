@@ -16,7 +16,9 @@ difference's reach (eps = 1e-6 along directions of norm ~ a few):
 * ``NONZERO``: [-5, -0.5] or [0.5, 5];
 * ``OFF_KINKS``: the lattice (k + 1/2) / 8, never 0 nor +-1 (relu, abs, clip to [-1, 1]) and, with
   ``unique=True``, never a tie (max, min);
-* ``OFF_LATTICE``: (k + 1/4) / 8, never equal to an ``OFF_KINKS`` value (maximum, minimum).
+* ``OFF_LATTICE``: (k + 1/4) / 8, never equal to an ``OFF_KINKS`` value (maximum, minimum);
+* ``SMALL``: [-1.25, 1.25], well inside tan's poles at +-pi/2;
+* ``ABOVE_MINUS_ONE``: [-0.75, 5] (log1p).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ POSITIVE = st.floats(0.5, 5, allow_nan=False, allow_infinity=False)
 NONZERO = st.one_of(st.floats(-5, -0.5), st.floats(0.5, 5))
 OFF_KINKS = st.integers(-40, 39).map(lambda k: (k + 0.5) / 8)
 OFF_LATTICE = st.integers(-40, 39).map(lambda k: (k + 0.25) / 8)
+SMALL = st.floats(-1.25, 1.25, allow_nan=False, allow_infinity=False, allow_subnormal=False)
+ABOVE_MINUS_ONE = st.floats(-0.75, 5, allow_nan=False, allow_infinity=False, allow_subnormal=False)
 
 DOMAINS = {
     "real": REAL,
@@ -45,6 +49,8 @@ DOMAINS = {
     "nonzero": NONZERO,
     "off_kinks": OFF_KINKS,
     "off_lattice": OFF_LATTICE,
+    "small": SMALL,
+    "above_minus_one": ABOVE_MINUS_ONE,
 }
 
 seeds = st.integers(0, 2**32 - 1)

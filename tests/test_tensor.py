@@ -192,8 +192,8 @@ def test_numpy_comparisons_give_bool_tensors_outside_the_graph():
 
 def test_unsupported_ufuncs_raise_a_type_error_naming_nnet():
     x = nnet.tensor([1.0, 2.0], requires_grad=True)
-    with pytest.raises(TypeError, match=r"nnet: np\.sin is not differentiable"):
-        np.sin(x)
+    with pytest.raises(TypeError, match=r"nnet: np\.arcsinh is not differentiable"):
+        np.arcsinh(x)
     with pytest.raises(TypeError, match=r"nnet: np\.add\.reduce .*nnet\.sum"):
         np.add.reduce(x)
     with pytest.raises(TypeError, match=r"nnet: np\.exp with out"):

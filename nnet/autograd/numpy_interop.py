@@ -27,6 +27,9 @@ _UFUNCS: dict[np.ufunc, Callable[..., Tensor]] = {
     np.maximum: ops.maximum,
     np.minimum: ops.minimum,
     np.matmul: ops.matmul,
+    np.sin: ops.sin,
+    np.cos: ops.cos,
+    np.tan: ops.tan,
 }
 _COMPARISONS = {
     np.equal, np.not_equal, np.less, np.less_equal, np.greater, np.greater_equal,

@@ -51,6 +51,7 @@ from nnet.autograd.reduction import (
     mean,
     min,
     softmax,
+    std,
     sum,
     var,
 )
@@ -79,6 +80,7 @@ from nnet.autograd.shape import (
     transpose,
     unsqueeze,
 )
+from nnet.autograd.trig import Cos, Sin, Tan, cos, sin, tan
 from nnet.autograd.window import Col2Im, SlidingWindows, col2im, sliding_windows
 
 #: The primitives, each a Function subclass with a hand-written VJP (docs/derivations.md has one
@@ -87,6 +89,7 @@ PRIMITIVES = (
     Add, Sub, Neg, Mul, Div, Pow, Exp, Log, Sqrt, Abs, Sigmoid, Tanh, Relu, Maximum, Minimum, Clip,
     Where, AsType, Sum, Mean, Var, Max, Min, LogSumExp, Softmax, LogSoftmax, MatMul, Reshape,
     Transpose, BroadcastTo, GetItem, ScatterAdd, Concatenate, Stack, Pad, SlidingWindows, Col2Im,
+    Sin, Cos, Tan,
 )  # fmt: skip
 
 __all__ = [name for name in dir() if not name.startswith("_")]

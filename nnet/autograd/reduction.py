@@ -313,6 +313,22 @@ def var(a: Any, axis: Axis = None, ddof: int = 0, keepdims: bool = False, **kw: 
     return Var.apply(a, normalize_axis(axis, a.ndim, "var"), int(ddof), bool(keepdims))
 
 
+def std(a: Any, axis: Axis = None, ddof: int = 0, keepdims: bool = False, **kw: Any) -> Tensor:
+    """Standard deviation over ``axis``: ``sqrt(var(a, axis, ddof))``, with :func:`var`'s arguments
+    (``ddof=0`` by default as NumPy; PyTorch's default is ``correction=1``). Where the variance is 0
+    the gradient is 0, as PyTorch's, not sqrt's infinite slope (see derivations.md#std).
+
+    >>> import nnet
+    >>> nnet.std(nnet.tensor([1.0, 3.0])).item()
+    1.0
+    """
+    v = var(a, axis, ddof, keepdims, **kw)
+    # the root only where v != 0 (NaN included): both branches of `where` are differentiated, so
+    # sqrt must never see the 0 whose infinite slope would make 0 * inf = NaN
+    nonzero = v.data != 0
+    return where(nonzero, sqrt(where(nonzero, v, 1.0)), 0.0)
+
+
 def max(a: Any, axis: Axis = None, keepdims: bool = False, **torch_names: Any) -> Tensor:
     """Maximum over ``axis``; with ties the gradient goes to the first maximal element."""
     return _reduce(Max, "max", a, axis, keepdims, torch_names)
@@ -352,5 +368,5 @@ def log_softmax(a: Any, axis: int = -1, **torch_names: Any) -> Tensor:
     return LogSoftmax.apply(a, _single_axis("log_softmax", a, axis, torch_names))
 
 
-from nnet.autograd.elementwise import exp  # noqa: E402
+from nnet.autograd.elementwise import exp, sqrt, where  # noqa: E402
 from nnet.autograd.shape import broadcast_to  # noqa: E402

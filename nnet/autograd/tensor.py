@@ -368,6 +368,18 @@ class Tensor:
     def minimum(self, other: Any) -> Tensor:
         return _ops.minimum(self, other)
 
+    def sin(self) -> Tensor:
+        return _ops.sin(self)
+
+    def cos(self) -> Tensor:
+        return _ops.cos(self)
+
+    def tan(self) -> Tensor:
+        return _ops.tan(self)
+
+    def std(self, axis: Axis = None, ddof: int = 0, keepdims: bool = False, **kw: Any) -> Tensor:
+        return _ops.std(self, axis, ddof, keepdims, **kw)
+
     def sum(self, axis: Axis = None, keepdims: bool = False, **torch_names: Any) -> Tensor:
         return _ops.sum(self, axis, keepdims, **torch_names)
 
