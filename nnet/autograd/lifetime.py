@@ -36,7 +36,10 @@ from bisect import bisect_left
 from contextvars import ContextVar
 from pathlib import Path
 from types import CodeType, FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nnet.autograd.tensor import Tensor
 
 STEP = "optimizer.step()"
 BATCH = "DataLoader batch"
@@ -75,11 +78,11 @@ def spans_a_step(oldest: int, newest: int) -> bool:
     return i < len(_steps) and _steps[i] < newest
 
 
-# Tensors are recognised by their ``grad_fn`` attribute: the engine imports this module while
-# tensor.py is still loading, so the class cannot be imported here.
+# The helpers below take the Tensor class as an argument: the engine imports this module while
+# tensor.py is still loading, so it is imported when the first boundary is reached.
 
 
-def _reaches_before(fn: Any, mark: int) -> bool:
+def _reaches_before(fn: Any, mark: int, tensor: type[Tensor]) -> bool:
     """Whether node ``fn`` (recorded after ``mark``) reaches an unreleased node created before it."""
     if fn is None or fn.inputs is None or fn.seq < mark:
         return False
@@ -90,37 +93,37 @@ def _reaches_before(fn: Any, mark: int) -> bool:
         if len(queue) >= MAX_VISITS:
             return False
         for p in node.inputs or ():
-            q = getattr(p, "grad_fn", None)
+            q = p.grad_fn if isinstance(p, tensor) else None
             if q is not None and q.inputs is not None and id(q) not in seen:
                 seen.add(id(q))
                 queue.append(q)
     return False
 
 
-def _live(x: Any) -> int | None:
+def _live(x: Any, tensor: type[Tensor]) -> int | None:
     """The creation number of ``x``'s unreleased node, or None."""
-    fn = getattr(x, "grad_fn", None)
+    fn = x.grad_fn if isinstance(x, tensor) else None
     return fn.seq if fn is not None and fn.inputs is not None else None
 
 
-def _accumulates(items: Any, mark: int) -> bool:
+def _accumulates(items: Any, mark: int, tensor: type[Tensor]) -> bool:
     """A container holding unreleased graphs from both sides of ``mark`` (first and last item)."""
     if isinstance(items, dict):
         items = list(items.values())
     if len(items) < 2:
         return False
-    first, last = _live(items[0]), _live(items[-1])
+    first, last = _live(items[0], tensor), _live(items[-1], tensor)
     return first is not None and last is not None and first < mark <= last
 
 
-def _growing(value: Any, mark: int) -> str | None:
+def _growing(value: Any, mark: int, tensor: type[Tensor]) -> str | None:
     """How ``value`` keeps graphs alive across ``mark`` (for the message), or None."""
     if isinstance(value, (list, tuple, dict)):
-        return "accumulates recorded graphs" if value and _accumulates(value, mark) else None
-    fn = getattr(value, "grad_fn", None)
-    return (
-        "keeps a recorded graph growing" if fn is not None and _reaches_before(fn, mark) else None
-    )
+        grows = bool(value) and _accumulates(value, mark, tensor)
+        return "accumulates recorded graphs" if grows else None
+    if isinstance(value, tensor) and _reaches_before(value.grad_fn, mark, tensor):
+        return "keeps a recorded graph growing"
+    return None
 
 
 def _extending_line(code: CodeType, name: str) -> int | None:
@@ -181,6 +184,7 @@ def at_boundary(kind: str, frame: FrameType | None) -> None:
     if not _enabled.get():
         return
     from nnet.autograd.function import _next_seq
+    from nnet.autograd.tensor import Tensor
 
     mark = _marks.get(kind)
     _marks[kind] = now = _next_seq()
@@ -192,7 +196,7 @@ def at_boundary(kind: str, frame: FrameType | None) -> None:
     if mark is None or frame is None:
         return
     for name, value in list(frame.f_locals.items()):
-        how = _growing(value, mark)
+        how = _growing(value, mark, Tensor)
         if how is None:
             continue
         line = _extending_line(frame.f_code, name)
