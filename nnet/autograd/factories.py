@@ -47,13 +47,13 @@ def full(shape: Sequence[int] | int, fill_value: float, dtype: Any = None,
 
 def zeros_like(t: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """Zeros with the shape (and, unless given, the dtype) of ``t``."""
-    a = np.asarray(t)
+    a = t.data if isinstance(t, Tensor) else np.asarray(t)
     return Tensor(np.zeros(a.shape, dtype or a.dtype), requires_grad)
 
 
 def ones_like(t: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """Ones with the shape (and, unless given, the dtype) of ``t``."""
-    a = np.asarray(t)
+    a = t.data if isinstance(t, Tensor) else np.asarray(t)
     return Tensor(np.ones(a.shape, dtype or a.dtype), requires_grad)
 
 

@@ -1,16 +1,28 @@
-"""NumPy ufuncs applied to tensors (``np.exp(t)``, ``np.add(a, t)``) dispatch to nnet's ops."""
+"""NumPy called on tensors: ufuncs (``np.exp(t)``) and functions (``np.sum(t)``) dispatch to nnet's ops.
+
+Two tables say what happens, and new ops join by adding an entry:
+
+* ``_UFUNCS``: a ufunc and the nnet function it runs (``np.exp: ops.exp``).
+* ``_FUNCTIONS``: a NumPy function and an adapter taking NumPy's signature and returning a Tensor
+  (``np.sum: _sum``). ``out=None`` is accepted; anything that would write outside the graph is refused.
+
+A NumPy function in neither table runs on the arrays (a plain ndarray result, as before) when nothing
+needs a gradient; when a tensor argument requires one, it raises a TypeError naming the function and what
+to use instead (``_ALTERNATIVES``), because the result would silently leave the graph (PyTorch refuses
+these calls too). ``_ARRAY_ONLY`` lists the functions whose result carries no gradient (shapes, indices,
+comparisons): they always run on the arrays.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from nnet.autograd import ops
-
-if TYPE_CHECKING:
-    from nnet.autograd.tensor import Tensor
+from nnet.autograd.grad_mode import grad_enabled
+from nnet.autograd.tensor import Tensor
 
 _UFUNCS: dict[np.ufunc, Callable[..., Tensor]] = {
     np.add: ops.add,
@@ -50,4 +62,318 @@ def dispatch_ufunc(ufunc: np.ufunc, method: str, inputs: tuple, kwargs: dict) ->
         f"{' with ' + ', '.join(kwargs) if kwargs else ''} is not differentiable on a Tensor. "
         f"Use the nnet function instead (nnet.{ufunc.__name__} where it exists, e.g. nnet.sum for "
         f"np.add.reduce), or apply it to t.data outside the graph. Dispatched ufuncs: {supported}"
+    )
+
+
+# -- NumPy functions ------------------------------------------------------------------------------
+_NO_VALUE: Any = np._NoValue  # NumPy's "argument not given" default
+
+
+def _refuse(name: str, out: Any = None, **rest: Any) -> None:
+    """Reject ``out=`` and the arguments an adapter does not support, naming them."""
+    if out is not None:
+        raise TypeError(
+            f"np.{name}(..., out=...) on a Tensor: writing into an array would take the result out "
+            "of the graph; drop out= and use the Tensor it returns"
+        )
+    given = sorted(k for k, v in rest.items() if v is not None and v is not _NO_VALUE)
+    if given:
+        raise TypeError(
+            f"np.{name} on a Tensor does not support {', '.join(k + '=' for k in given)}; call it "
+            "without, or on "
+            "t.detach() for the values outside the graph"
+        )
+
+
+def _keep(keepdims: Any) -> bool:
+    return False if keepdims is _NO_VALUE else bool(keepdims)
+
+
+def _cast(a: Any, dtype: Any) -> Any:
+    return a if dtype is None else ops.astype(a if isinstance(a, Tensor) else Tensor(a), dtype)
+
+
+def _sum(
+    a: Any,
+    axis: Any = None,
+    dtype: Any = None,
+    out: Any = None,
+    keepdims: Any = _NO_VALUE,
+    initial: Any = _NO_VALUE,
+    where: Any = _NO_VALUE,
+) -> Any:
+    _refuse("sum", out, initial=initial, where=where)
+    return ops.sum(_cast(a, dtype), axis, _keep(keepdims))
+
+
+def _mean(
+    a: Any,
+    axis: Any = None,
+    dtype: Any = None,
+    out: Any = None,
+    keepdims: Any = _NO_VALUE,
+    *,
+    where: Any = _NO_VALUE,
+) -> Any:
+    _refuse("mean", out, where=where)
+    return ops.mean(_cast(a, dtype), axis, _keep(keepdims))
+
+
+def _spread(name: str, op: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    """np.var / np.std: NumPy's signature, ``correction`` as another name for ``ddof``."""
+
+    def adapter(
+        a: Any,
+        axis: Any = None,
+        dtype: Any = None,
+        out: Any = None,
+        ddof: Any = 0,
+        keepdims: Any = _NO_VALUE,
+        *,
+        where: Any = _NO_VALUE,
+        mean: Any = _NO_VALUE,
+        correction: Any = _NO_VALUE,
+    ) -> Any:
+        _refuse(name, out, where=where, mean=mean)
+        if correction is not _NO_VALUE:
+            ddof = correction
+        return op(_cast(a, dtype), axis, ddof, _keep(keepdims))
+
+    return adapter
+
+
+def _extreme(name: str, op: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    def adapter(
+        a: Any,
+        axis: Any = None,
+        out: Any = None,
+        keepdims: Any = _NO_VALUE,
+        initial: Any = _NO_VALUE,
+        where: Any = _NO_VALUE,
+    ) -> Any:
+        _refuse(name, out, initial=initial, where=where)
+        return op(a, axis, _keep(keepdims))
+
+    return adapter
+
+
+def _reshape(
+    a: Any, shape: Any = None, order: Any = "C", *, newshape: Any = None, copy: Any = None
+) -> Any:
+    _refuse("reshape", order=None if order == "C" else order, copy=copy)
+    return ops.reshape(a, newshape if shape is None else shape)
+
+
+def _ravel(a: Any, order: Any = "C") -> Any:
+    _refuse("ravel", order=None if order == "C" else order)
+    return ops.reshape(a, -1)
+
+
+def _transpose(a: Any, axes: Any = None) -> Any:
+    return ops.transpose(a) if axes is None else ops.transpose(a, *axes)
+
+
+def _moveaxis(a: Any, source: Any, destination: Any) -> Any:
+    ndim = a.ndim
+    src = [ops.shape_arg((s,))[0] % max(ndim, 1) for s in np.atleast_1d(source).tolist()]
+    dst = [ops.shape_arg((d,))[0] % max(ndim, 1) for d in np.atleast_1d(destination).tolist()]
+    if len(src) != len(dst):
+        raise ValueError(f"np.moveaxis: {len(src)} source axes but {len(dst)} destinations")
+    order = [n for n in range(ndim) if n not in src]
+    for d, s in sorted(zip(dst, src, strict=True)):
+        order.insert(d, s)
+    return ops.transpose(a, *order)
+
+
+def _expand_dims(a: Any, axis: Any) -> Any:
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    ndim = a.ndim + len(axes)
+    new = {int(x) % ndim for x in axes if -ndim <= x < ndim}
+    if len(new) != len(axes):
+        raise ValueError(f"np.expand_dims: axes {axis} repeated or out of range for {ndim} dims")
+    sizes = iter(a.shape)
+    return ops.reshape(a, tuple(1 if i in new else next(sizes) for i in range(ndim)))
+
+
+def _broadcast_to(array: Any, shape: Any, subok: Any = False) -> Any:
+    return ops.broadcast_to(array, (shape,) if isinstance(shape, int) else shape)
+
+
+def _concatenate(
+    arrays: Any, axis: Any = 0, out: Any = None, *, dtype: Any = None, casting: Any = None
+) -> Any:
+    _refuse("concatenate", out, dtype=dtype, casting=casting)
+    if axis is None:
+        return ops.concatenate([ops.reshape(a, -1) for a in arrays])
+    return ops.concatenate(arrays, axis)
+
+
+def _stack(
+    arrays: Any, axis: Any = 0, out: Any = None, *, dtype: Any = None, casting: Any = None
+) -> Any:
+    _refuse("stack", out, dtype=dtype, casting=casting)
+    return ops.stack(arrays, axis)
+
+
+def _hstack(tup: Any, *, dtype: Any = None, casting: Any = None) -> Any:
+    _refuse("hstack", dtype=dtype, casting=casting)
+    parts = [ops.reshape(a, -1) if np.ndim(a) == 0 else a for a in tup]
+    return ops.concatenate(parts, 0 if parts and np.ndim(parts[0]) == 1 else 1)
+
+
+def _vstack(tup: Any, *, dtype: Any = None, casting: Any = None) -> Any:
+    _refuse("vstack", dtype=dtype, casting=casting)
+    return ops.concatenate([ops.reshape(a, (1, -1)) if np.ndim(a) < 2 else a for a in tup], 0)
+
+
+def _where(condition: Any, *xy: Any) -> Any:
+    if not xy:  # np.where(c) is np.nonzero(c): indices, no gradient
+        return np.nonzero(_unwrap(condition))
+    if len(xy) != 2:
+        raise TypeError("np.where: give the condition alone, or the condition, x and y")
+    return ops.where(condition, *xy)
+
+
+def _clip(
+    a: Any,
+    a_min: Any = _NO_VALUE,
+    a_max: Any = _NO_VALUE,
+    out: Any = None,
+    *,
+    min: Any = _NO_VALUE,
+    max: Any = _NO_VALUE,
+    **kw: Any,
+) -> Any:
+    _refuse("clip", out, **kw)
+    lo = None if a_min is _NO_VALUE else a_min
+    hi = None if a_max is _NO_VALUE else a_max
+    lo = lo if min is _NO_VALUE else min
+    hi = hi if max is _NO_VALUE else max
+    return ops.clip(a, lo, hi)
+
+
+def _pad(
+    array: Any, pad_width: Any, mode: Any = "constant", *, constant_values: Any = 0.0, **kw: Any
+) -> Any:
+    _refuse("pad", mode=None if mode == "constant" else mode, **kw)
+    if np.ndim(constant_values) != 0:
+        raise TypeError("np.pad on a Tensor: constant_values must be one number")
+    return ops.pad(array, pad_width, float(constant_values))
+
+
+def _take(a: Any, indices: Any, axis: Any = None, out: Any = None, mode: Any = None) -> Any:
+    _refuse("take", out, mode=None if mode == "raise" else mode)
+    idx = _unwrap(indices)
+    if axis is None:
+        return ops.reshape(a, -1)[idx]
+    ax = int(axis) % max(a.ndim, 1)
+    return a[(slice(None),) * ax + (idx,)]
+
+
+_FUNCTIONS: dict[Callable[..., Any], Callable[..., Any]] = {
+    np.sum: _sum,
+    np.mean: _mean,
+    np.var: _spread("var", ops.var),
+    np.std: _spread("std", ops.std),
+    np.max: _extreme("max", ops.max),
+    np.amax: _extreme("amax", ops.max),
+    np.min: _extreme("min", ops.min),
+    np.amin: _extreme("amin", ops.min),
+    np.reshape: _reshape,
+    np.ravel: _ravel,
+    np.transpose: _transpose,
+    np.swapaxes: ops.swapaxes,
+    np.moveaxis: _moveaxis,
+    np.squeeze: ops.squeeze,
+    np.expand_dims: _expand_dims,
+    np.broadcast_to: _broadcast_to,
+    np.concatenate: _concatenate,
+    np.stack: _stack,
+    np.hstack: _hstack,
+    np.vstack: _vstack,
+    np.where: _where,
+    np.clip: _clip,
+    np.pad: _pad,
+    np.take: _take,
+}
+
+#: Functions whose result carries no gradient: they run on the arrays and return NumPy's result.
+_ARRAY_ONLY: set[Callable[..., Any]] = {
+    np.shape, np.ndim, np.size, np.argmax, np.argmin, np.argsort, np.argwhere, np.nonzero,
+    np.flatnonzero, np.count_nonzero, np.any, np.all, np.allclose, np.isclose, np.array_equal,
+    np.array_equiv, np.result_type, np.shares_memory, np.may_share_memory, np.searchsorted,
+    np.array_repr, np.array_str, np.array2string, np.iscomplexobj, np.isrealobj,
+}  # fmt: skip
+
+#: What to use instead of a differentiable NumPy function nnet does not dispatch.
+_ALTERNATIVES: dict[Callable[..., Any], str] = {
+    np.dot: "nnet.matmul (the same for 1-D and 2-D operands)",
+    np.inner: "(a * b).sum(-1), or nnet.matmul(a, b.T)",
+    np.outer: "a.reshape(-1, 1) * b.reshape(1, -1)",
+    np.tensordot: "nnet.matmul after reshape/transpose",
+    np.einsum: "nnet.matmul after reshape/transpose, or a product and a sum",
+    np.trace: "(t * nnet.eye(n)).sum()",
+    np.average: "(t * w).sum(axis) / w.sum(axis)",
+    np.flip: "t[::-1] (negative steps are differentiable)",
+    np.tril: "t * np.tril(np.ones(t.shape[-2:]))",
+    np.triu: "t * np.triu(np.ones(t.shape[-2:]))",
+    np.take_along_axis: "indexing with index arrays, t[rows, idx]",
+    np.linalg.norm: "nnet.sqrt((t * t).sum()) for the 2-norm",
+}
+
+
+def _unwrap(x: Any) -> Any:
+    """Tensors replaced by their arrays, also inside lists and tuples (np.concatenate's argument)."""
+    if isinstance(x, Tensor):
+        return x.data
+    if isinstance(x, (list, tuple)):
+        return type(x)(_unwrap(v) for v in x)
+    return x
+
+
+def _needs_graph(values: Sequence[Any]) -> bool:
+    for v in values:
+        if isinstance(v, Tensor):
+            if v.requires_grad:
+                return True
+        elif isinstance(v, (list, tuple)) and _needs_graph(v):
+            return True
+    return False
+
+
+def numpy_name(func: Callable[..., Any]) -> str:
+    """``np.linalg.norm`` for numpy.linalg.norm: the name a user typed."""
+    module = getattr(func, "__module__", None) or "numpy"
+    module = "np" + module[len("numpy") :] if module.startswith("numpy") else module
+    return f"{module}.{getattr(func, '__name__', repr(func))}"
+
+
+def dispatch_function(func: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+    """``Tensor.__array_function__``: nnet's op for ``func``, the arrays' result, or a clear error."""
+    adapter = _FUNCTIONS.get(func)
+    if adapter is not None:
+        return adapter(*args, **kwargs)
+    if func in _ARRAY_ONLY or not (grad_enabled.get() and _needs_graph((*args, *kwargs.values()))):
+        return func(*_unwrap(args), **{k: _unwrap(v) for k, v in kwargs.items()})
+    name = numpy_name(func)
+    alternative = _ALTERNATIVES.get(func)
+    use = (
+        f"use {alternative} instead"
+        if alternative
+        else "nnet has no op for it: build it from nnet's functions or write a Function with its "
+        "VJP (nnet.autograd.Function)"
+    )
+    raise TypeError(
+        f"{name} on a Tensor that requires grad: NumPy would compute it on the array and the result "
+        f"would silently leave the graph; {use}. For the values alone, call {name} on t.detach()"
+    )
+
+
+def array_refused() -> TypeError:
+    """The error for ``np.array(t)`` / ``np.asarray`` of a tensor that requires grad."""
+    return TypeError(
+        "NumPy asked for the array of a tensor that requires grad (np.array, np.asarray, or a NumPy "
+        "function given a list of tensors such as np.sum([a, b])): the result would silently leave "
+        "the graph. Keep it in nnet (nnet.stack([a, b]).sum(0)), or take t.detach().numpy() for the "
+        "values alone"
     )

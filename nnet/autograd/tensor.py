@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nnet.autograd.grad_mode import grad_enabled
+
 if TYPE_CHECKING:
     from nnet.autograd.function import Function
 
@@ -188,6 +190,12 @@ class Tensor:
 
     # -- conversions ------------------------------------------------------------------------------
     def __array__(self, dtype: DTypeLike = None, copy: bool | None = None) -> np.ndarray:
+        """The array, for NumPy; refused for a tensor that requires grad while recording, since the
+        result would silently leave the graph (``np.array([t, t])``, ``np.sum([t, t])``)."""
+        if self.requires_grad and grad_enabled.get():
+            from nnet.autograd.numpy_interop import array_refused
+
+            raise array_refused()
         if dtype is None and not copy:
             return self.data
         return np.array(self.data, dtype=dtype, copy=bool(copy))
@@ -196,6 +204,13 @@ class Tensor:
         from nnet.autograd.numpy_interop import dispatch_ufunc
 
         return dispatch_ufunc(ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func: Any, types: Any, args: tuple, kwargs: dict) -> Any:
+        """NumPy functions on tensors: nnet's op where one exists (``np.sum(t)``), otherwise the
+        arrays' result, or a TypeError when a gradient would be lost (see numpy_interop)."""
+        from nnet.autograd.numpy_interop import dispatch_function
+
+        return dispatch_function(func, args, kwargs)
 
     def __len__(self) -> int:
         if self.data.ndim == 0:

@@ -325,7 +325,7 @@ def gradgradcheck(
         vs = [Tensor(rng.standard_normal(s), requires_grad=True) for s in problem.out_shapes]
     else:
         vs = [
-            Tensor(np.array(np.asarray(v), dtype=np.float64), requires_grad=True)
+            Tensor(np.array(v.data if isinstance(v, Tensor) else v, np.float64), requires_grad=True)
             for v in grad_outputs
         ]
         if len(vs) != len(problem.out_shapes):
