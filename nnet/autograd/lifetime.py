@@ -116,16 +116,6 @@ def _accumulates(items: Any, mark: int, tensor: type[Tensor]) -> bool:
     return first is not None and last is not None and first < mark <= last
 
 
-def _growing(value: Any, mark: int, tensor: type[Tensor]) -> str | None:
-    """How ``value`` keeps graphs alive across ``mark`` (for the message), or None."""
-    if isinstance(value, (list, tuple, dict)):
-        grows = bool(value) and _accumulates(value, mark, tensor)
-        return "accumulates recorded graphs" if grows else None
-    if isinstance(value, tensor) and _reaches_before(value.grad_fn, mark, tensor):
-        return "keeps a recorded graph growing"
-    return None
-
-
 def _extending_line(code: CodeType, name: str) -> int | None:
     """The line that extends ``name``: it both reads and stores it (``total = total + loss``,
     ``total += loss``) or calls its append/extend/insert; None when no line does (a variable
@@ -183,11 +173,11 @@ def at_boundary(kind: str, frame: FrameType | None) -> None:
     """An iteration boundary of ``kind`` reached from ``frame`` (the loop's frame, in user code)."""
     if not _enabled.get():
         return
-    from nnet.autograd.function import _next_seq
-    from nnet.autograd.tensor import Tensor
-
+    # loaded by now (a boundary comes after imports); looked up, not imported, on every call
+    tensor = sys.modules["nnet.autograd.tensor"].Tensor
     mark = _marks.get(kind)
-    _marks[kind] = now = _next_seq()
+    next_seq = sys.modules["nnet.autograd.function"]._next_seq
+    _marks[kind] = now = next_seq()
     if kind == STEP:
         _steps.append(now)
         if len(_steps) > 256:
@@ -196,8 +186,19 @@ def at_boundary(kind: str, frame: FrameType | None) -> None:
     if mark is None or frame is None:
         return
     for name, value in list(frame.f_locals.items()):
-        how = _growing(value, mark, Tensor)
-        if how is None:
+        # exact types, the cheapest tests: most of a frame's values are neither (a Parameter,
+        # a Tensor subclass, is a leaf and holds no graph)
+        cls = type(value)
+        if cls is tensor:
+            fn = value.grad_fn
+            if fn is None or fn.inputs is None or not _reaches_before(fn, mark, tensor):
+                continue
+            how = "keeps a recorded graph growing"
+        elif cls is list or cls is tuple or cls is dict:
+            if not value or not _accumulates(value, mark, tensor):
+                continue
+            how = "accumulates recorded graphs"
+        else:
             continue
         line = _extending_line(frame.f_code, name)
         if line is None:
