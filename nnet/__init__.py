@@ -10,7 +10,7 @@ Tensor([[2., 4.]], dtype=float32)
 
 import numpy as _np
 
-from nnet import data, datasets, loss, memory, nn, optim, random, threads, viz
+from nnet import data, datasets, distributed, loss, memory, nn, optim, random, threads, viz
 from nnet.autograd import (
     Function,
     Tensor,
@@ -42,12 +42,21 @@ from nnet.autograd.ops import (
     col2im,
     concatenate,
     cos,
+    cumprod,
+    cumsum,
     divide,
+    elu,
+    erf,
     exp,
     expand_dims,
+    expm1,
     flatten,
+    gelu,
+    leaky_relu,
     log,
+    log1p,
     log_softmax,
+    logaddexp,
     logsumexp,
     matmul,
     max,
@@ -60,13 +69,17 @@ from nnet.autograd.ops import (
     pad,
     permute,
     power,
+    prod,
     relu,
     reshape,
     sigmoid,
+    silu,
     sin,
     sliding_windows,
     softmax,
+    softplus,
     sqrt,
+    square,
     squeeze,
     stack,
     std,

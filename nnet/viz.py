@@ -40,7 +40,7 @@ class GraphvizUnavailable(RuntimeError):
 
 
 def _grad_line(t: Tensor) -> list[str]:
-    return [] if t.grad is None else [f"|grad| = {norm(t.grad):.4g}"]
+    return [] if t._grad is None else [f"|grad| = {norm(t._grad):.4g}"]
 
 
 def _quote(*lines: str) -> str:

@@ -13,7 +13,7 @@ import pytest
 import nnet
 from nnet import nn
 from nnet.autograd import Function
-from nnet.autograd.fused import FUSED
+from nnet.kernels import FUSED, REGISTRY, Kernel
 from nnet.testing.check_model import CheckModelError, ModelCheck, check_model
 from nnet.testing.sites import recording_sites
 
@@ -206,7 +206,7 @@ def test_sites_name_the_users_line_and_the_forward_parameters() -> None:
     ("call", "exc", "words"),
     [
         (lambda: check_model(3, np.ones(2)), TypeError, "expects a Module or a function, got int"),
-        (lambda: check_model(lambda x: x * 2, np.ones(2)), ValueError, "recorded no operation"),
+        (lambda: check_model(lambda x: x * 2, nnet.ones(2)), ValueError, "recorded no operation"),
         (lambda: check_model(lambda x: 3.0, np.ones(2)), TypeError, "must return a Tensor"),
     ],
 )
@@ -242,3 +242,15 @@ def test_passes_on_the_seed_cnn_in_training_mode() -> None:
     assert {"Conv2d", "BatchNorm", "MaxPool2d", "Linear", "SoftmaxCrossEntropy"} <= {
         c.op for c in report.nodes
     }
+
+
+@pytest.mark.parametrize(
+    "kernel", [k for k in REGISTRY if k.node is not None], ids=lambda k: k.name
+)
+def test_passes_on_every_kernel_of_the_registry(kernel: Kernel) -> None:
+    """Each entry's own arguments (its ``case``): the node it records is checked and passes."""
+    draw_rng = np.random.default_rng(0)
+    args = kernel.case(lambda lo, hi: int(draw_rng.integers(lo, hi + 1)), np.random.default_rng(1))
+    report = check_model(kernel.run, *args)
+    assert kernel.node is not None and kernel.node.__name__ in {c.op for c in report.nodes}
+    assert report.ok, str(report)

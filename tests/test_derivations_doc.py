@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from nnet.autograd.fused import FUSED
 from nnet.autograd.ops import PRIMITIVES
+from nnet.kernels import FUSED
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "derivations.md"
 ANCHOR = re.compile(r"derivations\.md#([A-Za-z0-9_-]+)")

@@ -61,12 +61,15 @@ def eval_append() -> None:
 
 
 def carried_state() -> None:
+    """A state carried through the loop without detach(). Its recurrence weight is not stepped:
+    one that is (a saved parameter changed in place) makes backward raise instead."""
     model, opt, _ = setup()
-    h = nnet.zeros((6, 3))
+    decay = nnet.tensor(np.full(5, 0.5, np.float32), requires_grad=True)
+    h = nnet.zeros((6, 5))
     for x, _ in LOADER:
         opt.zero_grad()
-        h = nnet.tanh(model(x) + h)  # carried_state
-        h.sum().backward(retain_graph=True)  # carried_backward
+        h = nnet.tanh(h * decay + x)  # carried_state
+        model(h).sum().backward(retain_graph=True)  # carried_backward
         opt.step()
 
 

@@ -20,6 +20,8 @@ _make = Tensor._make
 class Add(Function):
     """d(a + b) = (g, g). See derivations.md#add-sub-neg."""
 
+    saved_inputs = "none"
+
     # the forward is NumPy's ufunc itself: no Python frame of its own on the hottest ops
     forward = staticmethod(np.add)
 
@@ -31,6 +33,8 @@ class Add(Function):
 
 class Sub(Function):
     """d(a - b) = (g, -g). See derivations.md#add-sub-neg."""
+
+    saved_inputs = "none"
 
     op_name = "subtract"
 
@@ -45,6 +49,8 @@ class Sub(Function):
 class Neg(Function):
     """d(-a) = -g. See derivations.md#add-sub-neg."""
 
+    saved_inputs = "none"
+
     op_name = "negative"
 
     forward = staticmethod(np.negative)
@@ -57,6 +63,8 @@ class Neg(Function):
 
 class Mul(Function):
     """d(a b) = (g b, g a). See derivations.md#mul-div."""
+
+    saved_inputs = "others"
 
     op_name = "multiply"
 
@@ -97,6 +105,8 @@ class Div(Function):
 class Pow(Function):
     """d(a^b) = (g b a^(b-1), g a^b log a). See derivations.md#pow.
 
+    Where b = 0 the base's gradient is 0 (not 0 * a^-1, NaN at a = 0): the exponent b - 1 is taken
+    from 1 there, so a^(b-1) = 1, and the rule stays finite when differentiated again (PyTorch's mask).
     The exponent's gradient is taken as 0 where a <= 0 (log a is undefined there)."""
 
     op_name = "power"
@@ -107,7 +117,7 @@ class Pow(Function):
     def vjp(ctx, grad):
         a, b = ctx.inputs
         na, nb = ctx.needs_input_grad
-        ga = grad * b * power(a, b - 1) if na else None
+        ga = grad * b * power(a, _nonzero(b, a) - 1) if na else None
         gb = None
         if nb:
             positive = np.asarray(a.data if isinstance(a, Tensor) else a) > 0
@@ -118,12 +128,26 @@ class Pow(Function):
     def vjp_arrays(ctx, grad):
         a, b = _values(ctx)
         na, nb = ctx.needs_input_grad
-        ga = grad * b * np.power(a, b - 1) if na else None
+        ga = grad * b * np.power(a, _nonzero(b) - 1) if na else None
         gb = None
         if nb:
             positive = np.asarray(a) > 0
             gb = np.where(positive, grad * np.power(a, b) * np.log(np.where(positive, a, 1.0)), 0.0)
         return ga, gb
+
+
+def _nonzero(b: Any, a: Any = None) -> Any:
+    """The exponent with 0 replaced by 1, for pow's base gradient b a^(b-1): a zero exponent then
+    gives 0 * a^0 = 0 instead of 0 * a^-1 (NaN at a = 0). A recorded exponent is replaced only
+    where the base is 0 too, so that differentiating b a^(b-1) by b stays a^(b-1) elsewhere."""
+    if isinstance(b, Tensor):
+        zero = b.data == 0
+        if a is not None:  # broadcast: the mask may be larger than b
+            zero = zero & (np.asarray(a.data if isinstance(a, Tensor) else a) == 0)
+        return where(zero, 1.0, b) if zero.any() else b
+    if isinstance(b, np.ndarray):
+        return np.where(b == 0, 1, b) if (b == 0).any() else b
+    return 1 if b == 0 else b
 
 
 class Exp(Function):
@@ -182,33 +206,37 @@ class Abs(Function):
 
 
 class Maximum(Function):
-    """d max(a, b) = (g [a >= b], g [a < b]): ties go to the first argument. See
-    derivations.md#maximum-minimum."""
+    """d max(a, b) = (g [a >= b or a is NaN], g [otherwise]): ties go to the first argument, and a
+    NaN wins as in the forward. See derivations.md#maximum-minimum."""
 
     def forward(ctx, a, b):
         return np.maximum(a, b)
 
     def vjp(ctx, grad):
-        a, b = ctx.inputs
-        first = np.asarray(_value(a) >= _value(b))
-        return _split(ctx, grad, first)
+        a, b = _values(ctx)
+        return _split(ctx, grad, _first_wins(np.greater_equal, a, b))
 
     vjp_arrays = vjp
 
 
 class Minimum(Function):
-    """d min(a, b) = (g [a <= b], g [a > b]): ties go to the first argument. See
-    derivations.md#maximum-minimum."""
+    """d min(a, b) = (g [a <= b or a is NaN], g [otherwise]): ties go to the first argument, and a
+    NaN wins as in the forward. See derivations.md#maximum-minimum."""
 
     def forward(ctx, a, b):
         return np.minimum(a, b)
 
     def vjp(ctx, grad):
-        a, b = ctx.inputs
-        first = np.asarray(_value(a) <= _value(b))
-        return _split(ctx, grad, first)
+        a, b = _values(ctx)
+        return _split(ctx, grad, _first_wins(np.less_equal, a, b))
 
     vjp_arrays = vjp
+
+
+def _first_wins(compare: np.ufunc, a: Any, b: Any) -> np.ndarray:
+    """Where maximum/minimum's result is ``a``: it compares at least as extreme, or it is NaN (the
+    forward propagates a NaN operand; a NaN ``b`` against a number ``a`` is ``b``'s)."""
+    return np.asarray(compare(a, b) | np.isnan(a))
 
 
 def _value(x: Any) -> Any:
@@ -246,6 +274,8 @@ class Clip(Function):
 class Where(Function):
     """d where(c, a, b) = (None, g [c], g [not c]). See derivations.md#where."""
 
+    saved_inputs = "none"
+
     def forward(ctx, cond, a, b):
         return np.where(cond, a, b)
 
@@ -270,6 +300,8 @@ class Where(Function):
 
 class AsType(Function):
     """d astype(a) = astype(g, a.dtype). See derivations.md#astype."""
+
+    saved_inputs = "none"
 
     def forward(ctx, a, dtype):
         return a.astype(dtype)

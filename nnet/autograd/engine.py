@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nnet.autograd import leaf_hooks, version
 from nnet.autograd.grad_mode import grad_enabled
 from nnet.autograd.kernels import sum_axes
 from nnet.autograd.lifetime import on_backward, spans_a_step
@@ -125,6 +126,10 @@ def run_backward(
     keeps its id from being reused while it is a key. Leaves stay in the table to the end. Without
     create_graph the gradients are plain arrays and each op runs ``vjp_arrays``; with it, tensors and
     ``vjp``, so the gradients are recorded and can be differentiated again.
+
+    A node recorded before the latest in-place change anywhere (``version.last_stamp``) goes through
+    ``version.check_node`` first (values it saved changed? inputs rebased since?); the rest pay one
+    comparison.
     """
     table: dict[int, list[Any]] = {}
     heap: list[tuple[int, Tensor]] = []
@@ -148,11 +153,17 @@ def run_backward(
     if capture is not None:
         captured = {}
         wanted = {id(t) for t in capture}
+    hooked = captured is None and leaf_hooks.any_hooks()
     token = grad_enabled.set(create_graph)
     try:
-        walk = _walk_tensors if create_graph else _walk_arrays
+        last_change = version.last_stamp
         newest = -heap[0][0] if heap else 0
-        oldest = walk(heap, table, retain_graph, captured, wanted)
+        if create_graph:
+            oldest = _walk_tensors(heap, table, retain_graph, captured, wanted, last_change)
+        else:
+            # hooked leaves are finished as soon as their last gradient arrives (leaf_hooks.py)
+            counts = leaf_hooks.hooked_edge_counts(roots) if hooked else None
+            oldest = _walk_arrays(heap, table, retain_graph, captured, wanted, last_change, counts)
     finally:
         grad_enabled.reset(token)
     if oldest is not None and spans_a_step(oldest.seq, newest):
@@ -161,6 +172,8 @@ def run_backward(
     for g, own, t in table.values():
         if captured is None:
             _accumulate_leaf(t, g, own, create_graph)
+            if hooked:
+                leaf_hooks.run(t)
         elif id(t) in wanted:
             captured[id(t)] = g if create_graph else _make(g if own else g.copy(), False, None)
     if captured is None:
@@ -188,9 +201,12 @@ def _walk_arrays(
     retain_graph: bool,
     captured: dict[int, Tensor] | None,
     wanted: set[int],
+    last_change: int,
+    counts: dict[int, int] | None = None,
 ) -> Function | None:
     """The walk of a backward that records nothing: gradients are arrays, VJPs ``vjp_arrays``.
-    Returns the last op run, the oldest (for the graph-lifetime check)."""
+    ``counts``: the edges still to arrive at each hooked leaf (see :func:`_arrived`). Returns the
+    last op run, the oldest (for the graph-lifetime check)."""
     fn: Any = None  # after the loop: the last op run
     while heap:
         t = heappop(heap)[1]
@@ -204,6 +220,8 @@ def _walk_arrays(
         inputs = fn.inputs
         if inputs is None:
             raise _released(fn)
+        if fn.seq < last_change:  # something changed in place since fn was recorded: look closer
+            inputs = version.check_node(fn, inputs, t)
         needs = fn.needs_input_grad
         grads: Any = fn.vjp_arrays(g)
         n = len(needs)
@@ -217,6 +235,8 @@ def _walk_arrays(
                 fn.saved = ()
         for p, need, d in zip(inputs, needs, grads, strict=False):  # lengths checked above
             if d is None or not need:
+                if need and counts is not None:
+                    _arrived(p, counts, table)
                 continue
             if type(d) is not _ndarray:  # NumPy gives scalars for 0-d operands
                 d = np.asarray(d)
@@ -237,7 +257,26 @@ def _walk_arrays(
             else:
                 entry[0] = _added(entry[0], d)
                 entry[1] = True
+            if counts is not None:
+                _arrived(p, counts, table)
     return fn
+
+
+def _arrived(p: Tensor, counts: dict[int, int], table: dict[int, list[Any]]) -> None:
+    """One more edge has delivered to ``p``; if ``p`` is a hooked leaf and that was its last, its
+    gradient is final: into ``.grad`` now, and its hooks run while the walk goes on."""
+    k = id(p)
+    n = counts.get(k)
+    if n is None:
+        return
+    if n > 1:
+        counts[k] = n - 1
+        return
+    del counts[k]
+    entry = table.pop(k, None)
+    if entry is not None:  # else every edge gave None: nothing accumulates, no hook runs
+        _accumulate_leaf(p, entry[0], entry[1], False)
+        leaf_hooks.run(p)
 
 
 def _walk_tensors(
@@ -246,6 +285,7 @@ def _walk_tensors(
     retain_graph: bool,
     captured: dict[int, Tensor] | None,
     wanted: set[int],
+    last_change: int,
 ) -> Function | None:
     """The walk under ``create_graph``: gradients are tensors and every VJP is recorded. Nothing is
     added in place (the new graph may hold any of them). Returns the last (oldest) op run."""
@@ -262,6 +302,8 @@ def _walk_tensors(
         inputs = fn.inputs
         if inputs is None:
             raise _released(fn)
+        if fn.seq < last_change:  # something changed in place since fn was recorded: look closer
+            inputs = version.check_node(fn, inputs, t)
         grads = _checked(fn, fn.vjp(g))
         if not retain_graph:
             fn.inputs = None

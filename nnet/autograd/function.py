@@ -29,7 +29,6 @@ array([12.], dtype=float32)
 
 from __future__ import annotations
 
-import itertools
 import weakref
 from types import MethodType
 from typing import Any
@@ -40,11 +39,11 @@ from nnet.autograd.anomaly import anomaly_enabled, on_apply
 from nnet.autograd.errors import operand_error
 from nnet.autograd.grad_mode import grad_enabled
 from nnet.autograd.tensor import Tensor
+from nnet.autograd.version import next_seq as _next_seq
 
 _new_tensor = Tensor._make
 _new = object.__new__
 _ndarray = np.ndarray
-_next_seq = itertools.count().__next__
 
 
 class Function:
@@ -58,11 +57,16 @@ class Function:
     saves_output = False
     #: The public function's name, for error messages (default: the class name in lower case).
     op_name: str | None = None
+    #: Which tensor inputs the VJP reads the values of, so that backward can refuse values changed
+    #: in place since: "all" (the safe default), "none" (shapes at most: add, reshape, sum), or
+    #: "others" (an input is read only for another input's gradient: mul, matmul).
+    saved_inputs = "all"
 
     inputs: tuple[Any, ...] | None
     needs_input_grad: tuple[bool, ...]
     saved: tuple[Any, ...] = ()  # save_for_backward's values, in the instance dict when set
     seq: int  # creation order: larger than the seq of every op that made an input (see engine)
+    prior: Tensor  # set by in-place ops only: the tensor as it was before (nnet.autograd.inplace)
     _output: weakref.ReferenceType[Tensor] | None
 
     def forward(self, *args: Any, **params: Any) -> np.ndarray:
@@ -147,7 +151,7 @@ class Function:
             # Tensor._make spelled out: a call less on every recorded op
             result = _new(Tensor)
             result.data = out
-            result.grad = None
+            result._grad = None
             result.grad_fn = ctx
             result._retains_grad = False
             result.requires_grad = True

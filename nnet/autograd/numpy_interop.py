@@ -42,6 +42,10 @@ _UFUNCS: dict[np.ufunc, Callable[..., Tensor]] = {
     np.sin: ops.sin,
     np.cos: ops.cos,
     np.tan: ops.tan,
+    np.log1p: ops.log1p,
+    np.expm1: ops.expm1,
+    np.square: ops.square,
+    np.logaddexp: ops.logaddexp,
 }
 _COMPARISONS = {
     np.equal, np.not_equal, np.less, np.less_equal, np.greater, np.greater_equal,
@@ -270,6 +274,27 @@ def _take(a: Any, indices: Any, axis: Any = None, out: Any = None, mode: Any = N
     return a[(slice(None),) * ax + (idx,)]
 
 
+def _scan(name: str, op: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    def adapter(a: Any, axis: Any = None, dtype: Any = None, out: Any = None) -> Any:
+        _refuse(name, out)
+        return op(_cast(a, dtype), axis)
+
+    return adapter
+
+
+def _prod(
+    a: Any,
+    axis: Any = None,
+    dtype: Any = None,
+    out: Any = None,
+    keepdims: Any = _NO_VALUE,
+    initial: Any = _NO_VALUE,
+    where: Any = _NO_VALUE,
+) -> Any:
+    _refuse("prod", out, initial=initial, where=where)
+    return ops.prod(_cast(a, dtype), axis, _keep(keepdims))
+
+
 _FUNCTIONS: dict[Callable[..., Any], Callable[..., Any]] = {
     np.sum: _sum,
     np.mean: _mean,
@@ -295,6 +320,9 @@ _FUNCTIONS: dict[Callable[..., Any], Callable[..., Any]] = {
     np.clip: _clip,
     np.pad: _pad,
     np.take: _take,
+    np.cumsum: _scan("cumsum", ops.cumsum),
+    np.cumprod: _scan("cumprod", ops.cumprod),
+    np.prod: _prod,
 }
 
 #: Functions whose result carries no gradient: they run on the arrays and return NumPy's result.

@@ -55,6 +55,7 @@ from nnet.autograd.reduction import (
     sum,
     var,
 )
+from nnet.autograd.scan import Cumprod, Cumsum, cumprod, cumsum, prod
 from nnet.autograd.shape import (
     BroadcastTo,
     Concatenate,
@@ -80,6 +81,23 @@ from nnet.autograd.shape import (
     transpose,
     unsqueeze,
 )
+from nnet.autograd.special import (
+    Erf,
+    Expm1,
+    Log1p,
+    LogAddExp,
+    Softplus,
+    elu,
+    erf,
+    expm1,
+    gelu,
+    leaky_relu,
+    log1p,
+    logaddexp,
+    silu,
+    softplus,
+    square,
+)
 from nnet.autograd.trig import Cos, Sin, Tan, cos, sin, tan
 from nnet.autograd.window import Col2Im, SlidingWindows, col2im, sliding_windows
 
@@ -89,7 +107,7 @@ PRIMITIVES = (
     Add, Sub, Neg, Mul, Div, Pow, Exp, Log, Sqrt, Abs, Sigmoid, Tanh, Relu, Maximum, Minimum, Clip,
     Where, AsType, Sum, Mean, Var, Max, Min, LogSumExp, Softmax, LogSoftmax, MatMul, Reshape,
     Transpose, BroadcastTo, GetItem, ScatterAdd, Concatenate, Stack, Pad, SlidingWindows, Col2Im,
-    Sin, Cos, Tan,
+    Sin, Cos, Tan, Log1p, Expm1, Erf, Softplus, LogAddExp, Cumsum, Cumprod,
 )  # fmt: skip
 
 __all__ = [name for name in dir() if not name.startswith("_")]

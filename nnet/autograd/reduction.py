@@ -87,6 +87,8 @@ def _slices(a: np.ndarray, axes: tuple[int, ...]) -> Any:
 class Sum(Function):
     """d sum(a) = g broadcast back over the reduced axes. See derivations.md#sum-mean."""
 
+    saved_inputs = "none"
+
     def forward(ctx, a, axes, keepdims):
         return _sum(a, axes, keepdims)
 
@@ -106,6 +108,8 @@ class Sum(Function):
 
 class Mean(Function):
     """d mean(a) = g / n broadcast back. See derivations.md#sum-mean."""
+
+    saved_inputs = "none"
 
     def forward(ctx, a, axes, keepdims):
         n = int(np.prod([a.shape[i] for i in axes]))
@@ -156,15 +160,22 @@ class Var(Function):
 def _first_extreme_mask(
     x: np.ndarray, axes: tuple[int, ...], pick: Any, extreme: np.ndarray, keepdims: bool
 ) -> np.ndarray:
-    """One True per reduced slice, at the first position of its max (or min) ``extreme``."""
+    """One True per reduced slice, at the first position of its max (or min) ``extreme``; in a slice
+    holding a NaN (whose extreme is NaN), at its first NaN, as ``np.argmax`` picks."""
     if not axes:
         return np.ones(x.shape, dtype=bool)
     if _small_inner(x, axes):
         ext = np.squeeze(extreme, axis=axes) if keepdims else extreme
+        nan = np.isnan(ext)
+        if not nan.any():  # the usual case: one comparison per position
+            nan = None
         mask = np.zeros(x.shape, dtype=bool)
         found = np.zeros(ext.shape, dtype=bool)
         for s, m in zip(_slices(x, axes), _slices(mask, axes), strict=True):
-            np.logical_and(s == ext, ~found, out=m)
+            hit = s == ext  # False for NaN == NaN: a NaN slice is matched by isnan below
+            if nan is not None:
+                hit |= nan & np.isnan(s)
+            np.logical_and(hit, ~found, out=m)
             found |= m
         return mask
     rest = [i for i in range(x.ndim) if i not in axes]
@@ -210,7 +221,7 @@ class Min(Function):
     vjp_arrays = vjp
 
 
-def _stable_shift(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+def stable_shift(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     """The max over ``axes`` (keepdims), 0 where it is not finite, so exp(a - m) never overflows."""
     m = np.max(a, axis=axes, keepdims=True, initial=-np.inf)  # -inf, then 0, over an empty axis
     return np.where(np.isfinite(m), m, 0)
@@ -222,7 +233,7 @@ class LogSumExp(Function):
     saves_output = True
 
     def forward(ctx, a, axes, keepdims):
-        m = _stable_shift(a, axes)
+        m = stable_shift(a, axes)
         with np.errstate(divide="ignore"):
             out = np.log(np.add.reduce(np.exp(a - m), axis=axes, keepdims=True)) + m
         return out if keepdims else np.squeeze(out, axis=axes)
@@ -244,7 +255,7 @@ class Softmax(Function):
     saves_output = True
 
     def forward(ctx, a, axis):
-        e = np.exp(a - _stable_shift(a, (axis,)))
+        e = np.exp(a - stable_shift(a, (axis,)))
         e /= np.add.reduce(e, axis=axis, keepdims=True)
         return e
 
@@ -265,7 +276,7 @@ class LogSoftmax(Function):
     saves_output = True
 
     def forward(ctx, a, axis):
-        shifted = a - _stable_shift(a, (axis,))
+        shifted = a - stable_shift(a, (axis,))
         if not a.shape[axis]:
             return shifted  # empty along the axis: nothing to normalise (and no log(0) warning)
         return shifted - np.log(np.add.reduce(np.exp(shifted), axis=axis, keepdims=True))

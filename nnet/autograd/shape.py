@@ -26,6 +26,8 @@ def _as_tensor(a: Any) -> Tensor:
 class Reshape(Function):
     """d reshape(a) = reshape(g, a.shape). See derivations.md#reshape."""
 
+    saved_inputs = "none"
+
     def forward(ctx, a, shape):
         return a.reshape(shape)
 
@@ -40,6 +42,8 @@ class Reshape(Function):
 class Transpose(Function):
     """d transpose(a, p) = transpose(g, p^-1). See derivations.md#transpose."""
 
+    saved_inputs = "none"
+
     def forward(ctx, a, axes):
         return np.transpose(a, axes)
 
@@ -52,6 +56,8 @@ class Transpose(Function):
 class BroadcastTo(Function):
     """d broadcast_to(a) = g; the engine sums it back to a's shape. See derivations.md#broadcasting."""
 
+    saved_inputs = "none"
+
     def forward(ctx, a, shape):
         return np.broadcast_to(a, shape)
 
@@ -63,6 +69,8 @@ class BroadcastTo(Function):
 
 class GetItem(Function):
     """d a[i] = g scattered (added) into zeros of a's shape. See derivations.md#indexing."""
+
+    saved_inputs = "none"
 
     def forward(ctx, a, index):
         return a[index]
@@ -79,6 +87,8 @@ class GetItem(Function):
 class ScatterAdd(Function):
     """zeros(shape) with g added at ``index`` (repeats add up): the adjoint of indexing, whose VJP is
     indexing again. See derivations.md#indexing."""
+
+    saved_inputs = "none"
 
     def forward(ctx, g, index, shape):
         return _scatter_add(g, index, shape)
@@ -107,6 +117,8 @@ def _is_basic(index: Any) -> bool:
 class Concatenate(Function):
     """d concatenate(a_1..a_k) = the matching slices of g. See derivations.md#concatenate-stack."""
 
+    saved_inputs = "none"
+
     def forward(ctx, *arrays, axis):
         ctx.axis = axis
         return np.concatenate(arrays, axis=axis)
@@ -126,6 +138,8 @@ class Concatenate(Function):
 class Stack(Function):
     """d stack(a_1..a_k) = g[..., i, ...] for each i. See derivations.md#concatenate-stack."""
 
+    saved_inputs = "none"
+
     def forward(ctx, *arrays, axis):
         ctx.axis = axis
         return np.stack(arrays, axis=axis)
@@ -141,6 +155,8 @@ class Stack(Function):
 
 class Pad(Function):
     """d pad(a) = the interior slice of g. See derivations.md#pad."""
+
+    saved_inputs = "none"
 
     def forward(ctx, a, pad_width, value):
         return np.pad(a, pad_width, mode="constant", constant_values=value)

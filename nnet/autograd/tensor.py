@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +58,17 @@ def _check_differentiable(dtype: np.dtype, what: str) -> None:
         )
 
 
+def _warn_non_leaf_grad(t: Tensor) -> None:
+    assert t.grad_fn is not None
+    warnings.warn(
+        f".grad of a non-leaf tensor (made by {t.grad_fn.name}) is read: backward() fills .grad "
+        "only for leaves, so it is None. Call .retain_grad() on this tensor before backward() to "
+        "keep its gradient, or read the gradient of the leaf you created",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
 class Tensor:
     """An n-dimensional array with reverse-mode automatic differentiation.
 
@@ -69,18 +81,18 @@ class Tensor:
     Tensor([2., 4., 6.], dtype=float32)
     """
 
-    __slots__ = ("__weakref__", "_retains_grad", "data", "grad", "grad_fn", "requires_grad")
+    __slots__ = ("__weakref__", "_grad", "_retains_grad", "data", "grad_fn", "requires_grad")
     __array_priority__ = 1000.0
     __hash__ = object.__hash__  # identity: tensors are keys in gradient tables and dicts
 
     data: np.ndarray
-    grad: Tensor | None
+    _grad: Tensor | None
     grad_fn: Function | None
     requires_grad: bool
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: DTypeLike = None) -> None:
         self.data = _as_array(data, dtype)
-        self.grad = None
+        self._grad = None
         self.grad_fn = None
         self._retains_grad = False
         self.requires_grad = False
@@ -92,7 +104,7 @@ class Tensor:
         """The fast constructor the ops use: no conversion, no checks."""
         t = _new(Tensor)
         t.data = data
-        t.grad = None
+        t._grad = None
         t.grad_fn = grad_fn
         t._retains_grad = False
         t.requires_grad = requires_grad
@@ -121,6 +133,26 @@ class Tensor:
 
     def dim(self) -> int:
         return self.data.ndim
+
+    @property
+    def grad(self) -> Tensor | None:
+        """The gradient that backward accumulated here: leaves (and ``retain_grad()`` tensors) only.
+
+        Reading it on a non-leaf that does not retain its gradient warns: it stays ``None``.
+        """
+        g = self._grad
+        if g is None and self.grad_fn is not None and not self._retains_grad:
+            _warn_non_leaf_grad(self)
+        return g
+
+    @grad.setter
+    def grad(self, value: Tensor | None) -> None:
+        self._grad = value
+
+    @property
+    def _version(self) -> int:
+        """How many in-place changes this tensor's memory has seen (shared with its views)."""
+        return _versions.version(self.data)
 
     @property
     def is_leaf(self) -> bool:
@@ -162,6 +194,22 @@ class Tensor:
             )
         self.requires_grad = bool(requires_grad)
         return self
+
+    def register_post_accumulate_grad_hook(self, hook: Any) -> Any:
+        """Run ``hook(self)`` in every backward as soon as this leaf's ``.grad`` is final, while
+        the backward goes on (what a data-parallel wrapper starts its communication from).
+        Returns a handle whose ``remove()`` takes the hook away; see nnet/autograd/leaf_hooks.py.
+
+        >>> import nnet
+        >>> w = nnet.tensor([1.0, 2.0], requires_grad=True)
+        >>> handle = w.register_post_accumulate_grad_hook(lambda t: print(t.grad))
+        >>> (w * w).sum().backward()
+        Tensor([2., 4.], dtype=float32)
+        >>> handle.remove()
+        """
+        from nnet.autograd import leaf_hooks
+
+        return leaf_hooks.register(self, hook)
 
     def retain_grad(self) -> None:
         """Keep this non-leaf tensor's gradient in ``.grad`` after backward."""
@@ -310,6 +358,78 @@ class Tensor:
     def __rmatmul__(self, other: Any) -> Tensor:
         return _ops.matmul(other, self)
 
+    # -- in place (nnet.autograd.inplace: PyTorch's rules, version counters) ---------------------
+    def __iadd__(self, other: Any) -> Tensor:
+        return _inplace.arithmetic_("add_", self, other)
+
+    def __isub__(self, other: Any) -> Tensor:
+        return _inplace.arithmetic_("sub_", self, other)
+
+    def __imul__(self, other: Any) -> Tensor:
+        return _inplace.arithmetic_("mul_", self, other)
+
+    def __itruediv__(self, other: Any) -> Tensor:
+        return _inplace.arithmetic_("div_", self, other)
+
+    def __ipow__(self, other: Any) -> Tensor:
+        return _inplace.arithmetic_("pow_", self, other)
+
+    def __imatmul__(self, other: Any) -> Tensor:
+        raise RuntimeError(
+            "@=: in-place matmul is not supported (as in PyTorch): the product generally has "
+            "another shape. Write a = a @ b"
+        )
+
+    def add_(self, other: Any, alpha: Any = 1) -> Tensor:
+        """``self += alpha * other`` in place; returns self.
+
+        >>> import nnet
+        >>> t = nnet.zeros(2)
+        >>> t.add_(nnet.ones(2), alpha=3)
+        Tensor([3., 3.], dtype=float32)
+        """
+        return _inplace.arithmetic_("add_", self, other, alpha)
+
+    def sub_(self, other: Any, alpha: Any = 1) -> Tensor:
+        """``self -= alpha * other`` in place; returns self."""
+        return _inplace.arithmetic_("sub_", self, other, alpha)
+
+    def mul_(self, other: Any) -> Tensor:
+        """``self *= other`` in place; returns self."""
+        return _inplace.arithmetic_("mul_", self, other)
+
+    def div_(self, other: Any) -> Tensor:
+        """``self /= other`` in place; returns self."""
+        return _inplace.arithmetic_("div_", self, other)
+
+    def pow_(self, exponent: Any) -> Tensor:
+        """``self **= exponent`` in place; returns self."""
+        return _inplace.arithmetic_("pow_", self, exponent)
+
+    def clamp_(self, min: Any = None, max: Any = None) -> Tensor:
+        """Limit the values to [min, max] in place; returns self."""
+        return _inplace.clamp_(self, min, max)
+
+    clip_ = clamp_
+
+    def fill_(self, value: Any) -> Tensor:
+        """Set every element to ``value`` (a number or a one-element tensor); returns self."""
+        if isinstance(value, Tensor) and value.ndim != 0:
+            raise RuntimeError(
+                f"fill_: the value must be a number or a 0-d tensor, got shape {value.shape}; "
+                "use copy_ to copy a tensor's values"
+            )
+        return _inplace.assign_("fill_", self, value)
+
+    def zero_(self) -> Tensor:
+        """Set every element to 0; returns self."""
+        return _inplace.assign_("zero_", self, 0)
+
+    def copy_(self, src: Any) -> Tensor:
+        """Copy ``src``'s values (broadcast to this shape, converted to this dtype) in place;
+        differentiable with respect to ``src``. Returns self."""
+        return _inplace.assign_("copy_", self, src)
+
     def __getitem__(self, index: Any) -> Tensor:
         return _ops.getitem(self, index)
 
@@ -392,6 +512,30 @@ class Tensor:
     def tan(self) -> Tensor:
         return _ops.tan(self)
 
+    def log1p(self) -> Tensor:
+        return _ops.log1p(self)
+
+    def expm1(self) -> Tensor:
+        return _ops.expm1(self)
+
+    def square(self) -> Tensor:
+        return _ops.square(self)
+
+    def erf(self) -> Tensor:
+        return _ops.erf(self)
+
+    def logaddexp(self, other: Any) -> Tensor:
+        return _ops.logaddexp(self, other)
+
+    def prod(self, axis: Axis = None, keepdims: bool = False, **torch_names: Any) -> Tensor:
+        return _ops.prod(self, axis, keepdims, **torch_names)
+
+    def cumsum(self, axis: int | None = None, **torch_names: Any) -> Tensor:
+        return _ops.cumsum(self, axis, **torch_names)
+
+    def cumprod(self, axis: int | None = None, **torch_names: Any) -> Tensor:
+        return _ops.cumprod(self, axis, **torch_names)
+
     def std(self, axis: Axis = None, ddof: int = 0, keepdims: bool = False, **kw: Any) -> Tensor:
         return _ops.std(self, axis, ddof, keepdims, **kw)
 
@@ -466,7 +610,9 @@ class Tensor:
         return _ops.broadcast_to(self, _ops.shape_arg(shape))
 
 
-from nnet.autograd import ops as _ops  # noqa: E402 - ops need Tensor defined first
+from nnet.autograd import inplace as _inplace  # noqa: E402 - these need Tensor defined first
+from nnet.autograd import ops as _ops  # noqa: E402
+from nnet.autograd import version as _versions  # noqa: E402
 
 # the operators' primitives, bound once: `t * u` is the hottest call in nnet
 _add, _sub, _mul, _div, _neg = (

@@ -76,6 +76,8 @@ class SlidingWindows(Function):
     """windows(x)[n, r, c, i, j, k] = x[n, r s + i d, c s + j d, k]; VJP: col2im(g).
     See derivations.md#sliding-windows."""
 
+    saved_inputs = "none"
+
     def forward(ctx, x, kernel, stride, dilation):
         return _windows(x, kernel, stride, dilation)
 
@@ -91,6 +93,8 @@ class SlidingWindows(Function):
 class Col2Im(Function):
     """col2im(g)[n, y, x, k] = sum of g over the windows that cover (y, x); VJP: windows(g).
     See derivations.md#sliding-windows."""
+
+    saved_inputs = "none"
 
     def forward(ctx, cols, shape, stride, dilation):
         return _col2im(cols, shape, stride, dilation)

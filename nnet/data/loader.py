@@ -35,6 +35,8 @@ class DataLoader:
     order each epoch from the loader's own generator: ``generator`` is a ``numpy.random.Generator``
     or an int seed; by default a seed is drawn from nnet's generator when the loader is made, so
     :func:`nnet.manual_seed` makes the order repeatable. The global NumPy state is never touched.
+    ``sampler`` (an iterable of indices with a length, e.g. a
+    :class:`~nnet.distributed.DistributedSampler`) gives the order instead; it excludes ``shuffle``.
     A dataset with ``__getitems__`` (like :class:`~nnet.data.TensorDataset`) is batched with one
     fancy index per batch; ``collate_fn`` receives the list of samples otherwise.
 
@@ -58,6 +60,7 @@ class DataLoader:
         drop_last: bool = False,
         collate_fn: Callable[[list[Any]], Any] | None = None,
         generator: np.random.Generator | int | None = None,
+        sampler: Any = None,
     ) -> None:
         if batch_size is not None and batch_size != -1 and (
             isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer)
@@ -67,7 +70,13 @@ class DataLoader:
                 f"DataLoader: batch_size must be a positive integer, or None / -1 for the whole "
                 f"dataset as one batch; got {batch_size!r}"
             )
+        if sampler is not None and shuffle:
+            raise ValueError(
+                "DataLoader: sampler gives the order, so it excludes shuffle=True; shuffle in "
+                "the sampler (e.g. DistributedSampler(shuffle=True)) and drop shuffle"
+            )
         self.dataset = dataset
+        self.sampler = sampler
         self.batch_size = None if batch_size is None or batch_size == -1 else int(batch_size)
         self.shuffle = shuffle
         self.drop_last = drop_last
@@ -76,18 +85,24 @@ class DataLoader:
             generator = int(as_generator(None, "DataLoader").integers(2**63))
         self.generator = as_generator(generator, "DataLoader")
 
+    def _count(self) -> int:
+        return len(self.dataset) if self.sampler is None else len(self.sampler)
+
     def _size(self) -> int:
-        return len(self.dataset) if self.batch_size is None else self.batch_size
+        return self._count() if self.batch_size is None else self.batch_size
 
     def __len__(self) -> int:
-        n, b = len(self.dataset), self._size()
+        n, b = self._count(), self._size()
         if b == 0:
             return 0
         return n // b if self.drop_last else -(-n // b)
 
     def __iter__(self) -> Iterator[Any]:
-        n = len(self.dataset)
-        order = self.generator.permutation(n) if self.shuffle else np.arange(n)
+        if self.sampler is not None:
+            order = np.fromiter(iter(self.sampler), np.int64, count=len(self.sampler))
+        else:
+            n = len(self.dataset)
+            order = self.generator.permutation(n) if self.shuffle else np.arange(n)
         b = self._size()
         getitems = getattr(self.dataset, "__getitems__", None)
         for start in range(0, len(self) * b, b):

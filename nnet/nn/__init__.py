@@ -9,7 +9,19 @@
 """
 
 from nnet.nn import functional, init, utils
-from nnet.nn.activation import Flatten, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
+from nnet.nn.activation import (
+    ELU,
+    GELU,
+    Flatten,
+    LeakyReLU,
+    LogSoftmax,
+    ReLU,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Softplus,
+    Tanh,
+)
 from nnet.nn.containers import Identity, ModuleDict, ModuleList, Sequential
 from nnet.nn.conv import Conv2d
 from nnet.nn.dropout import Dropout
@@ -27,6 +39,8 @@ from nnet.nn.normalization import BatchNorm1d, BatchNorm2d
 from nnet.nn.pooling import AvgPool2d, MaxPool2d
 
 __all__ = [
+    "ELU",
+    "GELU",
     "AvgPool2d",
     "BCELoss",
     "BCEWithLogitsLoss",
@@ -50,8 +64,10 @@ __all__ = [
     "Parameter",
     "ReLU",
     "Sequential",
+    "SiLU",
     "Sigmoid",
     "Softmax",
+    "Softplus",
     "Tanh",
     "functional",
     "init",

@@ -1,11 +1,11 @@
-"""Activations and shape layers: `Sigmoid`, `ReLU`, `LeakyReLU`, `Tanh`, `Softmax`, `LogSoftmax`,
-`Flatten`. Each is one primitive (or a short composition) wrapped as a module."""
+"""Activations and shape layers: `Sigmoid`, `ReLU`, `LeakyReLU`, `ELU`, `GELU`, `SiLU`,
+`Softplus`, `Tanh`, `Softmax`, `LogSoftmax`, `Flatten`. Each is one primitive (or a short
+composition) wrapped as a module."""
 
 from __future__ import annotations
 
 from nnet.autograd import ops
 from nnet.autograd.tensor import Tensor
-from nnet.nn import functional as F
 from nnet.nn.module import Module
 
 
@@ -31,10 +31,64 @@ class LeakyReLU(Module):
         self.negative_slope = negative_slope
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.leaky_relu(x, self.negative_slope)
+        return ops.leaky_relu(x, self.negative_slope)
 
     def extra_repr(self) -> str:
         return f"negative_slope={self.negative_slope}"
+
+
+class ELU(Module):
+    """``x`` for x > 0, else ``alpha (e^x - 1)``; the derivative at 0 is ``alpha``."""
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        super().__init__()
+        self.alpha = alpha
+
+    def forward(self, x: Tensor) -> Tensor:
+        return ops.elu(x, self.alpha)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}"
+
+
+class GELU(Module):
+    """``x Phi(x)`` with Phi the standard normal CDF (``approximate="tanh"``: PyTorch's tanh form)."""
+
+    def __init__(self, approximate: str = "none") -> None:
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, x: Tensor) -> Tensor:
+        return ops.gelu(x, self.approximate)
+
+    def extra_repr(self) -> str:
+        return f"approximate={self.approximate!r}"
+
+
+class SiLU(Module):
+    """``x sigmoid(x)``, elementwise (swish)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return ops.silu(x)
+
+
+class Softplus(Module):
+    """``log(1 + e^(beta x)) / beta``, the identity where ``beta x > threshold``."""
+
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0) -> None:
+        super().__init__()
+        if beta <= 0:
+            raise ValueError(f"Softplus: beta must be positive, got {beta}")
+        self.beta = beta
+        self.threshold = threshold
+
+    def forward(self, x: Tensor) -> Tensor:
+        return ops.softplus(x, self.beta, self.threshold)
+
+    def extra_repr(self) -> str:
+        return f"beta={self.beta}, threshold={self.threshold}"
 
 
 class Tanh(Module):

@@ -16,7 +16,7 @@ from typing import Any, overload
 
 import numpy as np
 
-from nnet.autograd.fused.mode import fused_enabled
+from nnet.kernels.mode import fused_enabled
 from nnet.nn import fusion
 from nnet.nn.module import Module
 

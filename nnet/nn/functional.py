@@ -1,6 +1,7 @@
-"""The functional form of every layer: plain functions of tensors, built from nnet's primitives so
-their gradients come from the engine. Images are NHWC; kernels are (KH, KW, C_in, C_out); Linear
-weights are (in_features, out_features).
+"""The functional form of every layer: plain functions of tensors. Each computes a composition of
+nnet's primitives, by a kernel of the registry where one applies (nnet/kernels/registry.py; which
+one and when: docs/kernels.md) or by the composition itself, so gradients come from the engine.
+Images are NHWC; kernels are (KH, KW, C_in, C_out); Linear weights are (in_features, out_features).
 
 >>> import nnet
 >>> import nnet.nn.functional as F
@@ -17,24 +18,26 @@ from typing import Any
 
 import numpy as np
 
-from nnet.autograd import fused
-from nnet.autograd.fused import bnpool
-from nnet.autograd.fused.mode import fused_enabled
-from nnet.autograd.grad_mode import grad_enabled
 from nnet.autograd.ops import (
+    elu,
     flatten,
+    gelu,
+    leaky_relu,
     log_softmax,
     pad,
     relu,
     sigmoid,
+    silu,
     sliding_windows,
     softmax,
-    sqrt,
+    softplus,
     tanh,
-    where,
 )
 from nnet.autograd.tensor import Tensor
-from nnet.autograd.window import pair, window_output_size
+from nnet.autograd.window import pair
+from nnet.kernels import registry
+from nnet.kernels.batchnorm import BatchStats
+from nnet.kernels.im2col import geometry
 from nnet.random import get_generator
 
 Padding = str | int | tuple[int, int]
@@ -42,13 +45,6 @@ Padding = str | int | tuple[int, int]
 
 def _tensor(x: Any) -> Tensor:
     return x if isinstance(x, Tensor) else Tensor(x)
-
-
-# -- activations ---------------------------------------------------------------------------------
-def leaky_relu(x: Any, negative_slope: float = 0.01) -> Tensor:
-    """x where x > 0, else ``negative_slope`` x; the derivative at 0 is ``negative_slope``."""
-    x = _tensor(x)
-    return where(x.data > 0, x, x * negative_slope)
 
 
 # -- argument and input checks shared by the layers ----------------------------------------------
@@ -75,11 +71,7 @@ def check_input_dtype(layer: str, x: Tensor, weight: Tensor) -> None:
 def linear(x: Any, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``x @ weight + bias`` with ``weight`` of shape (in_features, out_features) (the seed's
     layout, the transpose of PyTorch's) and ``x`` of shape (..., in_features)."""
-    x = _tensor(x)
-    if fused_enabled.get() and x.ndim >= 1 and weight.ndim == 2 and x.shape[-1] == weight.shape[0]:
-        return fused.linear(x, weight, bias)
-    y = x @ weight
-    return y if bias is None else y + bias
+    return registry.run(("linear",), _tensor(x), weight, bias)
 
 
 # -- convolution ---------------------------------------------------------------------------------
@@ -146,10 +138,10 @@ def conv2d(
     """2-D convolution (cross-correlation) of an NHWC input with a (KH, KW, C_in, C_out) kernel.
 
     ``y[n, r, c, m] = sum_{i, j, k} w[i, j, k, m] x[n, r s + i d - pt, c s + j d - pl, k] + b[m]``:
-    pad, take the sliding windows, and multiply them, reshaped to (N OH OW, KH KW C_in), by the
-    kernel reshaped to (KH KW C_in, C_out). The engine then gives the seed's gradients: the kernel
-    gradient sums g times the shifted input over n, r and c, the input gradient is the windows'
-    adjoint (col2im).
+    the composition pads, takes the sliding windows, and multiplies them, reshaped to
+    (N OH OW, KH KW C_in), by the kernel reshaped to (KH KW C_in, C_out); the kernel that runs it
+    by default is in docs/kernels.md. The kernel gradient sums g times the shifted input over n, r
+    and c, the input gradient is the windows' adjoint (col2im).
     """
     x = _tensor(x)
     kh, kw, cin, cout = weight.shape
@@ -163,20 +155,7 @@ def conv2d(
             f"got {x.shape}; nnet images are NHWC"
         )
     _check_span("conv2d", x.shape, (kh, kw), d, pads)
-    if fused_enabled.get():
-        return fused.conv2d(x, weight, bias, _geometry(x.shape, (kh, kw), s, d, pads))
-    cols = sliding_windows(_pad_hw(x, pads), (kh, kw), s, d)
-    n, oh, ow = cols.shape[:3]
-    y = cols.reshape(n * oh * ow, kh * kw * cin) @ weight.reshape(kh * kw * cin, cout)
-    if bias is not None:
-        y = y + bias
-    return y.reshape(n, oh, ow, cout)
-
-
-def _geometry(shape: tuple[int, ...], kernel: tuple[int, int], s: tuple[int, int],
-              d: tuple[int, int], pads: tuple[tuple[int, int], tuple[int, int]]) -> Any:  # fmt: skip
-    size = [window_output_size(shape[1 + a] + sum(pads[a]), kernel[a], s[a], d[a]) for a in (0, 1)]
-    return (kernel, s, d, (pads[0][0], pads[1][0]), (size[0], size[1]))
+    return registry.run(("conv2d",), x, weight, bias, geometry(x.shape, (kh, kw), s, d, pads))
 
 
 def conv_geometry(x: Tensor, weight: Tensor, stride: Any, padding: Padding, dilation: Any) -> Any:
@@ -184,7 +163,7 @@ def conv_geometry(x: Tensor, weight: Tensor, stride: Any, padding: Padding, dila
     size) for valid arguments (those :func:`conv2d` accepts)."""
     s, d = pair(stride, "stride", "conv2d"), pair(dilation, "dilation", "conv2d")
     kernel = (weight.shape[0], weight.shape[1])
-    return _geometry(x.shape, kernel, s, d, conv_padding(padding, kernel, d))
+    return geometry(x.shape, kernel, s, d, conv_padding(padding, kernel, d))
 
 
 # -- pooling -------------------------------------------------------------------------------------
@@ -219,9 +198,7 @@ def max_pool2d(
     """
     x = _tensor(x)
     k, s, pads, d = _pool_args("max_pool2d", x, kernel_size, stride, padding, dilation)
-    if k == s and d == (1, 1) and pads == ((0, 0), (0, 0)) and fused_enabled.get():
-        return fused.max_pool2d(x, k)
-    return sliding_windows(_pad_hw(x, pads, -np.inf), k, s, d).max(axis=(3, 4))
+    return registry.run(("max_pool2d",), x, k, s, pads, d)
 
 
 def avg_pool2d(
@@ -263,51 +240,34 @@ def batch_norm(
     the running statistics instead of the batch ones.
     """
     x = _tensor(x)
-    c = x.shape[-1]
     if training:
-        n = x.size // c if c else 0
-        if n < 2:
-            raise ValueError(
-                f"batch_norm: training needs more than one value per channel, got input {x.shape}"
-            )
-        if fused_enabled.get():
-            stats = fused.BatchStats()
-            y = fused.batch_norm_train(x, weight, bias, eps, stats)
-            if running_mean is not None and running_var is not None:
-                _update_running(running_mean.data, stats.mean, momentum)
-                _update_running(running_var.data, stats.var * (n / (n - 1)), momentum)
-            return y
-        x2 = x.reshape(-1, c)  # (N H W, C): row reductions, far faster than over three NHWC axes
-        mean = x2.mean(axis=0)
-        centred = x2 - mean
-        var = (centred * centred).mean(axis=0)
-        gain = 1.0 / sqrt(var + eps)  # per channel: weight folds in before touching N H W rows
-        if weight is not None:
-            gain = gain * weight
-        y = centred * gain
-        if bias is not None:
-            y = y + bias
-        if running_mean is not None and running_var is not None:
-            _update_running(running_mean.data, mean.data, momentum)
-            _update_running(running_var.data, var.data * (n / (n - 1)), momentum)
-        return y.reshape(x.shape)
+        n = _values_per_channel(x)
+        stats = BatchStats()
+        y = registry.run(("batch_norm",), x, weight, bias, eps, stats)
+        _update(running_mean, running_var, stats, n, momentum)
+        return y
     if running_mean is None or running_var is None:
         raise ValueError("batch_norm: evaluation needs running_mean and running_var")
-    # y = x scale + shift, with scale and shift per channel: two passes over x
-    scale: Any = (1.0 / np.sqrt(running_var.data + eps)).astype(x.dtype, copy=False)
-    shift: Any = -running_mean.data.astype(x.dtype, copy=False) * scale
-    recording = grad_enabled.get() and any(
-        isinstance(t, Tensor) and t.requires_grad for t in (x, weight, bias)
-    )
-    if fused_enabled.get() and not recording:
-        # inference: nothing to differentiate, so the same two passes on arrays, each over rows
-        # of many channels at once (4-7x faster than NumPy's broadcast with few channels)
-        return Tensor(_affine_rows(x.data, scale, shift, weight, bias))
-    if weight is not None:
-        scale, shift = weight * scale, weight * shift
-    if bias is not None:
-        shift = shift + bias
-    return x * scale + shift
+    return registry.run(("batch_norm_eval",), x, running_mean, running_var, weight, bias, eps)
+
+
+def _values_per_channel(x: Tensor) -> int:
+    """How many values each channel has; training needs more than one."""
+    c = x.shape[-1]
+    n = x.size // c if c else 0
+    if n < 2:
+        raise ValueError(
+            f"batch_norm: training needs more than one value per channel, got input {x.shape}"
+        )
+    return n
+
+
+def _update(running_mean: Tensor | None, running_var: Tensor | None, stats: BatchStats, n: int,
+            momentum: float) -> None:  # fmt: skip
+    """Move the running statistics towards the batch's, the variance unbiased."""
+    if running_mean is not None and running_var is not None:
+        _update_running(running_mean.data, stats.mean, momentum)
+        _update_running(running_var.data, stats.var * (n / (n - 1)), momentum)
 
 
 def batch_norm_relu_max_pool2d(
@@ -320,9 +280,9 @@ def batch_norm_relu_max_pool2d(
     eps: float,
     kernel_size: Any,
 ) -> Tensor:
-    """``max_pool2d(relu(batch_norm(x, ..., training=True)), kernel_size)`` for an NHWC ``x``: one
-    fused primitive when the windows tile the image exactly, else the three ops. The running
-    statistics move as in :func:`batch_norm`.
+    """``max_pool2d(relu(batch_norm(x, ..., training=True)), kernel_size)`` for an NHWC ``x`` (the
+    pool's stride its kernel size, no padding): one kernel where the registry has one that applies,
+    else the composition. The running statistics move as in :func:`batch_norm`.
 
     >>> import nnet
     >>> import nnet.nn.functional as F
@@ -332,18 +292,11 @@ def batch_norm_relu_max_pool2d(
     """
     x = _tensor(x)
     k = pair(kernel_size, "kernel_size", "max_pool2d")
-    tiled = x.ndim == 4 and min(k) >= 1 and x.shape[1] % k[0] == 0 and x.shape[2] % k[1] == 0
-    c = x.shape[-1]
-    n = x.size // c if c else 0
-    wide = c * x.dtype.itemsize >= bnpool.MIN_PIXEL_BYTES
-    if not (fused_enabled.get() and tiled and wide and n >= 2 and x.size > 0):
-        y = batch_norm(x, running_mean, running_var, weight, bias, True, momentum, eps)
-        return relu(max_pool2d(y, k))  # the ReLU after the pool: a quarter of the values
-    stats = fused.BatchStats()
-    y = fused.batch_norm_relu_pool(x, weight, bias, eps, stats, k)
-    if running_mean is not None and running_var is not None:
-        _update_running(running_mean.data, stats.mean, momentum)
-        _update_running(running_var.data, stats.var * (n / (n - 1)), momentum)
+    _check_positive("max_pool2d", "kernel_size", k)
+    n = _values_per_channel(x)
+    stats = BatchStats()
+    y = registry.run(("batch_norm", "relu", "max_pool2d"), x, weight, bias, eps, stats, k)
+    _update(running_mean, running_var, stats, n, momentum)
     return y
 
 
@@ -360,30 +313,15 @@ def conv_batch_norm_relu_max_pool2d(
     eps: float,
     kernel: tuple[int, int],
 ) -> Tensor:
-    """``max_pool2d(relu(batch_norm(conv2d(x), ..., training=True)), kernel)`` as one fused op, for
-    the convolution of geometry ``geo`` (:func:`conv_geometry`) and shapes for which
-    :func:`nnet.autograd.fused.convbn.block_primitive` finds one (the caller checks). The running
-    statistics move as in :func:`batch_norm`."""
+    """``max_pool2d(relu(batch_norm(conv2d(x), ..., training=True)), kernel)`` for the convolution
+    of geometry ``geo`` (:func:`conv_geometry`): one kernel where the registry has one that
+    applies, else the composition. The running statistics move as in :func:`batch_norm`."""
     x = _tensor(x)
-    stats = fused.BatchStats()
-    y = fused.conv_batch_norm_relu_pool(x, weight, conv_bias, gamma, beta, eps, stats, geo, kernel)
-    n = x.shape[0] * geo[4][0] * geo[4][1]
-    if running_mean is not None and running_var is not None:
-        _update_running(running_mean.data, stats.mean, momentum)
-        _update_running(running_var.data, stats.var * (n / (n - 1)), momentum)
+    stats = BatchStats()
+    args = (x, weight, conv_bias, gamma, beta, eps, stats, geo, kernel)
+    y = registry.run(("conv2d", "batch_norm", "relu", "max_pool2d"), *args)
+    _update(running_mean, running_var, stats, x.shape[0] * geo[4][0] * geo[4][1], momentum)
     return y
-
-
-def _affine_rows(x: np.ndarray, scale: Any, shift: Any, weight: Any, bias: Any) -> np.ndarray:
-    """``x * (weight scale) + (weight shift + bias)`` per channel, with the composition's roundings."""
-    if weight is not None:
-        w = weight.data if isinstance(weight, Tensor) else np.asarray(weight)
-        scale, shift = w * scale, w * shift
-    if bias is not None:
-        shift = shift + (bias.data if isinstance(bias, Tensor) else np.asarray(bias))
-    rows = x.reshape(-1, x.shape[-1])
-    y = fused.per_channel(np.multiply, rows, scale)
-    return fused.per_channel(np.add, y, shift, out=y).reshape(x.shape)
 
 
 def _update_running(running: np.ndarray, batch: np.ndarray, momentum: float) -> None:
@@ -431,14 +369,18 @@ __all__ = [
     "conv_geometry",
     "conv_padding",
     "dropout",
+    "elu",
     "flatten",
+    "gelu",
     "leaky_relu",
     "linear",
     "log_softmax",
     "max_pool2d",
     "relu",
     "sigmoid",
+    "silu",
     "softmax",
+    "softplus",
     "tanh",
 ]
 

@@ -1,22 +1,17 @@
-"""Layers fused across module boundaries, for :class:`~nnet.nn.Sequential`.
+"""Runs of layers inside :class:`~nnet.nn.Sequential` handed to the kernel registry as one call.
 
-A few runs of layers compute in one op what they compute one after another, with the same values
-and gradients:
+This file only recognises the runs and reads their arguments off the modules; whether a run fuses,
+and into which kernel, is the registry's decision (nnet/kernels/registry.py, table in
+docs/kernels.md). The runs it offers, longest first:
 
-* ``Conv2d, BatchNorm2d, ReLU, MaxPool2d`` in training mode: one fused primitive, batch norm
-  folded into the convolution's product for a narrow kernel over an input that takes no gradient,
-  or after a Winograd convolution whose output tiles are the pool's windows (fused/convbn.py);
-* ``BatchNorm2d, ReLU, MaxPool2d`` in training mode: one fused primitive for pixels of 64 bytes or
-  more (16 float32 channels), the ReLU after the pool; else the three ops, the ReLU after the pool;
-* ``Conv2d, ReLU, MaxPool2d`` when nothing is recorded: one pass over blocks of images, the bias
-  and the ReLU after the pool, nothing saved;
-* ``ReLU, MaxPool2d`` elsewhere: the pool first, so the ReLU touches a quarter of the values. Max
-  and ReLU commute, and so do their gradients, ties and NaN included: a window routes its gradient
-  to the same first maximum either way, and relu' is 0 there exactly when the maximum is not
-  positive.
+* ``Conv2d, BatchNorm2d, ReLU, MaxPool2d`` with batch statistics;
+* ``Conv2d, ReLU, MaxPool2d``;
+* ``BatchNorm2d, ReLU, MaxPool2d`` with batch statistics;
+* ``ReLU, MaxPool2d`` (any windows).
 
-Only the layers' exact classes match, so a subclass with its own ``forward`` always runs as
-written; ``use_fused(False)`` turns this off.
+A run is offered only when its layers are these exact classes (a subclass with its own ``forward``
+always runs as written) and, in the longer runs, the pool's windows neither overlap nor pad nor
+dilate; where no kernel applies, the layers run one by one. ``use_fused(False)`` turns this off.
 """
 
 from __future__ import annotations
@@ -24,18 +19,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from nnet.autograd import fused
-from nnet.autograd.fused import convpool
-from nnet.autograd.grad_mode import grad_enabled
-from nnet.autograd.ops import relu
 from nnet.autograd.tensor import Tensor
 from nnet.autograd.window import pair
+from nnet.kernels import registry
+from nnet.kernels.batchnorm import BatchStats
 from nnet.nn import functional as F
 from nnet.nn.activation import ReLU
 from nnet.nn.conv import Conv2d
 from nnet.nn.module import Module
 from nnet.nn.normalization import BatchNorm2d
 from nnet.nn.pooling import MaxPool2d
+
+CONV_BN_RELU_POOL = ("conv2d", "batch_norm", "relu", "max_pool2d")
+CONV_RELU_POOL = ("conv2d", "relu", "max_pool2d")
+BN_RELU_POOL = ("batch_norm", "relu", "max_pool2d")
+RELU_POOL = ("relu", "max_pool2d")
 
 
 def _plain_pool(m: Module) -> tuple[int, int] | None:
@@ -55,96 +53,94 @@ def _plain_pool(m: Module) -> tuple[int, int] | None:
     return kernel if plain else None
 
 
-def _tiles(shape: tuple[int, ...], kernel: tuple[int, int]) -> bool:
-    """Whether the windows tile an NHWC batch exactly, with more than one value per channel."""
-    return (
-        len(shape) == 4
-        and shape[1] % kernel[0] == 0
-        and shape[2] % kernel[1] == 0
-        and shape[0] * shape[1] * shape[2] > 1
-        and shape[3] > 0
-    )
+def _batch_stats(m: Module) -> bool:
+    """A BatchNorm2d (exactly) that normalises with the batch's statistics."""
+    return type(m) is BatchNorm2d and (m.training or not m.track_running_stats)
 
 
-def _conv_block(block: Sequence[Module], x: Any) -> Tensor | None:
-    """Conv2d, BatchNorm2d, ReLU, MaxPool2d as one op (fused/convbn.py), or None where no fused
-    primitive applies (``block_primitive`` decides by shape)."""
+def _conv_geometry(conv: Conv2d, x: Tensor) -> Any:
+    conv.check_input(x)
+    geo = F.conv_geometry(x, conv.weight, conv.stride, conv.padding, conv.dilation)
+    return geo if min(geo[4]) >= 1 else None
+
+
+def _conv_bn_relu_pool(block: Sequence[Any], x: Tensor) -> Tensor | None:
     conv, bn, act, pool = block
     kernel = _plain_pool(pool)
-    if (
-        not isinstance(conv, Conv2d)
-        or type(bn) is not BatchNorm2d
-        or not isinstance(bn, BatchNorm2d)
-        or type(act) is not ReLU
-        or kernel is None
-        or not (bn.training or not bn.track_running_stats)
-        or not isinstance(x, Tensor)
-        or bn.num_features != conv.out_channels
-    ):
+    if not (type(conv) is Conv2d and _batch_stats(bn) and type(act) is ReLU and kernel):
         return None
-    conv.check_input(x)
-    geo = F.conv_geometry(x, conv.weight, conv.stride, conv.padding, conv.dilation)
-    if min(geo[4]) < 1 or fused.block_primitive(x, conv.weight, geo, kernel) is None:
+    if bn.num_features != conv.out_channels:
         return None
-    return bn.forward_relu_max_pool(x, kernel, conv, geo)
+    geo = _conv_geometry(conv, x)
+    if geo is None:
+        return None
+    args = (x, conv.weight, conv.bias, bn.weight, bn.bias, bn.eps, BatchStats(), geo, kernel)
+    if registry.select(CONV_BN_RELU_POOL, *args) is None:
+        return None
+    y = F.conv_batch_norm_relu_max_pool2d(
+        x, conv.weight, conv.bias, geo, bn.running_mean, bn.running_var, bn.weight, bn.bias,
+        bn.batch_momentum(), bn.eps, kernel,
+    )  # fmt: skip
+    bn.count_batch()
+    return y
 
 
-def _conv_relu_pool(block: Sequence[Module], x: Any) -> Tensor | None:
-    """Conv2d, ReLU, MaxPool2d in one pass when nothing is recorded (fused/convpool.py), or None
-    where that does not apply."""
+def _conv_relu_pool(block: Sequence[Any], x: Tensor) -> Tensor | None:
     conv, act, pool = block
     kernel = _plain_pool(pool)
-    if not isinstance(conv, Conv2d) or type(act) is not ReLU or kernel is None:
+    if not (type(conv) is Conv2d and type(act) is ReLU and kernel):
         return None
-    if not isinstance(x, Tensor):
+    geo = _conv_geometry(conv, x)
+    if geo is None:
         return None
-    bias = conv.bias
-    if grad_enabled.get() and (
-        x.requires_grad or conv.weight.requires_grad or (bias is not None and bias.requires_grad)
-    ):
+    chosen = registry.select(CONV_RELU_POOL, x, conv.weight, conv.bias, geo, kernel)
+    return None if chosen is None else chosen.run(x, conv.weight, conv.bias, geo, kernel)
+
+
+def _bn_relu_pool(block: Sequence[Any], x: Tensor) -> Tensor | None:
+    bn, act, pool = block
+    kernel = _plain_pool(pool)
+    if not (_batch_stats(bn) and type(act) is ReLU and kernel):
         return None
-    conv.check_input(x)
-    geo = F.conv_geometry(x, conv.weight, conv.stride, conv.padding, conv.dilation)
-    if not convpool.fits(geo, x.shape, kernel):
+    bn.check_shape(x.shape)
+    if registry.select(BN_RELU_POOL, x, bn.weight, bn.bias, bn.eps, BatchStats(), kernel) is None:
         return None
-    b = None if bias is None else bias.data
-    return Tensor(convpool.conv_relu_pool(x.data, conv.weight.data, b, geo, kernel))
+    y = F.batch_norm_relu_max_pool2d(
+        x, bn.running_mean, bn.running_var, bn.weight, bn.bias, bn.batch_momentum(), bn.eps,
+        kernel,
+    )  # fmt: skip
+    bn.count_batch()
+    return y
+
+
+def _relu_pool(block: Sequence[Any], x: Tensor) -> Tensor | None:
+    act, pool = block
+    if not (type(act) is ReLU and type(pool) is MaxPool2d):
+        return None
+    chosen = registry.select(RELU_POOL, x, pool)
+    return None if chosen is None else chosen.run(x, pool)
+
+
+#: (layers matched, how many modules) in the order they are tried at each position.
+_RUNS = ((_conv_bn_relu_pool, 4), (_conv_relu_pool, 3), (_bn_relu_pool, 3), (_relu_pool, 2))
 
 
 def run(modules: Sequence[Module], x: Any) -> Any:
-    """``modules`` applied one after another to ``x``, fused runs taken where they match."""
+    """``modules`` applied one after another to ``x``, runs of them as one kernel where one applies."""
     i, n = 0, len(modules)
     while i < n:
-        m = modules[i]
-        kind = type(m)
-        if kind is Conv2d and i + 3 < n:
-            y = _conv_block(modules[i : i + 4], x)
-            if y is not None:
-                x = y
-                i += 4
-                continue
-        if kind is Conv2d and i + 2 < n:
-            y = _conv_relu_pool(modules[i : i + 3], x)
-            if y is not None:
-                x = y
-                i += 3
-                continue
-        if isinstance(m, BatchNorm2d) and i + 2 < n and type(modules[i + 1]) is ReLU:
-            kernel = _plain_pool(modules[i + 2])
-            if (
-                kind is BatchNorm2d
-                and kernel is not None
-                and (m.training or not m.track_running_stats)
-                and isinstance(x, Tensor)
-                and _tiles(x.shape, kernel)
-            ):
-                x = m.forward_relu_max_pool(x, kernel)
-                i += 3
-                continue
-        if kind is ReLU and i + 1 < n and type(modules[i + 1]) is MaxPool2d:
-            x = relu(modules[i + 1](x))
-            i += 2
+        if isinstance(x, Tensor):
+            for match, size in _RUNS:
+                if i + size <= n:
+                    y = match(modules[i : i + size], x)
+                    if y is not None:
+                        x = y
+                        i += size
+                        break
+            else:
+                x = modules[i](x)
+                i += 1
             continue
-        x = m(x)
+        x = modules[i](x)
         i += 1
     return x

@@ -19,12 +19,14 @@ import math
 import numpy as np
 
 from nnet.autograd.tensor import Tensor
+from nnet.autograd.version import bump
 from nnet.random import get_generator
 
 
 def _fill(t: Tensor, values: np.ndarray | float) -> Tensor:
     """Write into the existing array, so views of it (and optimizers holding it) see the values."""
     t.data[...] = values
+    bump(t.data)  # as PyTorch's init: an in-place change that a graph recorded before must notice
     return t
 
 

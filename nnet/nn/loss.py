@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from nnet.autograd.fused import softmax_cross_entropy
-from nnet.autograd.fused.mode import fused_enabled
 from nnet.autograd.ops import clip, log, log_softmax, logsumexp, maximum, stack
 from nnet.autograd.tensor import Tensor
+from nnet.kernels import registry
+from nnet.kernels.mode import fused_enabled
 from nnet.nn.module import Module
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -220,8 +220,10 @@ def cross_entropy(
         raise ValueError("cross_entropy: the input needs a class axis, got a scalar")
     tdtype = (target.data if isinstance(target, Tensor) else np.asarray(target)).dtype
     if tdtype.kind in "iub" and reduction != "none" and fused_enabled.get():
+        # the target rows cost a pass: built only when a kernel may take them
         rows, total = _class_rows("cross_entropy", x, target, weight, ignore_index, label_smoothing)
-        return softmax_cross_entropy(x, rows, float(total) if reduction == "mean" else 1.0)
+        divisor = float(total) if reduction == "mean" else 1.0
+        return registry.run(("cross_entropy",), x, rows, divisor)
     logp = log_softmax(x, axis=-1)
     if tdtype.kind in "iub":
         return _indexed_loss(

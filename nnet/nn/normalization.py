@@ -52,20 +52,20 @@ class _BatchNorm(Module):
             self.num_batches_tracked.data[...] = 0
 
     def forward(self, x: Tensor) -> Tensor:
-        return self._normalise(x, None)
+        self.check_shape(x.shape)
+        momentum = self.batch_momentum()
+        try:
+            y = F.batch_norm(
+                x, self.running_mean, self.running_var, self.weight, self.bias,
+                self.training or not self.track_running_stats, momentum, self.eps,
+            )  # fmt: skip
+        except ValueError as e:
+            raise ValueError(str(e).replace("batch_norm", type(self).__name__, 1)) from None
+        self.count_batch()
+        return y
 
-    def forward_relu_max_pool(
-        self, x: Tensor, kernel: tuple[int, int], conv: Any = None, geo: Any = None
-    ) -> Tensor:
-        """``MaxPool2d(kernel)(ReLU()(self(x)))`` in training mode as one fused op, or of
-        ``self(conv(x))`` with a :class:`~nnet.nn.Conv2d` ``conv`` of geometry ``geo`` (what
-        :class:`~nnet.nn.Sequential` runs for these layers in a row; see nnet/nn/fusion.py)."""
-        return self._normalise(x, kernel, conv, geo)
-
-    def _normalise(
-        self, x: Tensor, pool: tuple[int, int] | None, conv: Any = None, geo: Any = None
-    ) -> Tensor:
-        shape = x.shape if conv is None else (x.shape[0], *geo[4], conv.out_channels)
+    def check_shape(self, shape: tuple[int, ...]) -> None:
+        """Raise the layer's error for an input of ``shape`` it cannot normalise."""
         if len(shape) != self._ndim or shape[-1] != self.num_features:
             hint = "; nnet images are NHWC" if self._ndim == 4 else ""
             raise ValueError(
@@ -73,32 +73,21 @@ class _BatchNorm(Module):
                 f"{self._layout.format(C=self.num_features)}, "
                 f"got {shape}{hint}"
             )
+
+    def batch_momentum(self) -> float:
+        """How far this training batch moves the running statistics: ``momentum``, or with
+        ``momentum=None`` the cumulative average of all batches so far, as in PyTorch (0 in eval
+        mode or without running statistics). Code that normalises for the layer (a fused run in
+        :class:`~nnet.nn.Sequential`) passes it on and then calls :meth:`count_batch`."""
         counter = self.num_batches_tracked if self.training else None
-        momentum = 0.0
-        if counter is not None:
-            # momentum None: the cumulative average of all batches so far, as in PyTorch
-            momentum = 1.0 / (int(counter.data) + 1) if self.momentum is None else self.momentum
-        try:
-            if conv is not None and pool is not None:
-                y = F.conv_batch_norm_relu_max_pool2d(
-                    x, conv.weight, conv.bias, geo, self.running_mean, self.running_var,
-                    self.weight, self.bias, momentum, self.eps, pool,
-                )  # fmt: skip
-            elif pool is None:
-                y = F.batch_norm(
-                    x, self.running_mean, self.running_var, self.weight, self.bias,
-                    self.training or not self.track_running_stats, momentum, self.eps,
-                )  # fmt: skip
-            else:
-                y = F.batch_norm_relu_max_pool2d(
-                    x, self.running_mean, self.running_var, self.weight, self.bias,
-                    momentum, self.eps, pool,
-                )  # fmt: skip
-        except ValueError as e:
-            raise ValueError(str(e).replace("batch_norm", type(self).__name__, 1)) from None
-        if counter is not None:
-            counter.data += 1
-        return y
+        if counter is None:
+            return 0.0
+        return 1.0 / (int(counter.data) + 1) if self.momentum is None else self.momentum
+
+    def count_batch(self) -> None:
+        """Count one more training batch in ``num_batches_tracked``."""
+        if self.training and self.num_batches_tracked is not None:
+            self.num_batches_tracked.data += 1
 
     def extra_repr(self) -> str:
         return (

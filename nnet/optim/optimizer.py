@@ -11,6 +11,7 @@ import numpy as np
 from nnet.autograd.grad_mode import no_grad
 from nnet.autograd.lifetime import STEP, at_boundary
 from nnet.autograd.tensor import Tensor
+from nnet.autograd.version import bump
 
 ParamsT = Iterable[Tensor] | Iterable[dict[str, Any]]
 
@@ -120,6 +121,7 @@ class Optimizer:
                     if tmp is None or tmp.shape != p.data.shape or tmp.dtype != p.data.dtype:
                         tmp = self._scratch[p] = np.empty_like(p.data)
                     self._update(group, p.data, p.grad.data, state, tmp)
+                    bump(p.data)  # a graph that saved p before this step can't backward again
         return loss
 
     def _update(self, group: dict[str, Any], p: np.ndarray, g: np.ndarray, state: dict[str, Any],

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 import nnet
-from nnet import nn
+from nnet import distributed, nn
 from nnet.data import DataLoader
 from nnet.train.checkpoint import CheckpointError, load_checkpoint, restore_rng, save_checkpoint
 from nnet.train.data import DATASETS, DataError, load_data
@@ -145,8 +145,15 @@ def check_plot_dependency(path: str | None) -> None:
         ) from e
 
 
+def say(*args: Any, **kwargs: Any) -> None:
+    """``print`` on rank 0 only: under ``mpiexec`` the other ranks keep quiet."""
+    if distributed.is_main():
+        print(*args, **kwargs)
+
+
 def run_train(args: argparse.Namespace) -> int:
     start = time.perf_counter()
+    shard = (distributed.rank(), distributed.world_size())
     check_plot_dependency(args.plot)
     saved = load_checkpoint(args.resume) if args.resume else None
     config = resolve_config(args, saved["config"] if saved else None)
@@ -155,7 +162,12 @@ def run_train(args: argparse.Namespace) -> int:
 
     nnet.manual_seed(config["seed"])
     h, w, c = train_set.arrays[0].shape[1:]  # images are (N, H, W, C)
-    model = build_model(config["model"], (h, w, c))
+    net = build_model(config["model"], (h, w, c))
+    model = net
+    if shard[1] > 1:
+        # Batch statistics over the global batch, so N ranks train like one process.
+        net = distributed.convert_sync_batchnorm(net)
+        model = distributed.DistributedDataParallel(net)
     optimizer = make_optimizer(config["optimizer"], model.parameters(), config["lr"])
     scheduler = make_scheduler(config["scheduler"], optimizer, config["epochs"])
     loader = DataLoader(train_set, batch_size=config["batch_size"], shuffle=True)
@@ -163,7 +175,7 @@ def run_train(args: argparse.Namespace) -> int:
     history: dict[str, list[float]] = {"loss": [], "accuracy": []}
     first = 1
     if saved is not None:
-        model.load_state_dict(saved["model"])
+        net.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         if scheduler is not None:
             # Only the position: the schedule spans the run's total, which --epochs may extend.
@@ -172,7 +184,7 @@ def run_train(args: argparse.Namespace) -> int:
         history = saved["history"]
         first = saved["epoch"] + 1
         if first > config["epochs"]:
-            print(f"The checkpoint has {saved['epoch']} epochs already; nothing to train "
+            say(f"The checkpoint has {saved['epoch']} epochs already; nothing to train "
                   f"(pass --epochs N with N > {saved['epoch']} to continue).")  # fmt: skip
     checkpoint = args.checkpoint or args.resume
     if checkpoint and not os.path.isdir(os.path.dirname(os.path.abspath(checkpoint))):
@@ -183,7 +195,8 @@ def run_train(args: argparse.Namespace) -> int:
             # A diverging run overflows before its loss turns NaN: the check below reports it
             # with the epoch and step, in place of a screenful of NumPy warnings.
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                loss, accuracy = train_epoch(model, loader, optimizer, loss_fn, epoch, args.quiet)
+                loss, accuracy = train_epoch(model, loader, optimizer, loss_fn, epoch,
+                                             args.quiet or shard[0] > 0, shard)  # fmt: skip
         except NonFiniteLoss as e:
             kept = (f"; the last good checkpoint (epoch {epoch - 1}) is kept in {checkpoint}"
                     if checkpoint and epoch > 1 else "")  # fmt: skip
@@ -195,17 +208,17 @@ def run_train(args: argparse.Namespace) -> int:
             scheduler.step()
         history["loss"].append(loss)
         history["accuracy"].append(accuracy)
-        print(f"Epoch {epoch}: loss={loss:.3f}, accuracy={accuracy:.3f}", flush=True)
-        if checkpoint:
-            save_checkpoint(checkpoint, config=stored, epoch=epoch, model=model,
+        say(f"Epoch {epoch}: loss={loss:.3f}, accuracy={accuracy:.3f}", flush=True)
+        if checkpoint and distributed.is_main():
+            save_checkpoint(checkpoint, config=stored, epoch=epoch, model=net,
                             optimizer=optimizer, scheduler=scheduler, loader=loader,
                             history=history)  # fmt: skip
-    print(f"Test accuracy={evaluate(model, test_set):.3f}")
-    if args.plot:
+    say(f"Test accuracy={evaluate(net, test_set, shard=shard):.3f}")
+    if args.plot and distributed.is_main():
         from nnet.train.plot import plot_history
 
         plot_history(history, args.plot)
-    print(f"Wall time: {time.perf_counter() - start:.1f} s")
+    say(f"Wall time: {time.perf_counter() - start:.1f} s")
     return 0
 
 
@@ -218,23 +231,34 @@ def run_evaluate(args: argparse.Namespace) -> int:
     h, w, c = test_set.arrays[0].shape[1:]
     model = build_model(config["model"], (h, w, c))
     model.load_state_dict(saved["model"])
-    print(f"Test accuracy={evaluate(model, test_set):.3f}")
-    print(f"Wall time: {time.perf_counter() - start:.1f} s")
+    shard = (distributed.rank(), distributed.world_size())  # under mpiexec: a share each
+    say(f"Test accuracy={evaluate(model, test_set, shard=shard):.3f}")
+    say(f"Wall time: {time.perf_counter() - start:.1f} s")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``nnet`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
+    distributed.init()
     try:
         return run_train(args) if args.command == "train" else run_evaluate(args)
     except (UsageError, DataError, CheckpointError, nnet.datasets.DownloadError,
             nnet.datasets.IDXError) as e:  # fmt: skip
-        print(f"nnet {args.command}: error: {e}", file=sys.stderr)
-        return 1
+        return _fail(f"nnet {args.command}: error: {e}", 1)
     except KeyboardInterrupt:
-        print(f"nnet {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return _fail(f"nnet {args.command}: interrupted", 130)
+
+
+def _fail(message: str, code: int) -> int:
+    """Print the error; under ``mpiexec`` name the rank and end every rank of the job now (the
+    others may be waiting for this one in a collective)."""
+    if distributed.world_size() == 1:
+        print(message, file=sys.stderr)
+        return code
+    print(f"{message} (rank {distributed.rank()} of {distributed.world_size()})", file=sys.stderr)
+    distributed.abort(code)
+    return code
 
 
 if __name__ == "__main__":

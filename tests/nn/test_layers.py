@@ -216,6 +216,54 @@ class TestLeakyReLU(TestReLU):
         return np.where(x > 0, x, 0.2 * x)
 
 
+class TestELU(TestReLU):
+    def make_layer(self):
+        return nn.ELU(0.5)
+
+    def expected(self, layer, x):
+        return np.where(x > 0, x, 0.5 * (np.exp(x) - 1))
+
+
+class TestSiLU(TestReLU):
+    def make_layer(self):
+        return nn.SiLU()
+
+    def expected(self, layer, x):
+        return x / (1 + np.exp(-x))
+
+
+class TestSoftplus(TestReLU):
+    def make_layer(self):
+        return nn.Softplus(beta=2.0, threshold=3.0)
+
+    def inputs(self, rng):
+        x = rng.standard_normal((3, 4)) * 2
+        return [np.where(np.abs(x - 1.5) < 1e-3, 0.5, x)]  # away from beta x = threshold
+
+    def expected(self, layer, x):
+        return np.where(2 * x > 3, x, np.log(1 + np.exp(2 * x)) / 2)
+
+
+class TestGELUTanh(TestReLU):
+    def make_layer(self):
+        return nn.GELU(approximate="tanh")
+
+    def expected(self, layer, x):
+        return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)))
+
+
+class TestGELU(TestReLU):
+    def make_layer(self):
+        return nn.GELU()
+
+    def expected(self, layer, x):
+        # Phi by the integral of the normal density (Gauss-Legendre): independent of nnet's erf
+        nodes, weights = np.polynomial.legendre.leggauss(80)
+        t = (nodes[:, None, None] + 1) / 2 * x  # [0, x] for each element
+        density = np.exp(-t * t / 2) / np.sqrt(2 * np.pi)
+        return x * (0.5 + (weights[:, None, None] * density).sum(0) * x / 2)
+
+
 class TestSigmoid(LayerCase):
     def make_layer(self):
         return nn.Sigmoid()

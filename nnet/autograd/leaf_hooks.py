@@ -1,0 +1,108 @@
+"""Hooks that run as soon as a leaf's gradient is final during a backward, before the walk ends.
+
+A data-parallel wrapper needs to know when a parameter's ``.grad`` is complete so that it can start
+sending it while the backward is still running (PyTorch's ``register_post_accumulate_grad_hook``).
+The engine's walk keeps leaves' gradients to the end; when any leaf has such a hook, it first counts,
+for each hooked leaf, the recorded edges that will deliver a gradient to it, and accumulates the leaf
+into ``.grad`` and runs its hooks when the last one has arrived. Without hooks nothing is counted.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from nnet.autograd.tensor import Tensor
+
+Hook = Callable[["Tensor"], None]
+
+# The hooks of each leaf by its id, beside a weak reference whose callback drops the entry when the
+# leaf dies (so an id is never reused for a stale entry). Keyed by id, not by the tensor: tensor
+# ``==`` is elementwise, which a dict of weak keys would call.
+_hooks: dict[int, tuple[weakref.ref[Tensor], dict[int, Hook]]] = {}
+_next_key = iter(range(1 << 62)).__next__
+
+
+class RemovableHandle:
+    """What a ``register_*_hook`` returns: ``handle.remove()`` takes the hook away again."""
+
+    def __init__(self, tensor: Tensor, key: int) -> None:
+        self._tensor = weakref.ref(tensor)
+        self._key = key
+
+    def remove(self) -> None:
+        t = self._tensor()
+        entry = _hooks.get(id(t)) if t is not None else None
+        if entry is not None:
+            entry[1].pop(self._key, None)
+            if not entry[1]:
+                del _hooks[id(t)]
+
+
+def register(tensor: Tensor, hook: Hook) -> RemovableHandle:
+    """Run ``hook(tensor)`` after every backward's accumulation into ``tensor.grad``."""
+    if not tensor.requires_grad or tensor.grad_fn is not None:
+        why = (
+            "is the result of an operation"
+            if tensor.grad_fn is not None
+            else "does not require gradients"
+        )
+        raise RuntimeError(
+            "register_post_accumulate_grad_hook: only a leaf that requires gradients accumulates "
+            f"into .grad; this tensor (shape {tensor.shape}) {why}. Register the hook on the leaf "
+            "(e.g. a Parameter) instead"
+        )
+    if not callable(hook):
+        raise TypeError(f"register_post_accumulate_grad_hook: {hook!r} is not callable")
+    key = _next_key()
+    k = id(tensor)
+    if k not in _hooks:
+        _hooks[k] = (weakref.ref(tensor, _forget(k)), {})
+    _hooks[k][1][key] = hook
+    return RemovableHandle(tensor, key)
+
+
+def _forget(k: int) -> Callable[[weakref.ref[Tensor]], None]:
+    """The callback that drops a dead leaf's entry (binding the dict: at interpreter exit the
+    module's globals may already be gone)."""
+    hooks = _hooks
+
+    def forget(_: weakref.ref[Tensor]) -> None:
+        hooks.pop(k, None)
+
+    return forget
+
+
+def any_hooks() -> bool:
+    return len(_hooks) > 0
+
+
+def hooked_edge_counts(roots: Sequence[Tensor]) -> dict[int, int]:
+    """For each hooked leaf reachable from ``roots``, by id: how many recorded edges lead to it
+    with a gradient wanted (the walk delivers one contribution per such edge)."""
+    counts: dict[int, int] = {}
+    seen: set[int] = set()
+    stack = [r.grad_fn for r in roots if r.grad_fn is not None]
+    while stack:
+        fn = stack.pop()
+        if id(fn) in seen or fn.inputs is None:
+            continue
+        seen.add(id(fn))
+        for p, need in zip(fn.inputs, fn.needs_input_grad, strict=False):
+            if not need:
+                continue
+            pfn = p.grad_fn
+            if pfn is not None:
+                stack.append(pfn)
+            elif id(p) in _hooks:
+                counts[id(p)] = counts.get(id(p), 0) + 1
+    return counts
+
+
+def run(leaf: Tensor) -> None:
+    """Run ``leaf``'s hooks (a copy of the list: a hook may remove itself)."""
+    entry = _hooks.get(id(leaf))
+    for hook in list(entry[1].values()) if entry is not None else ():
+        hook(leaf)

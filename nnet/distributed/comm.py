@@ -1,0 +1,190 @@
+"""The process group: rank and world size from MPI (mpi4py), or a one-process world without it.
+
+A process started by an MPI launcher (``mpiexec``, ``srun``) joins ``MPI.COMM_WORLD``; any other
+process is a world of one, where every collective is the identity and mpi4py is not needed. Under a
+launcher, :func:`init` also sets this rank's share of the node's cores as nnet's thread count (unless
+``NNET_NUM_THREADS`` says otherwise) and installs an exception hook that prints the failing rank's
+traceback and aborts the whole job, so that no other rank waits for it in a collective.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+from nnet import threads
+
+INSTALL_HINT = 'pip install "nnet[distributed]" (mpi4py and MPICH from the package registry)'
+# Variables that MPI launchers set in every process they start: MPICH's and Intel MPI's hydra
+# (PMI_*), Open MPI (OMPI_*), PMIx-based launchers such as Slurm's srun --mpi=pmix (PMIX_*).
+LAUNCHER_VARS = ("PMI_SIZE", "PMI_RANK", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK")
+
+_OPS = ("sum", "mean", "max", "min")
+
+
+class _World:
+    comm: Any = None  # mpi4py's COMM_WORLD, or None in a world of one
+    rank = 0
+    size = 1
+    local_size = 1  # ranks on this node
+    initialised = False
+
+
+_world = _World()
+
+
+def launched() -> bool:
+    """Whether an MPI launcher started this process (``mpiexec``, ``srun``)."""
+    return any(v in os.environ for v in LAUNCHER_VARS)
+
+
+def mpi() -> Any:
+    """The ``mpi4py.MPI`` module, or an ImportError that says how to install it."""
+    try:
+        from mpi4py import MPI
+    except ImportError as e:
+        raise ImportError(
+            f"nnet.distributed needs mpi4py and an MPI library: {INSTALL_HINT}"
+        ) from e
+    return MPI
+
+
+def init() -> int:
+    """Join the job's process group (idempotent) and return the world size.
+
+    Under an MPI launcher: rank and size from ``MPI.COMM_WORLD``, BLAS and nnet threads set to
+    this rank's share of the node's cores unless ``NNET_NUM_THREADS`` is set, and an exception on
+    any rank aborts the whole job with that rank's traceback. Otherwise a world of one.
+
+    >>> import nnet.distributed as dist
+    >>> dist.init(), dist.rank(), dist.world_size()
+    (1, 0, 1)
+    """
+    if _world.initialised:
+        return _world.size
+    if launched():
+        MPI = mpi()
+        comm = MPI.COMM_WORLD
+        _world.comm, _world.rank, _world.size = comm, comm.Get_rank(), comm.Get_size()
+        node = comm.Split_type(MPI.COMM_TYPE_SHARED)
+        _world.local_size = node.Get_size()
+        node.Free()
+        if _world.size > 1:
+            sys.excepthook = _abort_on_exception
+            if not os.environ.get(threads.ENV_VAR):
+                # Two ranks on two cores each running two BLAS threads fight for the cores.
+                threads.set_num_threads(max(1, threads.available_cores() // _world.local_size))
+    _world.initialised = True
+    return _world.size
+
+
+def _abort_on_exception(
+    kind: type[BaseException], value: BaseException, tb: TracebackType | None
+) -> None:
+    """Print the traceback naming the rank, then end every rank of the job (MPI_Abort)."""
+    text = "".join(traceback.format_exception(kind, value, tb))
+    sys.stderr.write(f"nnet.distributed: rank {_world.rank} of {_world.size} failed:\n{text}")
+    sys.stderr.flush()
+    abort(1)
+
+
+def abort(code: int = 1) -> None:
+    """End every rank of the job now with exit status ``code`` (a no-op exit in a world of one)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if _world.comm is not None and _world.size > 1:
+        _world.comm.Abort(code)
+    sys.exit(code)
+
+
+def rank() -> int:
+    """This process's rank, 0 to ``world_size() - 1`` (0 in a world of one)."""
+    init()
+    return _world.rank
+
+
+def world_size() -> int:
+    """The number of processes in the job (1 when not launched by an MPI launcher)."""
+    return init()
+
+
+def is_main() -> bool:
+    """Whether this is rank 0, the one that prints and writes files."""
+    return rank() == 0
+
+
+def communicator() -> Any:
+    """mpi4py's ``COMM_WORLD`` of this job, or None in a world of one."""
+    init()
+    return _world.comm
+
+
+def barrier() -> None:
+    """Wait until every rank has reached this call."""
+    if init() > 1:
+        _world.comm.Barrier()
+
+
+def _buffer(x: Any, what: str) -> np.ndarray:
+    from nnet.autograd.tensor import Tensor
+
+    data = x.data if isinstance(x, Tensor) else x
+    if not isinstance(data, np.ndarray):
+        raise TypeError(f"{what}: expected a Tensor or a NumPy array, got {type(x).__name__}")
+    if not data.flags.c_contiguous:
+        raise ValueError(
+            f"{what}: the array of shape {data.shape} is not C-contiguous; MPI sends it in place, "
+            "so pass np.ascontiguousarray(x)"
+        )
+    return data
+
+
+def all_reduce(x: Any, op: str = "sum") -> Any:
+    """Combine ``x`` (a Tensor or a C-contiguous array) over all ranks, in place, and return it.
+
+    ``op`` is ``"sum"``, ``"mean"``, ``"max"`` or ``"min"``. Not recorded by autograd: for a
+    differentiable sum use :func:`nnet.distributed.functional.all_reduce`.
+
+    >>> import numpy as np, nnet.distributed as dist
+    >>> dist.all_reduce(np.array([1.0, 2.0]), op="mean")
+    array([1., 2.])
+    """
+    if op not in _OPS:
+        raise ValueError(f"all_reduce: op must be one of {', '.join(_OPS)}, got {op!r}")
+    data = _buffer(x, "all_reduce")
+    if init() > 1:
+        MPI = mpi()
+        mpi_op = {"sum": MPI.SUM, "mean": MPI.SUM, "max": MPI.MAX, "min": MPI.MIN}[op]
+        _world.comm.Allreduce(MPI.IN_PLACE, data, op=mpi_op)
+        if op == "mean":
+            data /= _world.size
+    return x
+
+
+def broadcast(x: Any, src: int = 0) -> Any:
+    """Overwrite ``x`` (a Tensor or a C-contiguous array) on every rank with rank ``src``'s
+    values, in place, and return it.
+
+    >>> import numpy as np, nnet.distributed as dist
+    >>> dist.broadcast(np.arange(3))
+    array([0, 1, 2])
+    """
+    data = _buffer(x, "broadcast")
+    size = init()
+    if not 0 <= src < size:
+        raise ValueError(f"broadcast: src must be a rank in [0, {size}), got {src}")
+    if size > 1:
+        _world.comm.Bcast(data, root=src)
+    return x
+
+
+def all_gather_object(obj: Any) -> list[Any]:
+    """Every rank's ``obj`` (any picklable value), as a list indexed by rank."""
+    if init() > 1:
+        return list(_world.comm.allgather(obj))
+    return [obj]

@@ -1,0 +1,215 @@
+"""``DistributedDataParallel``: every rank holds the whole model, trains on its share of the batch,
+and the ranks average their gradients with MPI before each optimizer step.
+
+Gradients travel in buckets of about ``bucket_cap_mb`` megabytes, parameters in reverse order of
+registration (roughly the order in which the backward finishes them). Each parameter has a
+post-accumulate-grad hook: the engine runs it as soon as that parameter's ``.grad`` is final, the
+hook copies it into its bucket, and a bucket whose parameters are all in is sent with a
+non-blocking ``Iallreduce`` while the backward goes on. The last hook of the backward waits for all
+buckets and writes the averages back into ``.grad``, so ``optimizer.step()`` reads averaged
+gradients. Buckets are started in index order on every rank, so the collectives always match.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from nnet.autograd.tensor import Tensor
+from nnet.distributed import comm
+from nnet.nn.module import Module
+
+
+class _Bucket:
+    """A flat buffer that carries the gradients of a few parameters of one dtype."""
+
+    def __init__(self, params: list[Tensor]) -> None:
+        self.params = params
+        self.offsets: list[int] = []
+        total = 0
+        for p in params:
+            self.offsets.append(total)
+            total += p.data.size
+        self.buffer = np.empty(total, params[0].data.dtype)
+        self.waiting = len(params)
+        self.request: Any = None
+
+    def view(self, i: int) -> np.ndarray:
+        p = self.params[i]
+        return self.buffer[self.offsets[i] : self.offsets[i] + p.data.size].reshape(p.data.shape)
+
+
+class DistributedDataParallel(Module):
+    """Wrap ``module`` for data-parallel training over the ranks of an MPI job.
+
+    At wrap time rank 0's parameters and buffers are broadcast to every rank, after checking that
+    every rank built the same model (names, shapes, dtypes; a mismatch raises ``ValueError`` on every
+    rank). Calling the wrapper calls ``module``; the backward of its loss averages the gradients over
+    the ranks (see the module docstring). Inside :meth:`no_sync` gradients stay local and accumulate,
+    and the first backward after it averages the accumulated sums. ``broadcast_buffers`` sends rank
+    0's buffers (e.g. batch-norm running statistics) before each training forward, as PyTorch does;
+    use :func:`~nnet.distributed.convert_sync_batchnorm` for statistics over the global batch.
+
+    >>> import nnet
+    >>> from nnet.distributed import DistributedDataParallel
+    >>> model = DistributedDataParallel(nnet.nn.Linear(3, 2))
+    >>> model(nnet.ones(4, 3)).sum().backward()  # in a world of one: a plain backward
+    >>> model.module.weight.grad.shape
+    (3, 2)
+    """
+
+    def __init__(self, module: Module, bucket_cap_mb: float = 1.0,
+                 broadcast_buffers: bool = True) -> None:  # fmt: skip
+        super().__init__()
+        if not isinstance(module, Module):
+            raise TypeError(
+                f"DistributedDataParallel: expected an nnet.nn.Module, got {type(module).__name__}"
+            )
+        if not bucket_cap_mb > 0:
+            raise ValueError(
+                f"DistributedDataParallel: bucket_cap_mb must be positive, got {bucket_cap_mb}"
+            )
+        self.module = module
+        self.broadcast_buffers = broadcast_buffers
+        self._size = comm.init()
+        self._sync = True
+        self._buckets: list[_Bucket] = []
+        self._next = 0  # the first bucket not yet started in this backward
+        self._handles: list[Any] = []
+        if self._size == 1:
+            return
+        _check_same_model(module)
+        for t in [*module.parameters(), *module.buffers()]:
+            comm.broadcast(t)
+        # A communicator of its own: DDP's non-blocking collectives never interleave with the
+        # blocking ones a model may run during the backward (SyncBatchNorm).
+        self._comm = comm.communicator().Dup()
+        params = [p for p in module.parameters() if p.requires_grad]
+        self._buckets = _buckets(list(reversed(params)), int(bucket_cap_mb * 2**20))
+        for b, bucket in enumerate(self._buckets):
+            for i, p in enumerate(bucket.params):
+                hook = self._hook(b, i)
+                self._handles.append(p.register_post_accumulate_grad_hook(hook))
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        if self._size > 1 and self.training:
+            self._check_finished()
+            if self.broadcast_buffers:
+                for t in self.module.buffers():
+                    comm.broadcast(t)
+        return self.module(*args, **kwargs)
+
+    @contextmanager
+    def no_sync(self) -> Iterator[None]:
+        """Backwards inside keep their gradients local (accumulating in ``.grad``); the first
+        backward after it averages the sums.
+
+        >>> import nnet
+        >>> from nnet.distributed import DistributedDataParallel
+        >>> model = DistributedDataParallel(nnet.nn.Linear(3, 2))
+        >>> with model.no_sync():
+        ...     model(nnet.ones(4, 3)).sum().backward()
+        """
+        previous, self._sync = self._sync, False
+        try:
+            yield
+        finally:
+            self._sync = previous
+
+    def _hook(self, b: int, i: int) -> Any:
+        def on_final_gradient(p: Tensor) -> None:
+            if not self._sync:
+                return
+            bucket = self._buckets[b]
+            assert p.grad is not None  # the engine runs the hook after accumulating into .grad
+            # dividing on the way in: the sum that comes back is the average
+            np.multiply(p.grad.data, 1.0 / self._size, out=bucket.view(i), casting="unsafe")
+            bucket.waiting -= 1
+            self._start_ready()
+
+        return on_final_gradient
+
+    def _start_ready(self) -> None:
+        """Start the ready buckets in index order (the same order on every rank), and when the
+        last one has started, wait for all and write the averages into ``.grad``."""
+        MPI = comm.mpi()
+        while self._next < len(self._buckets) and self._buckets[self._next].waiting == 0:
+            bucket = self._buckets[self._next]
+            bucket.request = self._comm.Iallreduce(MPI.IN_PLACE, bucket.buffer, op=MPI.SUM)
+            self._next += 1
+        # MPICH moves a non-blocking collective on only inside MPI calls: a test is such a call.
+        started = [b.request for b in self._buckets[: self._next] if b.request is not None]
+        if self._next < len(self._buckets):
+            MPI.Request.Testall(started)
+            return
+        MPI.Request.Waitall(started)
+        for bucket in self._buckets:
+            for i, p in enumerate(bucket.params):
+                assert p.grad is not None
+                np.copyto(p.grad.data, bucket.view(i))
+            bucket.waiting = len(bucket.params)
+            bucket.request = None
+        self._next = 0
+
+    def _check_finished(self) -> None:
+        """A backward that left buckets unfinished had parameters that got no gradient; every rank
+        would wait for them forever, so say which."""
+        partial = [b for b in self._buckets if b.waiting < len(b.params)]
+        if self._next == 0 and not partial:
+            return
+        names = {id(p): n for n, p in self.module.named_parameters()}
+        missing = [names.get(id(p), "?") for b in self._buckets for p in b.params
+                   if p.grad is None]  # fmt: skip
+        raise RuntimeError(
+            "DistributedDataParallel: the last backward gave no gradient to parameter(s) "
+            f"{', '.join(missing) or '(unknown)'}, so their average was never started. Every "
+            "parameter that requires a gradient must take part in the loss; freeze the others "
+            "with requires_grad_(False) before wrapping"
+        )
+
+
+def _buckets(params: list[Tensor], cap_bytes: int) -> list[_Bucket]:
+    """Consecutive runs of ``params`` of one dtype, each up to ``cap_bytes`` (at least one each)."""
+    out: list[_Bucket] = []
+    run: list[Tensor] = []
+    size = 0
+    for p in params:
+        if run and (size + p.data.nbytes > cap_bytes or p.data.dtype != run[0].data.dtype):
+            out.append(_Bucket(run))
+            run, size = [], 0
+        run.append(p)
+        size += p.data.nbytes
+    if run:
+        out.append(_Bucket(run))
+    return out
+
+
+def _check_same_model(module: Module) -> None:
+    """Raise ValueError on every rank unless every rank's parameters and buffers have the same
+    names, shapes and dtypes as rank 0's."""
+    mine = [(n, tuple(t.shape), str(t.dtype))
+            for n, t in [*module.named_parameters(), *module.named_buffers()]]  # fmt: skip
+    everyone = comm.all_gather_object(mine)
+    reference = everyone[0]
+    for r, theirs in enumerate(everyone[1:], start=1):
+        if theirs == reference:
+            continue
+        ref, other = dict((n, s) for n, *s in reference), dict((n, s) for n, *s in theirs)
+        for name in [*ref, *other]:
+            if ref.get(name) != other.get(name):
+                raise ValueError(
+                    f"DistributedDataParallel: rank {r}'s model differs from rank 0's at "
+                    f"{name!r}: (shape, dtype) {_show(other.get(name))} on rank {r}, "
+                    f"{_show(ref.get(name))} on rank 0. Every rank must build the same model"
+                )
+        raise ValueError(
+            f"DistributedDataParallel: rank {r} registers the same tensors as rank 0 in a "
+            "different order; every rank must build the same model"
+        )
+
+
+def _show(entry: list[Any] | None) -> str:
+    return "missing" if entry is None else f"({entry[0]}, {entry[1]})"

@@ -1,0 +1,101 @@
+"""``SyncBatchNorm``: batch normalisation whose statistics, and so their gradients, span the global
+batch of all ranks; ``convert_sync_batchnorm`` swaps it in for a model's batch norms."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nnet.autograd.ops import sqrt
+from nnet.autograd.tensor import Tensor
+from nnet.distributed import comm
+from nnet.distributed.functional import all_reduce
+from nnet.nn import functional as F
+from nnet.nn.module import Module
+from nnet.nn.normalization import _BatchNorm
+
+
+class SyncBatchNorm(_BatchNorm):
+    """Normalise each channel (the last axis, NHWC) over the batch of every rank together.
+
+    In training the mean and variance come from all ranks' samples (two all-reduces of C values
+    each, the centred second pass keeping float32 accurate) and, being composed of differentiable
+    all-reduces, so do their gradients: N ranks with B/N samples each train like one process with
+    B. Inputs may be (N, C) or (N, ..., C). In eval mode, or in a world of one, it computes what
+    :class:`~nnet.nn.BatchNorm2d` computes.
+
+    >>> import nnet
+    >>> from nnet.distributed import SyncBatchNorm
+    >>> bn = SyncBatchNorm(3)
+    >>> bn(nnet.randn(4, 5, 5, 3)).shape
+    (4, 5, 5, 3)
+    """
+
+    _layout = "(N, ..., {C})"
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim < 2 or x.shape[-1] != self.num_features:
+            raise ValueError(
+                f"SyncBatchNorm({self.num_features}) expects input (N, ..., {self.num_features}) "
+                f"with the channels last, got {x.shape}"
+            )
+        if not self.training and self.track_running_stats:
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                                False, 0.0, self.eps)  # fmt: skip
+        c = self.num_features
+        x2 = x.reshape(-1, c)
+        count = comm.all_reduce(np.array([x2.shape[0]], np.int64))
+        n = int(count[0])
+        if n < 2:
+            raise ValueError(
+                f"SyncBatchNorm: training needs more than one value per channel over all ranks, "
+                f"got {n} (this rank's input {x.shape})"
+            )
+        mean = all_reduce(x2.sum(axis=0)) / n
+        centred = x2 - mean
+        var = all_reduce((centred * centred).sum(axis=0)) / n
+        gain = 1.0 / sqrt(var + self.eps)
+        if self.weight is not None:
+            gain = gain * self.weight
+        y = centred * gain
+        if self.bias is not None:
+            y = y + self.bias
+        self._track(mean.data, var.data * (n / (n - 1)))
+        return y.reshape(x.shape)
+
+    def _track(self, mean: np.ndarray, var: np.ndarray) -> None:
+        """Move the running statistics as BatchNorm does, with the global batch's statistics."""
+        counter = self.num_batches_tracked
+        if not self.training or counter is None:
+            return
+        assert self.running_mean is not None and self.running_var is not None
+        momentum = 1.0 / (int(counter.data) + 1) if self.momentum is None else self.momentum
+        for running, batch in ((self.running_mean.data, mean), (self.running_var.data, var)):
+            running *= 1.0 - momentum  # the same two steps as BatchNorm's, for the same rounding
+            running += momentum * batch
+        counter.data += 1
+
+
+def convert_sync_batchnorm(module: Module) -> Module:
+    """``module`` with every ``BatchNorm1d`` / ``BatchNorm2d`` replaced by a :class:`SyncBatchNorm`
+    that shares its parameters and buffers (so an optimizer made before still holds them).
+
+    >>> from nnet import nn
+    >>> from nnet.distributed import convert_sync_batchnorm
+    >>> convert_sync_batchnorm(nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3)))[1]
+    SyncBatchNorm(3, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)
+    """
+    if isinstance(module, _BatchNorm) and not isinstance(module, SyncBatchNorm):
+        sync = SyncBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
+                             module.track_running_stats)  # fmt: skip
+        for name in ("weight", "bias"):
+            if getattr(module, name) is not None:
+                setattr(sync, name, getattr(module, name))
+        for name in ("running_mean", "running_var", "num_batches_tracked"):
+            sync.register_buffer(name, getattr(module, name))
+        sync.train(module.training)
+        return sync
+    for name, child in list(module.named_children()):
+        converted = convert_sync_batchnorm(child)
+        if converted is not child:
+            setattr(module, name, converted)
+    return module

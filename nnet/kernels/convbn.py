@@ -1,0 +1,220 @@
+"""A narrow convolution, training-mode batch norm, ReLU and max-pooling as one primitive.
+
+Batch norm of a convolution's output needs no pass over that output: with P the patch matrix
+(M, K) and Pc = P - mean(P) its centred columns, the convolution is z = P W + b, its batch mean
+mean(P) W + b, and its centred value Pc W, so the batch variance is diag(W^T S W) with the K x K
+patch covariance S = Pc^T Pc / M, and the normalised output is one product y = Pc (W s) + beta with
+s = gamma / sqrt(var + eps) per channel. The VJP needs one product too: with H = Pc^T G_y, the
+kernel gradient is (H - S W diag(g_gamma / sqrt(var + eps))) diag(s), g_gamma = diag(W^T H) /
+sqrt(var + eps), and the convolution's bias gets exactly 0 (batch norm removes any shift). Worth it
+when K = KH KW C_in is small (S costs M K^2), as for a first layer over a few input channels.
+
+The patch rows are ordered window-offset-major for the pool that follows, so the maxima, the ReLU
+(applied after the pool, as in bnpool.py) and the gradient's routing run over contiguous planes.
+See derivations.md#convolution-batch-norm-relu-and-max-pooling-fused.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from nnet.autograd.function import Function
+from nnet.autograd.grad_mode import grad_enabled
+from nnet.autograd.tensor import Tensor
+from nnet.kernels import winograd
+from nnet.kernels.batchnorm import recorded_vjp
+from nnet.kernels.bnpool import normalise_and_pool, recorded_routing, routed_backward
+from nnet.kernels.channels import per_channel
+from nnet.kernels.conv import Conv2d
+from nnet.kernels.im2col import Geometry, im2col_array
+from nnet.kernels.pool import first_max, running_max
+
+#: Rows per slab of the tall products Pc^T Pc and Pc^T G (OpenBLAS multiplies a huge shared
+#: dimension into a tiny result slowly; a batch of slabs summed afterwards is fast).
+_SLAB = 2048
+
+
+def _tall(a_t: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a_t @ b`` for a (K, M) C-contiguous ``a_t`` and an (M, N) ``b``, by slabs of rows."""
+    k, m = a_t.shape
+    slabs = m // _SLAB
+    if slabs < 4:
+        return a_t @ b
+    head = slabs * _SLAB
+    parts = a_t[:, :head].reshape(k, slabs, _SLAB).swapaxes(0, 1) @ b[:head].reshape(
+        slabs, _SLAB, b.shape[1]
+    )
+    out = parts.sum(axis=0)
+    if head < m:
+        out += a_t[:, head:] @ b[head:]
+    return out
+
+
+def _gram(a: np.ndarray) -> np.ndarray:
+    """``a @ a.T`` for a short, very wide ``a`` (K, M), one matrix-vector product per row of the
+    upper triangle: OpenBLAS's product with a K x K result took 0.49 ms for (9, 50176), these 0.25."""
+    k = a.shape[0]
+    out = np.empty((k, k), a.dtype)
+    for i in range(k):
+        row = a[i:] @ a[i]
+        out[i, i:] = row
+        out[i:, i] = row
+    return out
+
+
+def _patches_offset_major(x: np.ndarray, geo: Geometry, kernel: tuple[int, int]) -> np.ndarray:
+    """The patch matrix transposed, with a row of ones below it: (K + 1, M), the columns (output
+    pixels) in window-offset-major order (KH_p, KW_p, N, OH_p, OW_p) for pool windows ``kernel``
+    that tile the convolution's output. The ones make the products add beta and sum G_y."""
+    cols = im2col_array(x, geo)  # (M, T, C), rows (n, r, c)
+    n = x.shape[0]
+    (oh, ow), (ph, pw) = geo[4], kernel
+    k = cols.shape[1] * cols.shape[2]
+    out = np.empty((k + 1, ph, pw, n, oh // ph, ow // pw), x.dtype)
+    src = cols.reshape(n, oh // ph, ph, ow // pw, pw, k).transpose(5, 2, 4, 0, 1, 3)
+    np.copyto(out[:k], src)
+    out[k] = 1
+    return out.reshape(k + 1, -1)
+
+
+#: Unreachable through the layers (the registry picks this op only for an input that takes no
+#: gradient); a direct caller that breaks that contract is told what went wrong.
+_NO_INPUT_GRADIENT = (
+    "ConvBatchNormReluPool computes no gradient for its input: use it only on an input that does "
+    "not require one (nnet.nn.Sequential does), else Conv2d, BatchNorm2d, ReLU and MaxPool2d apart"
+)
+
+
+class ConvBatchNormReluPool(Function):
+    """z = maxpool(relu(bn(conv(x)))), the batch norm in training mode, windows tiling the conv's
+    output; VJP for the kernel, the conv bias (0), gamma and beta, through the patch covariance. x
+    takes no gradient here. See derivations.md#convolution-batch-norm-relu-and-max-pooling-fused."""
+
+    def forward(ctx, x, weight, conv_bias, gamma, beta, eps, stats, geo, kernel):
+        kh, kw, cin, cout = weight.shape
+        k = kh * kw * cin
+        w2 = weight.reshape(k, cout)
+        pt = _patches_offset_major(x, geo, kernel)  # (K + 1, M), the last row ones
+        m = pt.shape[1]
+        mu = pt[:k] @ np.ones(m, pt.dtype) / m
+        pt[:k] -= mu[:, None]  # Pc^T
+        cov = _gram(pt[:k]) / m
+        sw = cov @ w2
+        var = np.einsum("kc,kc->c", w2, sw)
+        invstd = 1.0 / np.sqrt(var + eps)
+        scale = invstd if gamma is None else gamma * invstd
+        # y = Pc (W diag(s)) + beta, the ones row times beta: window-offset-major rows
+        w_ext = np.empty((k + 1, cout), np.result_type(w2, scale))
+        np.multiply(w2, scale, out=w_ext[:k])
+        w_ext[k] = 0 if beta is None else beta
+        y = pt.T @ w_ext
+        taps = kernel[0] * kernel[1]
+        y = y.reshape(taps, m // taps, cout)
+        pooled = np.empty(y.shape[1:], y.dtype)
+        running_max(pooled, y)
+        ctx.save_for_backward(pt, y, pooled, sw, invstd)
+        mean = mu @ w2
+        stats.mean = mean if conv_bias is None else mean + conv_bias
+        stats.var = var
+        n, (oh, ow) = x.shape[0], geo[4]
+        return np.maximum(pooled, 0).reshape(n, oh // kernel[0], ow // kernel[1], cout)
+
+    def vjp_arrays(ctx, grad):
+        _, weight, _, gamma, _, _, _, _, _ = ctx.inputs
+        need_x, need_w, need_b, need_gamma, need_beta = ctx.needs_input_grad[:5]
+        if need_x:
+            raise RuntimeError(_NO_INPUT_GRADIENT)
+        pt, y, pooled, sw, invstd = ctx.saved
+        cout = y.shape[-1]
+        gp = grad.reshape(pooled.shape) * (pooled > 0)
+        gy = np.empty(y.shape, grad.dtype)
+        for k, hit in first_max(list(y), pooled, y.shape[0] - 1):
+            np.multiply(gp, hit, out=gy[k])
+        w2 = weight.data.reshape(-1, cout)
+        h_ext = _tall(pt, gy.reshape(-1, cout))  # (Pc^T G_y; 1^T G_y)
+        h, g_beta = h_ext[:-1], h_ext[-1]
+        g_gamma = np.einsum("kc,kc->c", w2, h) * invstd
+        gw = None
+        if need_w:
+            scale = invstd if gamma is None else gamma.data * invstd
+            gw = ((h - sw * (invstd * g_gamma)) * scale).reshape(weight.data.shape)
+        gb = np.zeros(cout, grad.dtype) if need_b else None
+        return (
+            None, gw, gb, g_gamma if need_gamma else None, g_beta if need_beta else None,
+            None, None, None, None,
+        )  # fmt: skip
+
+    def vjp(ctx, grad):
+        if ctx.needs_input_grad[0]:
+            raise RuntimeError(_NO_INPUT_GRADIENT)
+        _, y, pooled, _, _ = ctx.saved
+        return _recorded_block_vjp(ctx, grad, y, pooled)
+
+
+class WinogradBatchNormReluPool(Function):
+    """z = maxpool2x2(relu(bn(conv3x3(x)))), the convolution Winograd's (winograd.py), batch norm in
+    training mode; its VJP for every input (the conv bias's is 0). The convolution's output comes
+    out as each tile's four output planes, which are the pool's window offsets, so batch norm and
+    the pool run on contiguous planes and the VJP hands the convolution its gradient in the same
+    layout. See derivations.md#convolution-batch-norm-relu-and-max-pooling-fused."""
+
+    def forward(ctx, x, weight, conv_bias, gamma, beta, eps, stats, geo, kernel):
+        # the conv bias is left out: batch norm subtracts it again (it only moves the running mean)
+        v, quads = winograd.conv(x, weight, None, keep=grad_enabled.get(), quads=True)
+        cout = weight.shape[3]
+        centred = quads.reshape(4, -1, *quads.shape[3:])  # (4, N, H/2, W/2, C_out), owned
+        rows = centred.reshape(-1, cout)
+        ones = np.ones(rows.shape[0], rows.dtype)
+        mean = ones @ rows / rows.shape[0]
+        per_channel(np.subtract, rows, mean, out=rows)
+        out, y, pooled, invstd, var = normalise_and_pool(centred, ones, gamma, beta, eps)
+        ctx.save_for_backward(v, centred, y, pooled, invstd, ones)
+        stats.mean = mean if conv_bias is None else mean + conv_bias
+        stats.var = var
+        return out
+
+    def vjp_arrays(ctx, grad):
+        x, weight, _, gamma, _, _, _, _, _ = ctx.inputs
+        need_x, need_w, need_b, need_gamma, need_beta = ctx.needs_input_grad[:5]
+        v, *saved = ctx.saved
+        g_w = None if gamma is None else gamma.data
+        t, scale, g_gamma, g_beta = routed_backward(grad, tuple(saved), g_w, need_x or need_w)
+        gx = gw = None
+        if t is not None:
+            gz = t.reshape(-1, t.shape[-1])
+            per_channel(np.multiply, gz, scale, out=gz)
+            gx, gw = winograd.conv_vjp(
+                t.reshape(2, 2, *t.shape[1:]), v, weight.data, x.data.shape, need_x, need_w, True
+            )
+        gb = np.zeros(grad.shape[-1], grad.dtype) if need_b else None
+        return (
+            gx, gw, gb, g_gamma if need_gamma else None, g_beta if need_beta else None,
+            None, None, None, None,
+        )  # fmt: skip
+
+    def vjp(ctx, grad):
+        _, _, y, pooled, _, _ = ctx.saved
+        return _recorded_block_vjp(ctx, grad, y, pooled)
+
+
+def _recorded_block_vjp(ctx: Any, grad: Tensor, y: np.ndarray, pooled: np.ndarray) -> tuple:
+    """The block's VJP as nnet ops (create_graph), the composition's: the convolution recomputed as
+    a ``Conv2d`` op so that batch norm's VJP depends on the kernel and the input, the routing by
+    ``MaxPool2dBackward``, batch norm's VJP, then the convolution's own (recorded) VJP."""
+    x, weight, conv_bias, gamma, _, eps, _, geo, kernel = ctx.inputs
+    token = grad_enabled.set(True)  # a hooked backward (trace, anomaly) calls this unrecorded
+    try:
+        z = Conv2d.apply(x, weight, conv_bias, geo)
+    finally:
+        grad_enabled.reset(token)
+    gy = recorded_routing(grad, y, pooled, z.data.shape, kernel)
+    needs = ctx.needs_input_grad
+    conv_needs = needs[0] or needs[1] or needs[2]
+    gz, g_gamma, g_beta = recorded_vjp((conv_needs, *needs[3:5]), gy, z, gamma, eps)
+    gx = gw = gb = None
+    if conv_needs and z.grad_fn is not None:
+        grads: Any = z.grad_fn.vjp(gz)
+        gx, gw, gb, _ = grads
+    return gx, gw, gb, g_gamma, g_beta, None, None, None, None

@@ -1,0 +1,260 @@
+"""Winograd's F(2x2, 3x3) for a 3x3, stride-1, 'same' convolution over NHWC arrays, and its adjoints.
+
+The image is cut into overlapping 4x4 tiles at a stride of 2 (zero-padded), each giving a 2x2 block
+of the output. Per tile, ``Y = A^T [(G w G^T) * (B^T d B)] A``: the 4x4 transforms of the input tile
+and of the kernel are multiplied entry by entry and summed over the input channels, which is one
+batch of 16 products ``V[xi] @ U[xi]`` of (tiles, C_in) by (C_in, C_out) matrices. That is 16 products
+per 4 outputs where the 3x3 kernel takes 36: 2.25 times fewer multiplications than im2col, paid for
+with three cheap transforms, each a few whole-array adds over strided slices.
+
+Signs: row 3 of B^T and column 3 of A^T are negated from Lavin and Gray's matrices (their effects
+cancel in the product), so that A's rows are 0/1 selections where they can be: the transforms'
+adjoints then start from views instead of negated copies. See derivations.md#conv2d-fused.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from nnet.kernels.channels import per_channel
+
+#: Floats a block of images may span across its transforms and products (about 1 MB of float32).
+BLOCK_FLOATS = 2**19
+
+#: G: the kernel transform's 4x3 matrix (U = G w G^T per input / output channel pair).
+G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+
+
+def fits(geo: Any, x_shape: tuple[int, ...]) -> bool:
+    """Whether the convolution of geometry ``geo`` is one this module computes: a 3x3 kernel at
+    stride 1 and dilation 1 with one pixel of zeros on every side (PyTorch's padding=1, 'same')."""
+    kernel, stride, dilation, pads, out = geo
+    return (
+        kernel == (3, 3)
+        and stride == (1, 1)
+        and dilation == (1, 1)
+        and pads == (1, 1)
+        and out == (x_shape[1], x_shape[2])
+    )
+
+
+def _tiles(h: int, w: int) -> tuple[int, int]:
+    return (h + 1) // 2, (w + 1) // 2
+
+
+def kernel_transform(w: np.ndarray) -> np.ndarray:
+    """U = G w G^T for a (3, 3, C_in, C_out) kernel, as (16, C_in, C_out)."""
+    g = G.astype(w.dtype)
+    u = np.tensordot(g, np.tensordot(g, w, axes=(1, 1)), axes=(1, 1))  # (4, 4, C_in, C_out)
+    return u.reshape(16, *w.shape[2:])
+
+
+def kernel_transform_adjoint(du: np.ndarray) -> np.ndarray:
+    """The kernel gradient from U's: G^T dU G, (16, C_in, C_out) -> (3, 3, C_in, C_out)."""
+    g = G.astype(du.dtype)
+    du4 = du.reshape(4, 4, *du.shape[1:])
+    return np.tensordot(g, np.tensordot(g, du4, axes=(0, 1)), axes=(0, 1))
+
+
+def _bt(d: list[Any], out: np.ndarray) -> None:
+    """B^T along one axis: (d0 - d2, d1 + d2, d2 - d1, d3 - d1) into out[0..3]."""
+    np.subtract(d[0], d[2], out=out[0])
+    np.add(d[1], d[2], out=out[1])
+    np.subtract(d[2], d[1], out=out[2])
+    np.subtract(d[3], d[1], out=out[3])
+
+
+def input_transform(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """V = B^T d B for every 4x4 tile d of the zero-bordered NHWC ``x``: (16, N th tw, C), th, tw
+    the tile rows and columns, a tile's rows in (n, r, c) order (``out``: a (4, 4, N, th, tw, C)
+    array to write into)."""
+    n, h, w, c = x.shape
+    th, tw = _tiles(h, w)
+    padded = np.zeros((n, 2 * th + 2, 2 * tw + 2, c), x.dtype)
+    padded[:, 1 : h + 1, 1 : w + 1] = x
+    rows = np.empty((4, n, th, 2 * tw + 2, c), x.dtype)
+    _bt([padded[:, i : i + 2 * th : 2] for i in range(4)], rows)
+    v = np.empty((4, 4, n, th, tw, c), x.dtype) if out is None else out
+    # the columns of all four row results at once: v[a, b] = B^T_b (rows[a]), so v with its two
+    # tap axes swapped is indexed by b first
+    _bt([rows[:, :, :, j : j + 2 * tw : 2] for j in range(4)], v.swapaxes(0, 1))
+    return v.reshape(16, n * th * tw, c)
+
+
+def output_transform(
+    m: np.ndarray, shape: tuple[int, ...], out: np.ndarray | None = None, quads: bool = False
+) -> np.ndarray:
+    """Y = A^T M A for the (16, N th tw, C_out) products ``m``: the NHWC output of ``shape`` (``out``:
+    where to write it, when H and W are even); with ``quads``, each tile's 2x2 outputs as four planes
+    (2, 2, N, th, tw, C_out) instead, written into ``out``. A^T's rows are (1, 1, 1, 0) and
+    (0, 1, -1, 1)."""
+    n, h, w, k = shape
+    th, tw = _tiles(h, w)
+    m6 = m.reshape(4, 4, n, th, tw, k)
+    t = np.empty((2, 4, n, th, tw, k), m.dtype)
+    np.add(m6[0], m6[1], out=t[0])
+    t[0] += m6[2]
+    np.subtract(m6[1], m6[2], out=t[1])
+    t[1] += m6[3]
+    even = h % 2 == 0 and w % 2 == 0
+    if quads and out is not None:
+        y, left, right = out, out[:, 0], out[:, 1]
+    else:
+        y = np.empty((n, 2 * th, 2 * tw, k), m.dtype) if out is None or not even else out
+        blocks = y.reshape(n, th, 2, tw, 2, k)
+        # both output rows a at once: (a, n, th, tw, k) views of the left and right output columns
+        left = blocks[:, :, :, :, 0].transpose(2, 0, 1, 3, 4)
+        right = blocks[:, :, :, :, 1].transpose(2, 0, 1, 3, 4)
+    np.add(t[:, 0], t[:, 1], out=left)
+    left += t[:, 2]
+    np.subtract(t[:, 1], t[:, 2], out=right)
+    right += t[:, 3]
+    if even or quads:
+        return y
+    if out is None:
+        return np.ascontiguousarray(y[:, :h, :w])
+    np.copyto(out, y[:, :h, :w])
+    return out
+
+
+def output_transform_adjoint(g: np.ndarray, quads: bool = False) -> np.ndarray:
+    """dM = A dY A^T for the NHWC output gradient ``g`` (with ``quads``, for its four planes
+    (2, 2, N, th, tw, C_out)): (16, N th tw, C_out). A's rows are (1, 0), (1, 1), (1, -1), (0, 1)."""
+    if quads:
+        # output row a's (n, th, tw, b, k) views
+        g0, g1 = g[0].transpose(1, 2, 3, 0, 4), g[1].transpose(1, 2, 3, 0, 4)
+        n, th, tw, _, k = g0.shape
+    else:
+        n, h, w, k = g.shape
+        th, tw = _tiles(h, w)
+        if h % 2 or w % 2:
+            full = np.zeros((n, 2 * th, 2 * tw, k), g.dtype)
+            full[:, :h, :w] = g
+            g = full
+        blocks = g.reshape(n, th, 2, tw, 2, k)
+        g0, g1 = blocks[:, :, 0], blocks[:, :, 1]  # (n, th, tw, 2, k) each
+    rows = np.empty((4, n, th, tw, 2, k), g.dtype)  # A's rows applied to the output rows
+    np.copyto(rows[0], g0)
+    np.add(g0, g1, out=rows[1])
+    np.subtract(g0, g1, out=rows[2])
+    np.copyto(rows[3], g1)
+    dm = np.empty((4, 4, n, th, tw, k), g.dtype)
+    left, right = rows[..., 0, :], rows[..., 1, :]  # the four row results at once
+    np.copyto(dm[:, 0], left)
+    np.add(left, right, out=dm[:, 1])
+    np.subtract(left, right, out=dm[:, 2])
+    np.copyto(dm[:, 3], right)
+    return dm.reshape(16, n * th * tw, k)
+
+
+def _b_adjoint(q: Any, out: np.ndarray, axis: int) -> None:
+    """B d_V B^T's one-axis step with the overlap of neighbouring tiles added and the border dropped:
+    tile r's four entries land on padded positions 2r .. 2r + 3, i.e. output positions 2r - 1 .. 2r + 2
+    of ``out`` (length 2 th along ``axis``, zeros beyond the image allowed): B's rows are
+    (1, 0, 0, 0), (0, 1, -1, -1), (-1, 1, 1, 0), (0, 0, 0, 1)."""
+    even = [slice(None)] * out.ndim
+    odd = [slice(None)] * out.ndim
+    even[axis], odd[axis] = slice(0, None, 2), slice(1, None, 2)
+    e, o = out[tuple(even)], out[tuple(odd)]  # output rows 2r and 2r + 1
+    # output row 2r = padded row 2r + 1: (q1 - q2 - q3)[r] + q3[r - 1]
+    np.subtract(q[1], q[2], out=e)
+    e -= q[3]
+    # output row 2r + 1 = padded row 2r + 2: (q1 + q2 - q0)[r] + q0[r + 1]
+    np.add(q[1], q[2], out=o)
+    o -= q[0]
+    lo = [slice(None)] * out.ndim
+    hi = [slice(None)] * out.ndim
+    lo[axis], hi[axis] = slice(1, None), slice(None, -1)
+    e[tuple(lo)] += q[3][tuple(hi)]
+    o[tuple(hi)] += q[0][tuple(lo)]
+
+
+def input_transform_adjoint(
+    dv: np.ndarray, shape: tuple[int, ...], out: np.ndarray | None = None
+) -> np.ndarray:
+    """The input gradient from V's: each tile's B dV B^T added onto the pixels it was read from
+    (entries read from the zero border dropped), as an NHWC array of ``shape`` (``out``: where to
+    write it)."""
+    n, h, w, c = shape
+    th, tw = _tiles(h, w)
+    dv6 = dv.reshape(4, 4, n, th, tw, c)
+    cols = np.empty((4, n, th, 2 * tw, c), dv.dtype)
+    _b_adjoint(dv6.swapaxes(0, 1), cols, axis=3)  # the columns of all four tap rows at once
+    even = h % 2 == 0 and w % 2 == 0
+    gx = np.empty((n, 2 * th, 2 * tw, c), dv.dtype) if out is None or not even else out
+    _b_adjoint(cols, gx, axis=1)
+    if even:
+        return gx
+    if out is None:
+        return np.ascontiguousarray(gx[:, :h, :w])
+    np.copyto(out, gx[:, :h, :w])
+    return out
+
+
+def _images_per_block(n: int, tiles: int, channels: int) -> int:
+    """Images per block, so that a block's transforms and products (about 16 (C_in + C_out) floats
+    per tile) stay in a core's cache between passes."""
+    return max(1, min(n, BLOCK_FLOATS // max(1, 16 * channels * tiles)))
+
+
+def conv(
+    x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, keep: bool = True, quads: bool = False
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """(V, y): the input transforms (when ``keep``, for the kernel gradient) and the convolution of
+    NHWC ``x`` with the (3, 3, C_in, C_out) kernel ``w``, plus ``bias``, a block of images at a time;
+    with ``quads`` (even H and W), y as each tile's four output planes (2, 2, N, H/2, W/2, C_out)."""
+    n, h, wd, cin = x.shape
+    cout = w.shape[3]
+    th, tw = _tiles(h, wd)
+    u = kernel_transform(w)
+    dtype = np.result_type(x, w)
+    y = np.empty((2, 2, n, th, tw, cout) if quads else (n, h, wd, cout), dtype)
+    step = _images_per_block(n, th * tw, cin + cout)
+    v = np.empty((4, 4, n if keep else step, th, tw, cin), dtype)
+    m = np.empty((16, step * th * tw, cout), dtype)
+    for a in range(0, n, step):
+        b = min(n, a + step)
+        va = input_transform(x[a:b], out=v[:, :, a:b] if keep else v[:, :, : b - a])
+        ma = np.matmul(va, u, out=m[:, : (b - a) * th * tw])
+        if bias is not None:
+            # A^T e_1 = (1, 1): the bias added to plane (1, 1) reaches a tile's four outputs once
+            per_channel(np.add, ma[5], bias, out=ma[5])
+        part = y[:, :, a:b] if quads else y[a:b]
+        output_transform(ma, (b - a, h, wd, cout), out=part, quads=quads)
+    return (v.reshape(16, n * th * tw, cin) if keep else None), y
+
+
+def conv_vjp(
+    g: np.ndarray,
+    v: np.ndarray,
+    w: np.ndarray,
+    x_shape: tuple[int, ...],
+    need_x: bool,
+    need_w: bool,
+    quads: bool = False,
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(input gradient, kernel gradient) of :func:`conv` for the output gradient ``g``, from its saved
+    transforms ``v``: dM = A G A^T, then dU = V^T dM and dV = dM U^T, each product's adjoint
+    transform a block of images at a time; ``g`` as the four planes with ``quads``."""
+    n, h, wd = x_shape[:3]
+    cout = g.shape[-1]
+    cin = w.shape[2]
+    th, tw = _tiles(h, wd)
+    pixels = th * tw
+    ut = kernel_transform(w).swapaxes(1, 2)
+    gx = np.empty(x_shape, g.dtype)
+    du = np.zeros((16, cin, cout), np.result_type(v, g))
+    part = np.empty_like(du)
+    v4 = v.reshape(16, n, pixels, cin)
+    step = _images_per_block(n, pixels, cin + cout)
+    for a in range(0, n, step):
+        b = min(n, a + step)
+        dm = output_transform_adjoint(g[:, :, a:b] if quads else g[a:b], quads)
+        if need_w:
+            np.matmul(v4[:, a:b].reshape(16, -1, cin).swapaxes(1, 2), dm, out=part)
+            du += part
+        if need_x:
+            input_transform_adjoint(dm @ ut, (b - a, *x_shape[1:]), out=gx[a:b])
+    return (gx if need_x else None), (kernel_transform_adjoint(du) if need_w else None)
