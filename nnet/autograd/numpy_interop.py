@@ -15,6 +15,7 @@ comparisons): they always run on the arrays.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -295,6 +296,30 @@ def _prod(
     return ops.prod(_cast(a, dtype), axis, _keep(keepdims))
 
 
+def _split(ary: Any, indices_or_sections: Any, axis: Any = 0) -> Any:
+    """NumPy's split: a number of equal sections, or the indices to cut at."""
+    n = ary.shape[int(axis)]
+    if isinstance(indices_or_sections, (int, np.integer)):
+        k = int(indices_or_sections)
+        if k <= 0 or n % k:
+            raise ValueError(f"np.split: {k} sections do not divide an axis of {n} elements")
+        return ops.split(ary, n // k if n else [0] * k, int(axis))
+    cuts = [min(max(int(c) if c >= 0 else int(c) + n, 0), n) for c in indices_or_sections]
+    bounds = [0, *cuts, n]
+    return ops.split(ary, [max(hi - lo, 0) for lo, hi in itertools.pairwise(bounds)], int(axis))
+
+
+def _repeat(a: Any, repeats: Any, axis: Any = None) -> Any:
+    return ops.repeat_interleave(a, repeats, axis)
+
+
+def _trace(
+    a: Any, offset: Any = 0, axis1: Any = 0, axis2: Any = 1, dtype: Any = None, out: Any = None
+) -> Any:
+    _refuse("trace", out)
+    return ops.trace(_cast(a, dtype), offset, axis1, axis2)
+
+
 _FUNCTIONS: dict[Callable[..., Any], Callable[..., Any]] = {
     np.sum: _sum,
     np.mean: _mean,
@@ -323,6 +348,16 @@ _FUNCTIONS: dict[Callable[..., Any], Callable[..., Any]] = {
     np.cumsum: _scan("cumsum", ops.cumsum),
     np.cumprod: _scan("cumprod", ops.cumprod),
     np.prod: _prod,
+    np.split: _split,
+    np.tile: ops.tile,
+    np.repeat: _repeat,
+    np.flip: ops.flip,
+    np.roll: ops.roll,
+    np.tril: ops.tril,
+    np.triu: ops.triu,
+    np.diag: ops.diag,
+    np.diagonal: ops.diagonal,
+    np.trace: _trace,
 }
 
 #: Functions whose result carries no gradient: they run on the arrays and return NumPy's result.
@@ -340,11 +375,7 @@ _ALTERNATIVES: dict[Callable[..., Any], str] = {
     np.outer: "a.reshape(-1, 1) * b.reshape(1, -1)",
     np.tensordot: "nnet.matmul after reshape/transpose",
     np.einsum: "nnet.matmul after reshape/transpose, or a product and a sum",
-    np.trace: "(t * nnet.eye(n)).sum()",
     np.average: "(t * w).sum(axis) / w.sum(axis)",
-    np.flip: "t[::-1] (negative steps are differentiable)",
-    np.tril: "t * np.tril(np.ones(t.shape[-2:]))",
-    np.triu: "t * np.triu(np.ones(t.shape[-2:]))",
     np.take_along_axis: "indexing with index arrays, t[rows, idx]",
     np.linalg.norm: "nnet.sqrt((t * t).sum()) for the 2-norm",
 }

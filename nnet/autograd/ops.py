@@ -36,6 +36,8 @@ from nnet.autograd.elementwise import (
     where,
 )
 from nnet.autograd.linalg import MatMul, matmul
+from nnet.autograd.matrix import diag, diagonal, trace, tril, triu
+from nnet.autograd.rearrange import chunk, flip, repeat, repeat_interleave, roll, split, tile
 from nnet.autograd.reduction import (
     LogSoftmax,
     LogSumExp,

@@ -603,6 +603,42 @@ class Tensor:
 
     expand_dims = unsqueeze
 
+    def split(self, split_size: Any, dim: int = 0, **kw: Any) -> list[Tensor]:
+        return _ops.split(self, split_size, dim, **kw)
+
+    def chunk(self, chunks: int, dim: int = 0, **kw: Any) -> list[Tensor]:
+        return _ops.chunk(self, chunks, dim, **kw)
+
+    def repeat(self, *sizes: Any) -> Tensor:
+        return _ops.repeat(self, *sizes)
+
+    def tile(self, *reps: Any) -> Tensor:
+        return _ops.tile(self, *reps)
+
+    def repeat_interleave(self, repeats: Any, dim: int | None = None, **kw: Any) -> Tensor:
+        return _ops.repeat_interleave(self, repeats, dim, **kw)
+
+    def flip(self, *dims: Any, **kw: Any) -> Tensor:
+        return _ops.flip(self, _ops.shape_arg(dims) if dims else None, **kw)
+
+    def roll(self, shifts: Any, dims: Any = None, **kw: Any) -> Tensor:
+        return _ops.roll(self, shifts, dims, **kw)
+
+    def tril(self, diagonal: int = 0) -> Tensor:
+        return _ops.tril(self, diagonal)
+
+    def triu(self, diagonal: int = 0) -> Tensor:
+        return _ops.triu(self, diagonal)
+
+    def diagonal(self, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
+        return _ops.diagonal(self, offset, dim1, dim2)
+
+    def diag(self, diagonal: int = 0) -> Tensor:
+        return _ops.diag(self, diagonal)
+
+    def trace(self) -> Tensor:
+        return _ops.trace(self)
+
     def broadcast_to(self, shape: Sequence[int]) -> Tensor:
         return _ops.broadcast_to(self, shape)
 

@@ -80,10 +80,16 @@ def _takes_offset_major(x: np.ndarray) -> bool:
 def first_max(
     planes: list[np.ndarray], out: np.ndarray, last: int
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """For each offset k in row-major order: where its plane holds its window's first maximum."""
+    """For each offset k in row-major order: where its plane holds its window's first maximum, or
+    its first NaN in a window holding one (the composition's max rule, derivations.md#kinks)."""
     found: np.ndarray | None = None
+    # a window's maximum is NaN exactly when it holds one: one pass over the output says whether
+    # the planes need the NaN test too
+    nans = out.dtype.kind == "f" and bool(np.isnan(np.max(out, initial=-np.inf)))
     for k, plane in enumerate(planes):
         hit = np.equal(plane, out)
+        if nans:
+            hit |= np.isnan(plane)
         if found is None:
             found = hit.copy() if last else hit
         else:

@@ -61,7 +61,7 @@ def test_matches_composition_with_ties(n, hw, c, kernel, dtype, seed):
 )
 def test_special_values_match_composition(n, hw, c, values, seed):
     """Ties among signed zeros and infinities go to the first element in row-major order (the zero's
-    sign too), and a window holding NaN gets no gradient, as in the composition."""
+    sign too), and a window holding NaN sends it to its first NaN, as in the composition."""
     rng = np.random.default_rng(seed)
     x = rng.choice(np.array(values), size=(n, *hw, c))
     g = rng.standard_normal((n, hw[0] // 2, hw[1] // 2, c))
