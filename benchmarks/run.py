@@ -43,6 +43,7 @@ BENCHMARKS = (
     "deep_chain",
     "memory",
     "eval_throughput",
+    "onnx_throughput",
 )
 
 

@@ -20,6 +20,7 @@ from nnet.autograd import (
     no_grad,
     set_grad_enabled,
 )
+from nnet.autograd.defaults import get_default_dtype, set_default_dtype
 from nnet.autograd.factories import (
     arange,
     eye,
@@ -106,6 +107,7 @@ from nnet.autograd.ops import (
 )
 from nnet.random import manual_seed
 from nnet.serialization import load, save
+from nnet.teaching import is_teaching, set_teaching, teaching
 from nnet.threads import get_num_threads, set_num_threads
 
 float32 = _np.float32

@@ -7,19 +7,18 @@ from typing import Any
 
 import numpy as np
 
+from nnet.autograd.defaults import default_dtype
 from nnet.autograd.shape import shape_arg
 from nnet.autograd.tensor import Tensor, _as_array
 from nnet.random import get_generator
 
-_F32 = np.float32
-
 
 def _dtype(dtype: Any) -> np.dtype:
-    return np.dtype(_F32 if dtype is None else dtype)
+    return default_dtype.get() if dtype is None else np.dtype(dtype)
 
 
 def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
-    """A new tensor holding a copy of ``data`` (Python numbers and lists become float32).
+    """A new tensor holding a copy of ``data`` (Python floats take the default dtype, float32).
 
     >>> import nnet
     >>> nnet.tensor([1, 2.5]).dtype
@@ -29,12 +28,12 @@ def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
 
 
 def zeros(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    """A tensor of zeros, float32 unless ``dtype`` says otherwise."""
+    """A tensor of zeros, of the default dtype (float32) unless ``dtype`` says otherwise."""
     return Tensor(np.zeros(shape_arg(shape), _dtype(dtype)), requires_grad)
 
 
 def ones(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    """A tensor of ones, float32 unless ``dtype`` says otherwise."""
+    """A tensor of ones, of the default dtype (float32) unless ``dtype`` says otherwise."""
     return Tensor(np.ones(shape_arg(shape), _dtype(dtype)), requires_grad)
 
 
@@ -62,7 +61,7 @@ def arange(start: float, stop: float | None = None, step: float = 1, dtype: Any 
     """Evenly spaced values in [start, stop); integers give int64 unless ``dtype`` is set."""
     values = np.arange(start, stop, step) if stop is not None else np.arange(start)
     if dtype is None and values.dtype == np.float64:
-        dtype = _F32
+        dtype = default_dtype.get()
     return Tensor(values if dtype is None else values.astype(dtype), requires_grad)
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nnet.autograd.defaults import default_dtype
 from nnet.autograd.grad_mode import grad_enabled
 
 if TYPE_CHECKING:
@@ -18,7 +19,8 @@ Axis = int | Sequence[int] | None
 
 
 def _as_array(data: Any, dtype: DTypeLike = None) -> np.ndarray:
-    """NumPy arrays keep their dtype (no copy); Python numbers and lists become float32 like PyTorch."""
+    """NumPy arrays keep their dtype (no copy); Python numbers and lists of floats take the default
+    dtype (float32 unless :func:`nnet.set_default_dtype` changed it), like PyTorch."""
     if isinstance(data, Tensor):
         data = data.data
     if isinstance(data, np.ndarray):
@@ -29,7 +31,7 @@ def _as_array(data: Any, dtype: DTypeLike = None) -> np.ndarray:
     if dtype is not None:
         return arr.astype(dtype, copy=False)
     if arr.dtype == np.float64:
-        return arr.astype(np.float32)
+        return arr.astype(default_dtype.get(), copy=False)
     return arr
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from nnet.autograd.defaults import get_default_dtype
 from nnet.autograd.lifetime import BATCH, at_boundary
 from nnet.autograd.tensor import Tensor
 from nnet.data.dataset import Dataset, as_generator
@@ -24,8 +25,9 @@ def default_collate(samples: Sequence[Any]) -> tuple[Tensor, ...]:
 
 
 def _tensor(a: np.ndarray) -> Tensor:
-    """Float64 data becomes float32, as everywhere in nnet; other dtypes (labels) stay."""
-    return Tensor(a.astype(np.float32) if a.dtype == np.float64 else a)
+    """Float64 data takes the default dtype (float32 unless changed), as everywhere in nnet; other
+    dtypes (labels, float32 images) stay."""
+    return Tensor(a.astype(get_default_dtype(), copy=False) if a.dtype == np.float64 else a)
 
 
 class DataLoader:

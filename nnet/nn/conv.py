@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from nnet.autograd.defaults import get_default_dtype
 from nnet.autograd.tensor import Tensor
 from nnet.autograd.window import pair
 from nnet.nn import functional as F
@@ -31,8 +32,9 @@ class Conv2d(Module):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1,
                  padding: Any = "same", dilation: Any = 1, bias: bool = True,
-                 dtype: Any = np.float32) -> None:  # fmt: skip
+                 dtype: Any = None) -> None:  # fmt: skip
         super().__init__()
+        dtype = get_default_dtype() if dtype is None else dtype
         name = f"Conv2d({in_channels} -> {out_channels})"
         F.check_sizes(name, in_channels=in_channels, out_channels=out_channels)
         self.in_channels = in_channels

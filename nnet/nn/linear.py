@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from nnet.autograd.defaults import get_default_dtype
 from nnet.autograd.tensor import Tensor
 from nnet.nn import functional as F
 from nnet.nn import init
@@ -25,8 +26,9 @@ class Linear(Module):
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
-                 dtype: Any = np.float32) -> None:  # fmt: skip
+                 dtype: Any = None) -> None:  # fmt: skip
         super().__init__()
+        dtype = get_default_dtype() if dtype is None else dtype
         F.check_sizes("Linear", in_features=in_features, out_features=out_features)
         self.in_features = in_features
         self.out_features = out_features

@@ -6,13 +6,14 @@ from typing import Any
 
 import numpy as np
 
+from nnet.autograd.defaults import get_default_dtype
 from nnet.autograd.tensor import Tensor
 
 
-def onehot(labels: Any, num_classes: int | None = None, dtype: Any = np.float32) -> Tensor:
+def onehot(labels: Any, num_classes: int | None = None, dtype: Any = None) -> Tensor:
     """One-hot rows for integer class labels: shape ``labels.shape + (num_classes,)``.
 
-    ``num_classes`` defaults to ``max(labels) + 1``.
+    ``num_classes`` defaults to ``max(labels) + 1``; ``dtype`` to the default dtype (float32).
 
     >>> import nnet
     >>> nnet.nn.math.onehot([0, 2], 3).numpy()
@@ -30,6 +31,6 @@ def onehot(labels: Any, num_classes: int | None = None, dtype: Any = np.float32)
         raise ValueError(
             f"onehot: labels must be in [0, {num_classes}), got values in [{y.min()}, {y.max()}]"
         )
-    out = np.zeros((*y.shape, num_classes), dtype=dtype)
+    out = np.zeros((*y.shape, num_classes), dtype=get_default_dtype() if dtype is None else dtype)
     np.put_along_axis(out, y[..., None], 1, axis=-1)
     return Tensor(out)

@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from nnet.autograd.defaults import get_default_dtype
 from nnet.autograd.grad_mode import no_grad
 from nnet.autograd.tensor import Tensor
 
@@ -45,7 +46,7 @@ class Parameter(Tensor):
     __slots__ = ()
 
     def __init__(self, data: Any = None, requires_grad: bool = True) -> None:
-        super().__init__(np.empty(0, np.float32) if data is None else data, requires_grad)
+        super().__init__(np.empty(0, get_default_dtype()) if data is None else data, requires_grad)
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()

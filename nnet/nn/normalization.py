@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from nnet.autograd.defaults import get_default_dtype
 from nnet.autograd.tensor import Tensor
 from nnet.nn import functional as F
 from nnet.nn.module import Module, Parameter
@@ -21,8 +22,9 @@ class _BatchNorm(Module):
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = True, track_running_stats: bool = True,
-                 dtype: Any = np.float32) -> None:  # fmt: skip
+                 dtype: Any = None) -> None:  # fmt: skip
         super().__init__()
+        dtype = get_default_dtype() if dtype is None else dtype
         F.check_sizes(type(self).__name__, num_features=num_features)
         self.num_features = num_features
         self.eps = eps

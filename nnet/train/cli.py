@@ -15,6 +15,8 @@ from nnet import distributed, nn
 from nnet.data import DataLoader
 from nnet.train.checkpoint import CheckpointError, load_checkpoint, restore_rng, save_checkpoint
 from nnet.train.data import DATASETS, DataError, load_data
+from nnet.train.export import add_parser as add_export_parser
+from nnet.train.export import run_export
 from nnet.train.loop import NonFiniteLoss, evaluate, train_epoch
 from nnet.train.models import MODELS, build_model
 
@@ -42,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nnet", description="Train and evaluate nnet's image classifiers."
     )
-    sub = parser.add_subparsers(dest="command", metavar="{train,evaluate}")
+    sub = parser.add_subparsers(dest="command", metavar="{train,evaluate,export}")
     sub.required = True
     t = sub.add_parser("train", help="train a classifier (default: on the embedded digits)")
     t.add_argument(
@@ -82,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--checkpoint", metavar="PATH", required=True)
     e.add_argument("--data", metavar="DIR", help="folder with the IDX files (mnist, fashion-mnist)")
     e.add_argument("--download", action="store_true", help="fetch missing IDX files into --data")
+    add_export_parser(sub)
     return parser  # fmt: skip
 
 
@@ -242,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     distributed.init()
     try:
-        return run_train(args) if args.command == "train" else run_evaluate(args)
+        run = {"train": run_train, "evaluate": run_evaluate, "export": run_export}[args.command]
+        return run(args)
     except (UsageError, DataError, CheckpointError, nnet.datasets.DownloadError,
             nnet.datasets.IDXError) as e:  # fmt: skip
         return _fail(f"nnet {args.command}: error: {e}", 1)
