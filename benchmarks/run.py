@@ -38,6 +38,7 @@ BENCHMARKS = (
     "mlp_step",
     "seed_cnn_step",
     "wide_cnn_step",
+    "layer_orders",
     "conv2d",
     "mnist_epoch",
     "deep_chain",

@@ -10,7 +10,7 @@ Tensor([[2., 4.]], dtype=float32)
 
 import numpy as _np
 
-from nnet import data, datasets, distributed, loss, memory, nn, optim, random, threads, viz
+from nnet import data, datasets, distributed, linalg, loss, memory, nn, optim, random, threads, viz
 from nnet.autograd import (
     Function,
     Tensor,
@@ -36,6 +36,7 @@ from nnet.autograd.factories import (
 from nnet.autograd.ops import (
     abs,
     add,
+    argsort,
     broadcast_to,
     cat,
     chunk,
@@ -49,6 +50,8 @@ from nnet.autograd.ops import (
     diag,
     diagonal,
     divide,
+    dot,
+    einsum,
     elu,
     erf,
     exp,
@@ -56,6 +59,7 @@ from nnet.autograd.ops import (
     expm1,
     flatten,
     flip,
+    gather,
     gelu,
     leaky_relu,
     log,
@@ -71,6 +75,7 @@ from nnet.autograd.ops import (
     minimum,
     multiply,
     negative,
+    outer,
     pad,
     permute,
     power,
@@ -79,12 +84,14 @@ from nnet.autograd.ops import (
     repeat_interleave,
     reshape,
     roll,
+    scatter_add,
     sigmoid,
     silu,
     sin,
     sliding_windows,
     softmax,
     softplus,
+    sort,
     split,
     sqrt,
     square,
@@ -94,9 +101,12 @@ from nnet.autograd.ops import (
     subtract,
     sum,
     swapaxes,
+    take_along_axis,
     tan,
     tanh,
+    tensordot,
     tile,
+    topk,
     trace,
     transpose,
     tril,

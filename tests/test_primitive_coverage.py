@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import test_grad_elementwise
 import test_grad_linalg
+import test_grad_linalg_ops
 import test_grad_reduction
 import test_grad_scan
 import test_grad_shape
@@ -15,7 +16,7 @@ import test_grad_window
 from nnet.autograd.ops import PRIMITIVES
 
 FAMILIES = [test_grad_elementwise, test_grad_reduction, test_grad_shape, test_grad_linalg,
-            test_grad_window, test_grad_unary, test_grad_scan]  # fmt: skip
+            test_grad_window, test_grad_unary, test_grad_scan, test_grad_linalg_ops]  # fmt: skip
 
 
 def test_every_primitive_has_a_gradient_test():

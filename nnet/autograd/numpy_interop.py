@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from nnet.autograd import ops
+from nnet.autograd import linalg_ops, ops
 from nnet.autograd.grad_mode import grad_enabled
 from nnet.autograd.tensor import Tensor
 
@@ -320,6 +320,42 @@ def _trace(
     return ops.trace(_cast(a, dtype), offset, axis1, axis2)
 
 
+def _sort(
+    a: Any, axis: Any = -1, kind: Any = None, order: Any = None, *, stable: Any = None
+) -> Any:
+    _refuse("sort", order=order)
+    if axis is None:
+        return ops.sort(ops.reshape(a, -1)).values
+    return ops.sort(a, axis).values
+
+
+def _take_along_axis(arr: Any, indices: Any, axis: Any = -1) -> Any:
+    return ops.take_along_axis(arr, indices, axis)
+
+
+def _einsum(subscripts: Any, *operands: Any, out: Any = None, **kw: Any) -> Any:
+    _refuse("einsum", out, **{k: v for k, v in kw.items() if k != "optimize"})
+    return ops.einsum(subscripts, *operands)
+
+
+def _dot(a: Any, b: Any, out: Any = None) -> Any:
+    _refuse("dot", out)
+    return ops.dot(a, b)
+
+
+def _outer(a: Any, b: Any, out: Any = None) -> Any:
+    _refuse("outer", out)
+    return ops.outer(a, b)
+
+
+def _tensordot(a: Any, b: Any, axes: Any = 2) -> Any:
+    return ops.tensordot(a, b, axes)
+
+
+def _norm(x: Any, ord: Any = None, axis: Any = None, keepdims: Any = False) -> Any:
+    return linalg_ops.norm(x, ord, axis, bool(keepdims))
+
+
 _FUNCTIONS: dict[Callable[..., Any], Callable[..., Any]] = {
     np.sum: _sum,
     np.mean: _mean,
@@ -358,6 +394,16 @@ _FUNCTIONS: dict[Callable[..., Any], Callable[..., Any]] = {
     np.diag: ops.diag,
     np.diagonal: ops.diagonal,
     np.trace: _trace,
+    np.sort: _sort,
+    np.take_along_axis: _take_along_axis,
+    np.einsum: _einsum,
+    np.dot: _dot,
+    np.outer: _outer,
+    np.tensordot: _tensordot,
+    np.linalg.norm: _norm,
+    np.linalg.inv: linalg_ops.inv,
+    np.linalg.solve: linalg_ops.solve,
+    np.linalg.det: linalg_ops.det,
 }
 
 #: Functions whose result carries no gradient: they run on the arrays and return NumPy's result.
@@ -370,14 +416,8 @@ _ARRAY_ONLY: set[Callable[..., Any]] = {
 
 #: What to use instead of a differentiable NumPy function nnet does not dispatch.
 _ALTERNATIVES: dict[Callable[..., Any], str] = {
-    np.dot: "nnet.matmul (the same for 1-D and 2-D operands)",
     np.inner: "(a * b).sum(-1), or nnet.matmul(a, b.T)",
-    np.outer: "a.reshape(-1, 1) * b.reshape(1, -1)",
-    np.tensordot: "nnet.matmul after reshape/transpose",
-    np.einsum: "nnet.matmul after reshape/transpose, or a product and a sum",
     np.average: "(t * w).sum(axis) / w.sum(axis)",
-    np.take_along_axis: "indexing with index arrays, t[rows, idx]",
-    np.linalg.norm: "nnet.sqrt((t * t).sum()) for the 2-norm",
 }
 
 

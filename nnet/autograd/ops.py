@@ -1,6 +1,7 @@
 """Every primitive and its public function, gathered in one namespace."""
 
 from nnet.autograd.activation import Relu, Sigmoid, Tanh, relu, sigmoid, tanh
+from nnet.autograd.contract import dot, einsum, outer, tensordot
 from nnet.autograd.elementwise import (
     Abs,
     Add,
@@ -35,7 +36,17 @@ from nnet.autograd.elementwise import (
     subtract,
     where,
 )
+from nnet.autograd.indexing import (
+    SortResult,
+    argsort,
+    gather,
+    scatter_add,
+    sort,
+    take_along_axis,
+    topk,
+)
 from nnet.autograd.linalg import MatMul, matmul
+from nnet.autograd.linalg_ops import Det, Inv, Solve
 from nnet.autograd.matrix import diag, diagonal, trace, tril, triu
 from nnet.autograd.rearrange import chunk, flip, repeat, repeat_interleave, roll, split, tile
 from nnet.autograd.reduction import (
@@ -109,7 +120,7 @@ PRIMITIVES = (
     Add, Sub, Neg, Mul, Div, Pow, Exp, Log, Sqrt, Abs, Sigmoid, Tanh, Relu, Maximum, Minimum, Clip,
     Where, AsType, Sum, Mean, Var, Max, Min, LogSumExp, Softmax, LogSoftmax, MatMul, Reshape,
     Transpose, BroadcastTo, GetItem, ScatterAdd, Concatenate, Stack, Pad, SlidingWindows, Col2Im,
-    Sin, Cos, Tan, Log1p, Expm1, Erf, Softplus, LogAddExp, Cumsum, Cumprod,
+    Sin, Cos, Tan, Log1p, Expm1, Erf, Softplus, LogAddExp, Cumsum, Cumprod, Inv, Solve, Det,
 )  # fmt: skip
 
 __all__ = [name for name in dir() if not name.startswith("_")]

@@ -626,6 +626,30 @@ class Tensor:
     def roll(self, shifts: Any, dims: Any = None, **kw: Any) -> Tensor:
         return _ops.roll(self, shifts, dims, **kw)
 
+    def sort(self, dim: int = -1, descending: bool = False, **kw: Any) -> Any:
+        return _ops.sort(self, dim, descending, **kw)
+
+    def argsort(self, dim: int = -1, descending: bool = False, **kw: Any) -> Tensor:
+        return _ops.argsort(self, dim, descending, **kw)
+
+    def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> Any:
+        return _ops.topk(self, k, dim, largest, sorted)
+
+    def gather(self, dim: int, index: Any) -> Tensor:
+        return _ops.gather(self, dim, index)
+
+    def scatter_add(self, dim: int, index: Any, src: Any) -> Tensor:
+        return _ops.scatter_add(self, dim, index, src)
+
+    def take_along_dim(self, indices: Any, dim: int | None = None) -> Tensor:
+        return _ops.take_along_axis(self, indices, dim)
+
+    def dot(self, other: Any) -> Tensor:
+        return _ops.dot(self, other)
+
+    def outer(self, other: Any) -> Tensor:
+        return _ops.outer(self, other)
+
     def tril(self, diagonal: int = 0) -> Tensor:
         return _ops.tril(self, diagonal)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import traceback
 from types import TracebackType
 from typing import Any
@@ -25,6 +26,7 @@ INSTALL_HINT = 'pip install "nnet[distributed]" (mpi4py and MPICH from the packa
 LAUNCHER_VARS = ("PMI_SIZE", "PMI_RANK", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK")
 
 _OPS = ("sum", "mean", "max", "min")
+_SPIN_SECONDS = 50e-6  # then sleep: see wait()
 
 
 class _World:
@@ -127,7 +129,7 @@ def communicator() -> Any:
 def barrier() -> None:
     """Wait until every rank has reached this call."""
     if init() > 1:
-        _world.comm.Barrier()
+        wait(_world.comm.Ibarrier())
 
 
 def _buffer(x: Any, what: str) -> np.ndarray:
@@ -160,10 +162,27 @@ def all_reduce(x: Any, op: str = "sum") -> Any:
     if init() > 1:
         MPI = mpi()
         mpi_op = {"sum": MPI.SUM, "mean": MPI.SUM, "max": MPI.MAX, "min": MPI.MIN}[op]
-        _world.comm.Allreduce(MPI.IN_PLACE, data, op=mpi_op)
+        wait(_world.comm.Iallreduce(MPI.IN_PLACE, data, op=mpi_op))
         if op == "mean":
             data /= _world.size
     return x
+
+
+def wait(*requests: Any) -> None:
+    """Wait for MPI requests, spinning briefly and then sleeping in growing steps.
+
+    MPI's own waits spin on the core. Where ranks share cores with other work (more processes
+    than cores, as on a loaded workstation) a spinning rank takes the core from the very rank it
+    waits for; sleeping gives it back. On idle cores a collective of a few kilobytes completes
+    within the spin, so nothing is lost there.
+    """
+    MPI = mpi()
+    start = time.perf_counter()
+    delay = 0.0
+    while not MPI.Request.Testall(list(requests)):
+        if time.perf_counter() - start > _SPIN_SECONDS:
+            time.sleep(delay)
+            delay = min(max(2 * delay, 1e-5), 1e-3)
 
 
 def broadcast(x: Any, src: int = 0) -> Any:
@@ -179,7 +198,7 @@ def broadcast(x: Any, src: int = 0) -> Any:
     if not 0 <= src < size:
         raise ValueError(f"broadcast: src must be a rank in [0, {size}), got {src}")
     if size > 1:
-        _world.comm.Bcast(data, root=src)
+        wait(_world.comm.Ibcast(data, root=src))
     return x
 
 

@@ -145,7 +145,7 @@ class DistributedDataParallel(Module):
         if self._next < len(self._buckets):
             MPI.Request.Testall(started)
             return
-        MPI.Request.Waitall(started)
+        comm.wait(*started)
         for bucket in self._buckets:
             for i, p in enumerate(bucket.params):
                 assert p.grad is not None

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnet.autograd.ops import sqrt
+from nnet.autograd.ops import concatenate, sqrt
 from nnet.autograd.tensor import Tensor
-from nnet.distributed import comm
 from nnet.distributed.functional import all_reduce
 from nnet.nn import functional as F
 from nnet.nn.module import Module
@@ -17,11 +16,12 @@ from nnet.nn.normalization import _BatchNorm
 class SyncBatchNorm(_BatchNorm):
     """Normalise each channel (the last axis, NHWC) over the batch of every rank together.
 
-    In training the mean and variance come from all ranks' samples (two all-reduces of C values
-    each, the centred second pass keeping float32 accurate) and, being composed of differentiable
-    all-reduces, so do their gradients: N ranks with B/N samples each train like one process with
-    B. Inputs may be (N, C) or (N, ..., C). In eval mode, or in a world of one, it computes what
-    :class:`~nnet.nn.BatchNorm2d` computes.
+    In training the mean and variance come from all ranks' samples (one all-reduce of 2C + 1
+    values: the sums of the values and of their squares, shifted by the running mean so that the
+    variance keeps its float32 digits, and the count) and, being composed of a differentiable
+    all-reduce, so do their gradients (one all-reduce in the backward): N ranks with B/N samples
+    each train like one process with B. Inputs may be (N, C) or (N, ..., C). In eval mode, or in
+    a world of one, it computes what :class:`~nnet.nn.BatchNorm2d` computes.
 
     >>> import nnet
     >>> from nnet.distributed import SyncBatchNorm
@@ -43,24 +43,36 @@ class SyncBatchNorm(_BatchNorm):
                                 False, 0.0, self.eps)  # fmt: skip
         c = self.num_features
         x2 = x.reshape(-1, c)
-        count = comm.all_reduce(np.array([x2.shape[0]], np.int64))
-        n = int(count[0])
+        # One all-reduce of [sum d, sum d^2, count] with d = x - shift, the shift a per-channel
+        # constant every rank holds (the running mean): the batch variance E[d^2] - E[d]^2 then
+        # cancels little, and the backward needs one all-reduce too (its VJP).
+        shift = self._shift(x2)
+        d = x2 - shift
+        count = Tensor(np.full(1, x2.shape[0], x2.dtype))
+        sums = all_reduce(concatenate([d.sum(axis=0), (d * d).sum(axis=0), count]))
+        n = round(float(sums.data[-1]))  # exact below 2**24 values per channel
         if n < 2:
             raise ValueError(
                 f"SyncBatchNorm: training needs more than one value per channel over all ranks, "
                 f"got {n} (this rank's input {x.shape})"
             )
-        mean = all_reduce(x2.sum(axis=0)) / n
-        centred = x2 - mean
-        var = all_reduce((centred * centred).sum(axis=0)) / n
+        mean_d = sums[:c] / n
+        var = sums[c : 2 * c] / n - mean_d * mean_d
         gain = 1.0 / sqrt(var + self.eps)
         if self.weight is not None:
             gain = gain * self.weight
-        y = centred * gain
+        y = (d - mean_d) * gain
         if self.bias is not None:
             y = y + self.bias
+        mean = mean_d + shift
         self._track(mean.data, var.data * (n / (n - 1)))
         return y.reshape(x.shape)
+
+    def _shift(self, x2: Tensor) -> Tensor:
+        """The running mean when there is one (the same on every rank), else zero."""
+        if self.running_mean is not None:
+            return Tensor(self.running_mean.data.astype(x2.dtype, copy=True))
+        return Tensor(np.zeros(self.num_features, x2.dtype))
 
     def _track(self, mean: np.ndarray, var: np.ndarray) -> None:
         """Move the running statistics as BatchNorm does, with the global batch's statistics."""

@@ -30,9 +30,7 @@ from nnet.kernels.pool import (
 )
 
 #: Narrower pixels (C values) take the three fused ops instead, whose pool moves whole pixels into
-#: offset-major order: forward + backward, float32 (ms, three ops -> this one): (100, 28, 28, 4)
-#: 1.47 -> 2.74; (100, 14, 14, 8) 0.91 -> 0.96; (8, 8, 8, 16) 0.16 -> 0.14; (64, 28, 28, 32)
-#: 10.4 -> 9.5; (64, 14, 14, 64) 3.79 -> 3.72 (in the wide CNN's step 28.3 -> 27.7 ms).
+#: offset-major order. Where the two cross: ``python -m benchmarks.crossovers pixel_bytes``.
 MIN_PIXEL_BYTES = 64
 
 

@@ -26,18 +26,18 @@ from nnet.kernels.im2col import (
     im2col_array,
     patch_windows,
 )
+from nnet.threads import parallel_for
 
 #: A 3x3 stride-1 'same' convolution takes Winograd's F(2x2, 3x3) (winograd.py) with at least this
 #: many input channels, C_in C_out at least WINOGRAD_MIN_PRODUCT and WINOGRAD_MIN_PIXELS output
 #: pixels: the products shrink 2.25 times but the transforms cost per channel, not per product, and
-#: a few Python calls per block. Forward + backward, float32, one thread (ms, im2col -> Winograd):
-#: 64x14x14 32 -> 64: 20.6 -> 15.7; 64x14x14 32 -> 32: 13.5 -> 10.1; 8x14x14 32 -> 32: 1.37 -> 1.19;
-#: 64x14x14 16 -> 64: 11.1 -> 10.4; 64x14x14 16 -> 16: 4.3 -> 5.2; 16x7x7 32 -> 32: 0.68 -> 0.88.
+#: a few Python calls per block. Where the two cross: ``python -m benchmarks.crossovers winograd``.
 WINOGRAD_MIN_CHANNELS = 16
 WINOGRAD_MIN_PRODUCT = 1024
 WINOGRAD_MIN_PIXELS = 1536
 #: Rows of the patch matrix handled per block of images: the block's patches (4096 x 288 floats for
 #: 32 channels) are multiplied while still in cache rather than after the whole matrix is written.
+#: Measured by ``python -m benchmarks.crossovers chunk_rows``.
 CHUNK_ROWS = 4096
 
 
@@ -68,12 +68,17 @@ def _forward_by_chunks(
     k, cout = w2.shape
     y = np.empty((n, oh, ow, cout), np.result_type(x, w2))
     step = _images_per_chunk(n, oh * ow)
-    for a in range(0, n, step):
-        np.copyto(patches[a : a + step], windows[a : a + step])
-        rows = y[a : a + step].reshape(-1, cout)
-        np.matmul(patches[a : a + step].reshape(-1, k), w2, out=rows)
-        if bias is not None:
-            per_channel(np.add, rows, bias, out=rows)
+
+    def images(start: int, stop: int) -> None:
+        for a in range(start, stop, step):
+            b = min(stop, a + step)
+            np.copyto(patches[a:b], windows[a:b])
+            rows = y[a:b].reshape(-1, cout)
+            np.matmul(patches[a:b].reshape(-1, k), w2, out=rows)
+            if bias is not None:
+                per_channel(np.add, rows, bias, out=rows)
+
+    parallel_for(images, n, min_block=step)
     return patches.reshape(n * oh * ow, k), y
 
 
@@ -88,13 +93,31 @@ def _input_grad_by_chunks(
     pixels = g2.shape[0] // n
     gx = np.zeros(shape, np.result_type(g2, taps))
     step = _images_per_chunk(n, pixels)
-    buf = np.empty((kh * kw, step * pixels, cin), gx.dtype)
-    for a in range(0, n, step):
-        b = min(n, a + step)
-        rows = g2[a * pixels : b * pixels]
-        part = np.matmul(rows, taps, out=buf) if b - a == step else rows @ taps
-        col2im_array(part.swapaxes(0, 1), (b - a, *shape[1:]), geo, out=gx[a:b])
+
+    def images(start: int, stop: int) -> None:
+        buf = np.empty((kh * kw, step * pixels, cin), gx.dtype)
+        for a in range(start, stop, step):
+            b = min(stop, a + step)
+            rows = g2[a * pixels : b * pixels]
+            part = np.matmul(rows, taps, out=buf) if b - a == step else rows @ taps
+            col2im_array(part.swapaxes(0, 1), (b - a, *shape[1:]), geo, out=gx[a:b])
+
+    parallel_for(images, n, min_block=step)
     return gx
+
+
+def weight_product(patches: np.ndarray, g2: np.ndarray) -> np.ndarray:
+    """``patches^T g2`` (the kernel gradient) with the rows split over nnet's threads, each block's
+    product by :func:`tall_product`, the partial sums added at the end."""
+    parts = parallel_for(
+        lambda start, stop: tall_product(patches[start:stop], g2[start:stop]),
+        patches.shape[0],
+        min_block=CHUNK_ROWS,
+    )
+    out = parts[0]
+    for p in parts[1:]:
+        out += p
+    return out
 
 
 class Conv2d(Function):
@@ -163,7 +186,7 @@ class Conv2d(Function):
         if ctx.winograd:
             gx, gw = winograd.conv_vjp(grad, ctx.saved[0], w, x.data.shape, need_x, need_w)
             return gx, gw, gb, None
-        gw = tall_product(ctx.saved[0], g2).reshape(w.shape) if need_w else None
+        gw = weight_product(ctx.saved[0], g2).reshape(w.shape) if need_w else None
         gx = None
         if need_x and cin >= COLUMN_MAJOR_BELOW:
             gx = _input_grad_by_chunks(g2, w, x.data.shape, geo)

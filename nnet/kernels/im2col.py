@@ -47,6 +47,7 @@ def geometry(
 
 
 #: Below this many channels the patches are stored column-major (see the module docstring).
+#: Measured by ``python -m benchmarks.crossovers column_major``.
 COLUMN_MAJOR_BELOW = 16
 
 

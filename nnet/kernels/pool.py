@@ -26,10 +26,9 @@ from nnet.autograd.tensor import Tensor
 from nnet.autograd.window import sliding_windows
 
 #: Pixels at most this many bytes wide (C * itemsize) take the offset-major layout, whose copy the
-#: forward keeps for the backward: on the seed network's pools (C = 4 and 8, float32) forward +
-#: backward run 2-4x faster. Wider pixels keep the strided slices: the layout still pays there (C =
-#: 32: backward 1.75 -> 1.2 ms) only if its copy is kept, one more input-sized array per pool in the
-#: wide networks' peak memory; recomputing it in the backward costs more than it saves.
+#: forward keeps for the backward. Wider pixels keep the strided slices: the layout pays there only
+#: if its copy is kept, one more input-sized array per pool in the wide networks' peak memory.
+#: Measured by ``python -m benchmarks.crossovers pool_layout``.
 _OFFSET_MAJOR_MAX_BYTES = 64
 #: Bytes of output per batch of images in the offset-major forward (the copy is KH KW times that).
 _CHUNK_BYTES = 2**17

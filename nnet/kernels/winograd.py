@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from nnet.kernels.channels import per_channel
+from nnet.threads import parallel_for
 
 #: Floats a block of images may span across its transforms and products (about 1 MB of float32).
 BLOCK_FLOATS = 2**19
@@ -212,18 +213,25 @@ def conv(
     dtype = np.result_type(x, w)
     y = np.empty((2, 2, n, th, tw, cout) if quads else (n, h, wd, cout), dtype)
     step = _images_per_block(n, th * tw, cin + cout)
-    v = np.empty((4, 4, n if keep else step, th, tw, cin), dtype)
-    m = np.empty((16, step * th * tw, cout), dtype)
-    for a in range(0, n, step):
-        b = min(n, a + step)
-        va = input_transform(x[a:b], out=v[:, :, a:b] if keep else v[:, :, : b - a])
-        ma = np.matmul(va, u, out=m[:, : (b - a) * th * tw])
-        if bias is not None:
-            # A^T e_1 = (1, 1): the bias added to plane (1, 1) reaches a tile's four outputs once
-            per_channel(np.add, ma[5], bias, out=ma[5])
-        part = y[:, :, a:b] if quads else y[a:b]
-        output_transform(ma, (b - a, h, wd, cout), out=part, quads=quads)
-    return (v.reshape(16, n * th * tw, cin) if keep else None), y
+    v = np.empty((4, 4, n, th, tw, cin), dtype) if keep else None
+
+    def images(start: int, stop: int) -> None:
+        # scratch per thread: the transforms when they are not kept, and the products
+        scratch = None if keep else np.empty((4, 4, step, th, tw, cin), dtype)
+        m = np.empty((16, step * th * tw, cout), dtype)
+        for a in range(start, stop, step):
+            b = min(stop, a + step)
+            vb = v[:, :, a:b] if v is not None else scratch[:, :, : b - a]  # type: ignore[index]
+            va = input_transform(x[a:b], out=vb)
+            ma = np.matmul(va, u, out=m[:, : (b - a) * th * tw])
+            if bias is not None:
+                # A^T e_1 = (1, 1): the bias added to plane (1, 1) reaches a tile's four outputs once
+                per_channel(np.add, ma[5], bias, out=ma[5])
+            part = y[:, :, a:b] if quads else y[a:b]
+            output_transform(ma, (b - a, h, wd, cout), out=part, quads=quads)
+
+    parallel_for(images, n, min_block=step)
+    return (v.reshape(16, n * th * tw, cin) if v is not None else None), y
 
 
 def conv_vjp(
@@ -245,16 +253,24 @@ def conv_vjp(
     pixels = th * tw
     ut = kernel_transform(w).swapaxes(1, 2)
     gx = np.empty(x_shape, g.dtype)
-    du = np.zeros((16, cin, cout), np.result_type(v, g))
-    part = np.empty_like(du)
     v4 = v.reshape(16, n, pixels, cin)
     step = _images_per_block(n, pixels, cin + cout)
-    for a in range(0, n, step):
-        b = min(n, a + step)
-        dm = output_transform_adjoint(g[:, :, a:b] if quads else g[a:b], quads)
-        if need_w:
-            np.matmul(v4[:, a:b].reshape(16, -1, cin).swapaxes(1, 2), dm, out=part)
-            du += part
-        if need_x:
-            input_transform_adjoint(dm @ ut, (b - a, *x_shape[1:]), out=gx[a:b])
+
+    def images(start: int, stop: int) -> np.ndarray:
+        du = np.zeros((16, cin, cout), np.result_type(v, g))  # this block's share of dU
+        part = np.empty_like(du)
+        for a in range(start, stop, step):
+            b = min(stop, a + step)
+            dm = output_transform_adjoint(g[:, :, a:b] if quads else g[a:b], quads)
+            if need_w:
+                np.matmul(v4[:, a:b].reshape(16, -1, cin).swapaxes(1, 2), dm, out=part)
+                du += part
+            if need_x:
+                input_transform_adjoint(dm @ ut, (b - a, *x_shape[1:]), out=gx[a:b])
+        return du
+
+    parts = parallel_for(images, n, min_block=step)
+    du = parts[0]
+    for p in parts[1:]:
+        du += p
     return (gx if need_x else None), (kernel_transform_adjoint(du) if need_w else None)

@@ -234,10 +234,10 @@ def batch_norm(
     """Normalise each channel (the last axis) over all the other axes.
 
     Training: ``y = (x - mean) / sqrt(var + eps) * weight + bias`` with the batch mean and biased
-    variance, composed of primitives so the input gradient includes the paths through the mean and
-    the variance; the running statistics (when given) move towards the batch ones in place:
-    ``r <- r + momentum (batch - r)``, with the unbiased variance for ``running_var``. Evaluation:
-    the running statistics instead of the batch ones.
+    variance (the input gradient includes the paths through the mean and the variance; the
+    kernel that computes it is in docs/kernels.md); the running statistics (when given) move
+    towards the batch ones in place: ``r <- r + momentum (batch - r)``, with the unbiased variance
+    for ``running_var``. Evaluation: the running statistics instead of the batch ones.
     """
     x = _tensor(x)
     if training:

@@ -36,6 +36,21 @@ DEFAULTS["fashion-mnist"] = DEFAULTS["mnist"]
 FROZEN = ("dataset", "model", "optimizer", "lr", "batch_size", "seed", "scheduler")
 
 
+def defaults_text(key: str) -> str:
+    """The default of ``key`` per dataset, read off DEFAULTS for ``--help``: "digits 20,
+    mnist/fashion-mnist 10", or "default: adam" when every dataset has the same.
+
+    >>> defaults_text("batch_size")
+    'digits 32, mnist/fashion-mnist 100'
+    """
+    groups: dict[str, list[str]] = {}
+    for name in DATASETS:
+        groups.setdefault(str(DEFAULTS[name][key]), []).append(name)
+    if len(groups) == 1:
+        return f"default: {next(iter(groups))}"
+    return ", ".join(f"{'/'.join(names)} {value}" for value, names in groups.items())
+
+
 class UsageError(Exception):
     """A problem with what the user asked for; printed without a traceback."""
 
@@ -57,25 +72,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--data", metavar="DIR", help="folder with the four IDX files (default: data/<dataset>)"
     )
     t.add_argument("--download", action="store_true", help="fetch missing IDX files into --data")
-    t.add_argument("--model", choices=MODELS, default=None, help="default: seed-cnn")
+    t.add_argument("--model", choices=MODELS, default=None, help=defaults_text("model"))
     t.add_argument(
         "--epochs",
         type=_positive_int,
         default=None,
-        help="total epochs (digits 30, mnist 10); with --resume, the epoch to reach",
+        help=f"total epochs ({defaults_text('epochs')}); with --resume, the epoch to reach",
     )
-    t.add_argument("--batch-size", type=_positive_int, default=None, help="digits 16, mnist 100")
     t.add_argument(
-        "--lr", type=_positive_float, default=None, help="learning rate (digits 3e-3, mnist 1e-3)"
+        "--batch-size", type=_positive_int, default=None, help=defaults_text("batch_size")
     )
-    t.add_argument("--optimizer", choices=OPTIMIZERS, default=None, help="default: adam")
+    t.add_argument(
+        "--lr",
+        type=_positive_float,
+        default=None,
+        help=f"learning rate ({defaults_text('lr')})",
+    )
+    t.add_argument("--optimizer", choices=OPTIMIZERS, default=None, help=defaults_text("optimizer"))
     t.add_argument(
         "--scheduler",
         choices=SCHEDULERS,
         default=None,
-        help="learning-rate schedule over the epochs (default: none)",
+        help=f"learning-rate schedule over the epochs ({defaults_text('scheduler')})",
     )
-    t.add_argument("--seed", type=int, default=None, help="random seed (default: 0)")
+    t.add_argument("--seed", type=int, default=None, help=f"random seed ({defaults_text('seed')})")
     t.add_argument("--checkpoint", metavar="PATH", help="save a checkpoint here after each epoch")
     t.add_argument("--resume", metavar="PATH", help="continue the run saved in this checkpoint")
     t.add_argument("--plot", metavar="PATH.png", help="save loss and accuracy curves (matplotlib)")

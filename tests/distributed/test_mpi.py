@@ -67,7 +67,7 @@ def test_evaluate_shards_the_test_set(two_rank_run, capsys) -> None:
 
 def test_ddp_seed_cnn_sync_batchnorm_no_sync_and_sampler() -> None:
     """The checks in workers/ddp_equivalence.py; it prints "ok" when all passed."""
-    done = mpirun(["ddp_equivalence.py"])
+    done = mpirun(["ddp_equivalence.py"], env={"NNET_NUM_THREADS": ""})  # "": unset
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stdout + done.stderr
 
 

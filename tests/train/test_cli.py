@@ -10,6 +10,7 @@ import pytest
 
 import nnet
 from nnet.datasets import write_idx
+from nnet.train import cli
 from nnet.train.checkpoint import load_checkpoint
 
 QUICK = ("--epochs", "2", "--batch-size", "64", "--quiet")
@@ -122,3 +123,16 @@ def test_plot_without_matplotlib_names_the_extra(nnet_cli, tmp_path: Path, monke
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     run = nnet_cli("train", "--plot", str(tmp_path / "c.png"), "--quiet")
     assert run.status == 1 and run.out == "" and "nnet[plot]" in run.err
+
+
+def test_help_states_the_defaults_the_run_uses(capsys):
+    """Every per-dataset default in ``nnet train --help`` is read off DEFAULTS, the table the run
+    resolves its settings from."""
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["train", "--help"])
+    text = "".join(capsys.readouterr().out.split())  # argparse wraps lines, at hyphens too
+    for key in ("model", "epochs", "batch_size", "lr", "optimizer", "scheduler", "seed"):
+        assert "".join(cli.defaults_text(key).split()) in text, key
+    config = cli.resolve_config(cli.build_parser().parse_args(["train"]), None)
+    for key in ("model", "epochs", "batch_size", "scheduler"):
+        assert f"digits{config[key]}" in text, key

@@ -6,7 +6,8 @@
 * no_sync: gradients accumulated locally over two micro-batches, then averaged, equal the
   average over ranks of the summed gradients;
 * DistributedSampler: the two ranks' shards are disjoint, cover the data set, and set_epoch
-  reshuffles identically on both.
+  reshuffles identically on both;
+* without NNET_NUM_THREADS each rank runs on its share of the node's cores.
 Prints "ok" on rank 0 when every check passed.
 """
 
@@ -16,11 +17,14 @@ import nnet
 import nnet.distributed as dist
 from nnet import nn
 from nnet.datasets import load_digits
+from nnet.threads import available_cores
 from nnet.train.models import seed_cnn
 
 dist.init()
 rank, world = dist.rank(), dist.world_size()
 assert world == 2, world
+# launched without NNET_NUM_THREADS: each rank takes its share of the node's cores
+assert nnet.get_num_threads() == max(1, available_cores() // 2), nnet.get_num_threads()
 images, labels = load_digits()
 B, STEPS = 64, 4
 

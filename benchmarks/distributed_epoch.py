@@ -1,0 +1,125 @@
+"""distributed_epoch: one seed-protocol MNIST epoch, data-parallel on 2 ranks against one process.
+
+The seed network, Adam lr 1e-3, global batch 100, over the 5,000 training images of
+../shared/data/mnist (50 steps), trained through nnet.train.loop.train_epoch as ``nnet train`` does.
+Configurations, each a fresh subprocess so thread pools and MPI start clean:
+
+* ``1 process x 1 thread`` and ``1 process x 2 threads`` (``NNET_NUM_THREADS``);
+* ``2 ranks x 1 thread`` (``mpiexec -n 2``; DistributedDataParallel, SyncBatchNorm, each rank 50
+  images a step: what ``mpiexec -n 2 nnet train`` runs);
+* ``2 ranks x 1 thread, local BN``: the same with per-rank batch norm, to show what syncing costs.
+
+Each run trains ``--epochs`` epochs after one warm-up epoch and reports every epoch's time (rank 0,
+between barriers); the figure is the median over all epochs of all rounds, the configurations
+rotated each round with a pause between runs. Throughput is images per second; the ratio is
+against one process at one thread. Target (issue 13): 2 ranks >= 1.6x one process at one thread.
+
+    python -m benchmarks.distributed_epoch [--rounds 3] [--epochs 5] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+# ../shared/data/mnist beside the repository (or beside the folder of worktrees holding it)
+DATA = next((p / "shared" / "data" / "mnist" for p in Path(__file__).resolve().parents[1:4]
+             if (p / "shared" / "data" / "mnist").is_dir()), Path("../shared/data/mnist"))  # fmt: skip
+CONFIGS = {
+    "1 process x 1 thread": (1, 1, True),
+    "1 process x 2 threads": (1, 2, True),
+    "2 ranks x 1 thread": (2, 1, True),
+    "2 ranks x 1 thread, local BN": (2, 1, False),
+}
+
+
+def worker(epochs: int, sync_bn: bool) -> None:
+    """Train 1 + ``epochs`` epochs in this process (a rank when under mpiexec); rank 0 prints
+    the timed epochs' seconds as JSON."""
+    import nnet
+    from nnet import distributed, nn
+    from nnet.data import DataLoader
+    from nnet.train.data import load_data
+    from nnet.train.loop import train_epoch
+    from nnet.train.models import seed_cnn
+
+    world, rank = distributed.init(), distributed.rank()
+    train_set, _ = load_data("mnist", str(DATA))
+    nnet.manual_seed(0)
+    model = net = seed_cnn((28, 28, 1))
+    if world > 1:
+        if sync_bn:
+            net = distributed.convert_sync_batchnorm(net)
+        model = distributed.DistributedDataParallel(net)
+    optimizer = nnet.optim.Adam(model.parameters(), lr=1e-3)
+    loader = DataLoader(train_set, batch_size=100, shuffle=True)
+    times = []
+    for epoch in range(epochs + 1):
+        distributed.barrier()
+        start = time.perf_counter()
+        train_epoch(model, loader, optimizer, nn.CrossEntropyLoss(), epoch, True, (rank, world))
+        distributed.barrier()
+        times.append(time.perf_counter() - start)
+    if rank == 0:
+        print(json.dumps({"seconds": times[1:], "images": len(train_set)}), flush=True)
+
+
+def mpiexec() -> str:
+    beside = Path(sys.executable).parent / "mpiexec"
+    return str(beside) if beside.exists() else "mpiexec"
+
+
+def run_config(name: str, epochs: int) -> dict[str, object]:
+    ranks, threads, sync_bn = CONFIGS[name]
+    cmd = [sys.executable, "-m", "benchmarks.distributed_epoch", "--worker",
+           "--epochs", str(epochs)] + ([] if sync_bn else ["--local-bn"])  # fmt: skip
+    if ranks > 1:
+        cmd = [mpiexec(), "-n", str(ranks), *cmd]
+    env = {**os.environ, "NNET_NUM_THREADS": str(threads)}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=5, help="timed epochs per run")
+    parser.add_argument("--json", help="write the figures here")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--local-bn", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.epochs, not args.local_bn)
+        return
+    names = list(CONFIGS)
+    seconds: dict[str, list[float]] = {n: [] for n in names}
+    images = 0
+    for r in range(args.rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            out = run_config(name, args.epochs)
+            seconds[name] += out["seconds"]  # type: ignore[operator]
+            images = int(out["images"])  # type: ignore[call-overload]
+            time.sleep(0.5)
+    base = statistics.median(seconds[names[0]])
+    print(f"one epoch, {images} images, seed CNN, Adam, global batch 100 "
+          f"(median of {args.rounds} rounds x {args.epochs} epochs; shared 2-core machine)")  # fmt: skip
+    print(f"{'configuration':32} {'epoch s':>8} {'images/s':>9} {'vs 1x1':>7}  quartiles s")
+    table = {}
+    for name in names:
+        s = sorted(seconds[name])
+        med = statistics.median(s)
+        q1, q3 = s[len(s) // 4], s[(3 * len(s)) // 4]
+        table[name] = {"median_s": med, "q1_s": q1, "q3_s": q3, "all_s": s}
+        print(f"{name:32} {med:8.3f} {images / med:9.0f} {base / med:6.2f}x  {q1:.3f}-{q3:.3f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(table, indent=1))
+
+
+if __name__ == "__main__":
+    main()
