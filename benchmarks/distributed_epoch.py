@@ -56,7 +56,7 @@ def worker(epochs: int, sync_bn: bool) -> None:
     if world > 1:
         if sync_bn:
             net = distributed.convert_sync_batchnorm(net)
-        model = distributed.DistributedDataParallel(net)
+        model = distributed.DistributedDataParallel(net, broadcast_buffers=not sync_bn)
     optimizer = nnet.optim.Adam(model.parameters(), lr=1e-3)
     loader = DataLoader(train_set, batch_size=100, shuffle=True)
     times = []

@@ -7,8 +7,10 @@
   mean, variance and normalisation) and the layers run in their written order;
 * makes float64 the default dtype, so ``tanh(0.8814)`` prints ``0.7071`` rather than ``0.70710665`` and
   hand-derived gradients match to the last digit;
-* makes :func:`nnet.autograd.trace` and :mod:`nnet.viz` verbose: values and gradients of larger tensors
-  in full.
+* makes :func:`nnet.autograd.trace` and :mod:`nnet.viz` verbose (the values of tensors up to 16
+  elements, 6 digits), and makes ``backward()`` keep what a drawing needs: every op's inputs (not the
+  arrays saved for the VJPs) and every intermediate tensor's gradient in its ``.grad``, so
+  ``nnet.viz.draw(loss)`` after ``loss.backward()`` shows the whole graph with its gradients.
 
 All three are context variables (each thread and async task has its own), restored when the block
 ends.
@@ -21,10 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from nnet.autograd.defaults import default_dtype
+from nnet.autograd.defaults import default_dtype, teaching_enabled
 from nnet.kernels.mode import fused_enabled
-
-teaching_enabled: ContextVar[bool] = ContextVar("nnet_teaching", default=False)
 
 _FLOAT64 = np.dtype(np.float64)
 _FLOAT32 = np.dtype(np.float32)

@@ -1,12 +1,16 @@
 """Drawing the graph behind a tensor: Graphviz DOT text with no dependency, SVG with Graphviz.
 
-Each recorded operation is one box (the op's name, its output's shape and dtype); each leaf is one
-ellipse (its name when ``params`` names it, shape, dtype, and the norm of ``.grad`` once a backward
-has filled it). Tensors that do not require gradients (constants) are grey.
+Left to right, as micrograd draws it: each recorded operation is one box (the op with its constant
+arguments, ``Pow (x ** 2)``, and its module's path, ``0:Linear``; the output's shape and dtype, its
+value and, once backward has filled it, its gradient); each leaf is one ellipse (its name from
+``params``, ``names`` or ``t.name``, shape, dtype, value and ``.grad``). Values and gradients are the
+numbers themselves for small tensors (signed), shape and a summary for larger ones. Tensors that do
+not require gradients (constants) are grey; several inputs are numbered in argument order.
 
-A backward without ``retain_graph=True`` releases the graph as it goes: the ops stay, their inputs
-are gone, and the drawing stops there with a note saying so. Draw before calling backward, or call
-``backward(retain_graph=True)`` to draw afterwards with the gradients' norms.
+A plain ``backward()`` releases the graph as it goes; in teaching mode (``nnet.teaching()``) it keeps
+what a drawing needs (each op's inputs and every gradient), so drawing after ``backward()`` shows the
+whole graph with the gradients just computed. Otherwise the drawing stops at the released ops with a
+note; ``backward(retain_graph=True)`` keeps the graph too (but not the intermediate gradients).
 
 >>> import nnet
 >>> from nnet.viz import to_dot
@@ -19,12 +23,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from nnet.autograd.show import module_of, name_of, names_of, op_label, values
 from nnet.autograd.tensor import Tensor
-from nnet.autograd.trace import norm, param_names
 
 RELEASED_NOTE = (
     "graph released by backward(): the inputs of the ops marked 'released' are gone. "
-    "Draw before backward, or call backward(retain_graph=True) to keep the graph drawable."
+    "Draw before backward, call backward(retain_graph=True), or run it in teaching mode "
+    "(nnet.teaching()), which keeps the graph and every gradient for drawing."
 )
 
 _INSTALL_HINT = (
@@ -39,10 +44,6 @@ class GraphvizUnavailable(RuntimeError):
     """The graphviz package or the ``dot`` program is missing; the message says how to get them."""
 
 
-def _grad_line(t: Tensor) -> list[str]:
-    return [] if t._grad is None else [f"|grad| = {norm(t._grad):.4g}"]
-
-
 def _quote(*lines: str) -> str:
     """A DOT string literal, one label line per argument."""
     return '"' + "\\n".join(s.replace("\\", "\\\\").replace('"', '\\"') for s in lines) + '"'
@@ -53,15 +54,30 @@ def _describe(t: Tensor) -> str:
     return f"{shape} {t.dtype}"
 
 
-def to_dot(tensor: Tensor, params: Any = None) -> str:
-    """The graph that produced ``tensor`` as Graphviz DOT text.
+def _lines(t: Tensor, stale: bool) -> list[str]:
+    """``data ...`` and, when backward has filled it, ``grad ...`` (signed)."""
+    lines = [_describe(t), f"data {values(t)}"]
+    if t._grad is not None:
+        lines.append(f"grad {values(t._grad)}" + (" (an earlier backward's)" if stale else ""))
+    return lines
+
+
+def _inputs(fn: Any) -> tuple[Any, ...] | None:
+    return fn.inputs if fn.inputs is not None else fn.__dict__.get("drawn_inputs")
+
+
+def to_dot(tensor: Tensor, params: Any = None, names: Any = None) -> str:
+    """The graph that produced ``tensor`` as Graphviz DOT text, with values and gradients.
 
     Parameters
     ----------
     tensor : Tensor
         The output to draw from (usually the loss).
     params : Module or dict of name -> Tensor, optional
-        Names for leaves: a Module's parameters appear by their module path (``0.weight``).
+        Names for leaves: a Module's parameters appear by their module path (``0.weight``), and the
+        ops that take them by the module's path (``0:Linear``).
+    names : dict of name -> Tensor, optional
+        Names for any tensor of the graph, intermediate ones included (``t.name = ...`` too).
 
     Returns
     -------
@@ -70,12 +86,15 @@ def to_dot(tensor: Tensor, params: Any = None) -> str:
     """
     if not isinstance(tensor, Tensor):
         raise TypeError(f"to_dot: expects a Tensor, got {type(tensor).__name__}")
-    names = param_names(params, "to_dot")
+    given = names_of(params, names, "to_dot")
     ids: dict[int, str] = {}
     keep: list[Tensor] = []  # holds every drawn tensor so no id is reused during the walk
     nodes: list[str] = []
     edges: list[str] = []
     released = False
+    root_fn = tensor.grad_fn
+    # leaves' .grad before this graph's own backward comes from an earlier one: say so
+    stale = root_fn is not None and not root_fn.backpropagated
 
     def node_of(t: Tensor) -> tuple[str, bool]:
         k = id(t)
@@ -92,23 +111,26 @@ def to_dot(tensor: Tensor, params: Any = None) -> str:
         nid = ids[id(t)]
         fn = t.grad_fn
         if fn is None:
-            name = names.get(id(t), "leaf" if t.requires_grad else "constant")
+            name = name_of(t, given) or ("leaf" if t.requires_grad else "constant")
             style = "filled" if t.requires_grad else "filled,dashed"
             fill = "lightblue" if t.requires_grad else "grey90"
-            label = _quote(name, _describe(t), *_grad_line(t))
+            label = _quote(name, *_lines(t, stale))
             nodes.append(
                 f'  {nid} [shape=ellipse, style="{style}", fillcolor={fill}, label={label}];'
             )
             continue
-        gone = fn.inputs is None
+        inputs = _inputs(fn)
+        gone = inputs is None
         released |= gone
-        label = _quote(fn.name + (" (released)" if gone else ""), _describe(t), *_grad_line(t))
+        op = op_label(fn, inputs, module_of(fn, inputs, given)) + (" (released)" if gone else "")
+        named = name_of(t, given)
+        label = _quote(f"{named} = {op}" if named else op, *_lines(t, False))
         extra = ", peripheries=2" if t is tensor else ""
         color = "mistyrose" if gone else "white"
         nodes.append(f"  {nid} [shape=box, style=filled, fillcolor={color}{extra}, label={label}];")
-        if gone:
+        if inputs is None:
             continue
-        tensors = [(i, p) for i, p in enumerate(fn.inputs) if isinstance(p, Tensor)]  # type: ignore[arg-type]
+        tensors = [(i, p) for i, p in enumerate(inputs) if isinstance(p, Tensor)]
         for i, p in tensors:
             pid, new = node_of(p)
             # the argument's position matters only when there are several (a - b, x @ w)
@@ -117,7 +139,7 @@ def to_dot(tensor: Tensor, params: Any = None) -> str:
                 stack.append(p)
     lines = [
         "digraph nnet {",
-        "  rankdir=BT;",
+        "  rankdir=LR;",
         '  node [fontname="Helvetica", fontsize=10];',
         '  edge [fontname="Helvetica", fontsize=9];',
     ]
@@ -147,7 +169,7 @@ class Drawing:
         return f"<nnet.viz.Drawing: {self.dot.count('->')} edges, {len(self.svg)} bytes of SVG>"
 
 
-def draw(tensor: Tensor, params: Any = None) -> Drawing:
+def draw(tensor: Tensor, params: Any = None, names: Any = None) -> Drawing:
     """Render :func:`to_dot`'s graph as SVG with Graphviz (the optional ``viz`` extra).
 
     Raises
@@ -155,7 +177,7 @@ def draw(tensor: Tensor, params: Any = None) -> Drawing:
     GraphvizUnavailable
         When the ``graphviz`` package or the ``dot`` program is missing, saying how to install them.
     """
-    dot = to_dot(tensor, params)
+    dot = to_dot(tensor, params, names)
     try:
         import graphviz
     except ImportError:

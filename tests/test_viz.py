@@ -23,13 +23,13 @@ def test_one_node_per_op_and_leaf_with_shape_and_dtype() -> None:
     loss, params = small_graph()
     dot = to_dot(loss, params)
     assert dot.startswith("digraph nnet {") and dot.rstrip().endswith("}")
-    for op in ("Sum", "Sigmoid", "Add", "MatMul"):
+    for op in ("Sum (axes=(0, 1))", "Sigmoid", "layer:Add", "layer:MatMul"):
         assert dot.count(f'"{op}\\n') == 1, op
-    assert "layer.weight\\n1x2 float32" in dot
-    assert "layer.bias\\n2 float32" in dot
-    assert "constant\\n2x1 float32" in dot
+    assert "layer.weight\\n1x2 float32\\ndata [[1, -2]]" in dot
+    assert "layer.bias\\n2 float32\\ndata [0.5, 0]" in dot
+    assert "constant\\n2x1 float32\\ndata [[3], [4]]" in dot
     assert dot.count("->") == 6  # x, w -> matmul -> add <- b; add -> sigmoid -> sum
-    assert "|grad|" not in dot and RELEASED_NOTE not in dot
+    assert "grad" not in dot and RELEASED_NOTE not in dot
 
 
 def test_module_parameters_are_named_by_path() -> None:
@@ -42,13 +42,51 @@ def test_module_parameters_are_named_by_path() -> None:
     assert to_dot(loss, Model()) == to_dot(loss, params)
 
 
-def test_gradient_norms_after_a_retained_backward() -> None:
+def test_signed_gradients_after_a_retained_backward() -> None:
     loss, params = small_graph()
     loss.backward(retain_graph=True)
     dot = to_dot(loss, params)
     w = params["layer.weight"]
-    assert f"|grad| = {np.linalg.norm(w.grad.numpy()):.4g}" in dot
-    assert RELEASED_NOTE not in dot
+    g = w.grad.numpy().ravel()
+    assert f"grad [[{g[0]:.4g}, {g[1]:.4g}]]" in dot
+    assert RELEASED_NOTE not in dot and "earlier backward" not in dot
+
+
+def test_stale_leaf_gradients_are_marked() -> None:
+    loss, params = small_graph()
+    loss.backward()
+    loss2 = (params["layer.weight"] * 2).sum()  # a new graph, not yet backpropagated
+    assert "(an earlier backward's)" in to_dot(loss2, params)
+
+
+def test_teaching_mode_draws_the_whole_graph_after_a_plain_backward() -> None:
+    """micrograd's lecture graph: L = (a*b + c) * f with values and signed gradients."""
+    with nnet.teaching():
+        a, b, c, f = (nnet.tensor(v, requires_grad=True) for v in (2.0, -3.0, 10.0, -2.0))
+        e = a * b
+        e.name = "e"
+        d = e + c
+        L = d * f
+        L.backward()
+        dot = to_dot(L, names={"a": a, "b": b, "c": c, "f": f, "d": d, "L": L})
+    assert RELEASED_NOTE not in dot and "released" not in dot
+    assert "b\\nscalar float64\\ndata -3\\ngrad -4" in dot  # dL/db = a f
+    assert "a\\nscalar float64\\ndata 2\\ngrad 6" in dot
+    assert "e = Mul\\nscalar float64\\ndata -6\\ngrad -2" in dot
+    assert "d = Add\\nscalar float64\\ndata 4\\ngrad -2" in dot
+    assert "L = Mul\\nscalar float64\\ndata -8\\ngrad 1" in dot
+    assert dot.count("->") == 6
+    assert L.grad_fn.released  # released for backward all the same: a second one raises
+    with pytest.raises(nnet.autograd.GraphReleasedError):
+        L.backward()
+
+
+def test_constants_and_attributes_label_the_ops() -> None:
+    p = nnet.tensor([0.5, 2.0], requires_grad=True)
+    dot = to_dot(((p - 1.0) ** 2).sum() / 2)
+    for label in ("Sub (x - 1)", "Pow (x ** 2)", "Div (x / 2)", "Sum (axes=(0,))"):
+        assert f'"{label}\\n' in dot, label
+    assert '"Sub (1 - x)\\n' in to_dot(1.0 - p)
 
 
 def test_released_graph_says_so_and_how_to_keep_it() -> None:
@@ -66,7 +104,7 @@ def test_a_leaf_alone_and_a_deep_chain() -> None:
     y = x
     for _ in range(5000):
         y = y * 1.0
-    assert to_dot(y).count('"Mul\\n') == 5000  # iterative: no RecursionError
+    assert to_dot(y).count('"Mul (x * 1)\\n') == 5000  # iterative: no RecursionError
 
 
 def test_labels_are_escaped() -> None:
@@ -98,3 +136,9 @@ def test_draw_renders_svg_that_shows_inline() -> None:
     svg = picture._repr_svg_()
     assert svg.lstrip().startswith("<?xml") or "<svg" in svg
     assert "layer.weight" in svg and "MatMul" in svg
+
+
+def test_a_leaf_drawn_after_its_own_backward() -> None:
+    x = nnet.tensor([1.0, -2.0], requires_grad=True)
+    x.backward(nnet.tensor([3.0, -4.0]))
+    assert "grad [3, -4]" in to_dot(x)

@@ -13,6 +13,10 @@ _FLOAT32 = np.dtype(np.float32)  # dtypes are immutable: a safe shared default
 default_dtype: ContextVar[np.dtype] = ContextVar("nnet_default_dtype", default=_FLOAT32)
 
 
+#: Teaching mode (``nnet.teaching()``): read by backward, traces and drawings (see nnet/teaching.py).
+teaching_enabled: ContextVar[bool] = ContextVar("nnet_teaching", default=False)
+
+
 def _floating(dtype: Any, what: str) -> np.dtype:
     try:
         dt = np.dtype(dtype)

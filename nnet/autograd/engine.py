@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nnet.autograd import leaf_hooks, version
+from nnet.autograd import leaf_hooks, tensor_hooks, version
+from nnet.autograd.defaults import teaching_enabled
 from nnet.autograd.grad_mode import grad_enabled
 from nnet.autograd.kernels import sum_axes
 from nnet.autograd.lifetime import on_backward, spans_a_step
-from nnet.autograd.tensor import Tensor, _as_array
+from nnet.autograd.tensor import HOOKS, RETAIN, Tensor, _as_array
 
 if TYPE_CHECKING:
     from nnet.autograd.function import Function
@@ -170,6 +171,11 @@ def run_backward(
         on_backward()
     # what is left are the leaves, each gradient complete
     for g, own, t in table.values():
+        if t._retains_grad:  # a leaf's hooks (retain_grad does nothing on a leaf)
+            if create_graph:
+                g = _attend_tensor(t, g, False)
+            else:
+                g, own = _attend_array(t, g, own, False)
         if captured is None:
             _accumulate_leaf(t, g, own, create_graph)
             if hooked:
@@ -212,10 +218,10 @@ def _walk_arrays(
         t = heappop(heap)[1]
         k = id(t)
         g, own, _ = table.pop(k)
+        if t._retains_grad:  # retain_grad() or register_hook() on this tensor
+            g, own = _attend_array(t, g, own, captured is None)
         if captured is not None and k in wanted:
             captured[k] = _make(g if own else g.copy(), False, None)
-        elif captured is None and t._retains_grad:  # nnet.grad leaves .grad alone
-            t.grad = _make(g.copy(), False, None)
         fn = t.grad_fn  # only tensors with an op are pushed
         inputs = fn.inputs
         if inputs is None:
@@ -275,6 +281,8 @@ def _arrived(p: Tensor, counts: dict[int, int], table: dict[int, list[Any]]) -> 
     del counts[k]
     entry = table.pop(k, None)
     if entry is not None:  # else every edge gave None: nothing accumulates, no hook runs
+        if p._retains_grad:
+            entry[0], entry[1] = _attend_array(p, entry[0], entry[1], False)
         _accumulate_leaf(p, entry[0], entry[1], False)
         leaf_hooks.run(p)
 
@@ -294,10 +302,10 @@ def _walk_tensors(
         t = heappop(heap)[1]
         k = id(t)
         g = table.pop(k)[0]
+        if t._retains_grad:  # retain_grad() or register_hook() on this tensor
+            g = _attend_tensor(t, g, captured is None)
         if captured is not None and k in wanted:
             captured[k] = g  # the graph's own tensor, never a copy
-        elif captured is None and t._retains_grad:  # nnet.grad leaves .grad alone
-            t.grad = g
         fn = t.grad_fn  # only tensors with an op are pushed
         inputs = fn.inputs
         if inputs is None:
@@ -330,6 +338,29 @@ def _walk_tensors(
     return fn
 
 
+def _attend_array(t: Tensor, g: np.ndarray, own: bool, store: bool) -> tuple[np.ndarray, bool]:
+    """A complete gradient (an array) of a tensor with hooks or ``retain_grad``: through the hooks,
+    then a copy into ``.grad`` if it retains it and ``store`` (``nnet.grad`` leaves ``.grad`` alone)."""
+    flags = t._retains_grad
+    if flags & HOOKS:
+        out = tensor_hooks.run(t, _make(g, False, None)).data
+        if out is not g:  # the hook's own tensor: not ours to add into
+            g, own = out, False
+    if flags & RETAIN and store:
+        t.grad = _make(g.copy(), False, None)
+    return g, own
+
+
+def _attend_tensor(t: Tensor, g: Tensor, store: bool) -> Tensor:
+    """:func:`_attend_array` under ``create_graph``: the gradient is a recorded tensor."""
+    flags = t._retains_grad
+    if flags & HOOKS:
+        g = tensor_hooks.run(t, g)
+    if flags & RETAIN and store:
+        t.grad = g
+    return g
+
+
 def _accumulate_leaf(leaf: Tensor, g: Any, owned: bool, create_graph: bool) -> None:
     if create_graph:  # g is a tensor of the new graph
         leaf.grad = g if leaf.grad is None else leaf.grad + g
@@ -337,6 +368,22 @@ def _accumulate_leaf(leaf: Tensor, g: Any, owned: bool, create_graph: bool) -> N
         leaf.grad = _make(g if owned else g.copy(), False, None)
     else:
         leaf.grad = _make(_added(leaf.grad.data, g), False, None)
+
+
+def keep_for_drawing(root: Tensor) -> None:
+    """Teaching mode's backward keeps what a drawing needs: each op's inputs (as ``drawn_inputs``,
+    which release leaves alone; the arrays saved for the VJPs still go) and each intermediate
+    tensor's gradient (``retain_grad``). A walk over the graph before backward: teaching mode only."""
+    stack, seen = [root], set()
+    while stack:
+        t = stack.pop()
+        fn = t.grad_fn
+        if fn is None or id(fn) in seen or fn.inputs is None:
+            continue
+        seen.add(id(fn))
+        fn.drawn_inputs = fn.inputs
+        t._retains_grad = t._retains_grad | RETAIN  # keeps a HOOKS bit
+        stack.extend(x for x in fn.inputs if isinstance(x, Tensor))
 
 
 def backward(
@@ -353,7 +400,11 @@ def backward(
         )
     if retain_graph is None:
         retain_graph = create_graph
+    if teaching_enabled.get():
+        keep_for_drawing(tensor)
     run_backward([tensor], [_root_gradient(tensor, gradient)], retain_graph, create_graph)
+    if tensor.grad_fn is not None:  # None: backward from a leaf itself
+        tensor.grad_fn.backpropagated = True
 
 
 def grad(

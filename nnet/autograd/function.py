@@ -61,12 +61,15 @@ class Function:
     #: in place since: "all" (the safe default), "none" (shapes at most: add, reshape, sum), or
     #: "others" (an input is read only for another input's gradient: mul, matmul).
     saved_inputs = "all"
+    #: Set on the output's op by ``Tensor.backward`` (drawings tell fresh gradients from stale ones).
+    backpropagated = False
 
     inputs: tuple[Any, ...] | None
     needs_input_grad: tuple[bool, ...]
     saved: tuple[Any, ...] = ()  # save_for_backward's values, in the instance dict when set
     seq: int  # creation order: larger than the seq of every op that made an input (see engine)
     prior: Tensor  # set by in-place ops only: the tensor as it was before (nnet.autograd.inplace)
+    drawn_inputs: tuple[Any, ...]  # set by backward in teaching mode only (engine.keep_for_drawing)
     _output: weakref.ReferenceType[Tensor] | None
 
     def forward(self, *args: Any, **params: Any) -> np.ndarray:

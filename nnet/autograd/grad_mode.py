@@ -20,10 +20,16 @@ def is_grad_enabled() -> bool:
 class _GradMode:
     """Sets recording on or off inside a ``with`` block or a decorated function.
 
-    A fresh token stack per ``with`` entry keeps nested and concurrent uses independent.
+    A fresh token stack per ``with`` entry keeps nested and concurrent uses independent. The class
+    decorates a function bare (``@no_grad``) or called (``@no_grad()``), as PyTorch's.
     """
 
     enabled: bool
+
+    def __new__(cls, *args: Any) -> Any:
+        if len(args) == 1 and callable(args[0]) and not isinstance(args[0], bool):
+            return cls()(args[0])  # bare decorator: cls(fn)
+        return super().__new__(cls)
 
     def __init__(self) -> None:
         self._tokens: list[Token[bool]] = []
@@ -54,6 +60,11 @@ class no_grad(_GradMode):
     ...     y = x * 2
     >>> y.requires_grad
     False
+    >>> @nnet.no_grad
+    ... def double(t):
+    ...     return t * 2
+    >>> double(x).requires_grad
+    False
     """
 
     enabled = False
@@ -66,13 +77,38 @@ class enable_grad(_GradMode):
 
 
 class set_grad_enabled(_GradMode):
-    """Set recording to ``mode`` inside the block."""
+    """Set recording to ``mode``: at once when called (``nnet.set_grad_enabled(False)`` turns it off
+    for the rest of the current context, as PyTorch's), and back to what it was when used as a
+    ``with`` block or a decorator exits.
+
+    >>> import nnet
+    >>> _ = nnet.set_grad_enabled(False)
+    >>> nnet.is_grad_enabled()
+    False
+    >>> with nnet.set_grad_enabled(True):
+    ...     nnet.is_grad_enabled()
+    True
+    >>> nnet.is_grad_enabled()
+    False
+    >>> _ = nnet.set_grad_enabled(True)
+    """
+
+    def __new__(cls, mode: bool) -> Any:
+        return object.__new__(cls)
 
     def __init__(self, mode: bool) -> None:
         super().__init__()
         self.enabled = bool(mode)
+        self._tokens.append(grad_enabled.set(self.enabled))  # takes effect now, as PyTorch's
+
+    def __enter__(self) -> None:
+        if not self._tokens:  # entered again after an exit: set it again
+            self._tokens.append(grad_enabled.set(self.enabled))
 
     def __call__(self, fn: F) -> F:
+        # as a decorator, the mode applies when fn runs, not from the decoration on
+        if self._tokens:
+            grad_enabled.reset(self._tokens.pop())
         enabled = self.enabled
 
         @wraps(fn)

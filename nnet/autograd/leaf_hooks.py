@@ -42,7 +42,12 @@ class RemovableHandle:
 
 
 def register(tensor: Tensor, hook: Hook) -> RemovableHandle:
-    """Run ``hook(tensor)`` after every backward's accumulation into ``tensor.grad``."""
+    """Run ``hook(tensor)`` after every backward's accumulation into ``tensor.grad``.
+
+    The registry holds ``hook`` until the tensor dies or the handle removes it; a hook that refers
+    to its own tensor (or to something that holds it) keeps the tensor alive, so refer to such
+    objects weakly (the tensor itself is the hook's argument) or remove the handle.
+    """
     if not tensor.requires_grad or tensor.grad_fn is not None:
         why = (
             "is the result of an operation"

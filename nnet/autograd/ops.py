@@ -68,7 +68,7 @@ from nnet.autograd.reduction import (
     sum,
     var,
 )
-from nnet.autograd.scan import Cumprod, Cumsum, cumprod, cumsum, prod
+from nnet.autograd.scan import Cumprod, Cumsum, Prod, cumprod, cumsum, prod
 from nnet.autograd.shape import (
     BroadcastTo,
     Concatenate,
@@ -121,6 +121,7 @@ PRIMITIVES = (
     Where, AsType, Sum, Mean, Var, Max, Min, LogSumExp, Softmax, LogSoftmax, MatMul, Reshape,
     Transpose, BroadcastTo, GetItem, ScatterAdd, Concatenate, Stack, Pad, SlidingWindows, Col2Im,
     Sin, Cos, Tan, Log1p, Expm1, Erf, Softplus, LogAddExp, Cumsum, Cumprod, Inv, Solve, Det,
+    Prod,
 )  # fmt: skip
 
 __all__ = [name for name in dir() if not name.startswith("_")]

@@ -9,7 +9,7 @@ import numpy as np
 
 from nnet.autograd.elementwise import where
 from nnet.autograd.function import Function
-from nnet.autograd.reduction import Axis, _torch_names, normalize_axis
+from nnet.autograd.reduction import Axis, _expand, _torch_names, normalize_axis
 from nnet.autograd.shape import concatenate, reshape, transpose
 from nnet.autograd.tensor import Tensor
 
@@ -61,6 +61,37 @@ class Cumprod(Function):
         return where(before, term, where(first, at_zero, 0.0)), None
 
 
+class Prod(Function):
+    """d prod(a) = g y / a without zeros; with zeros, g times the product of the others, from
+    cumulative products from both ends. See derivations.md#prod."""
+
+    saves_output = True
+
+    def forward(ctx, a, axes, keepdims):
+        return np.prod(a, axis=axes, keepdims=keepdims)
+
+    def vjp(ctx, grad):
+        a, axes, keepdims = ctx.inputs
+        g = _expand(grad, a.data.shape, axes, keepdims)
+        if not (a.data == 0).any():
+            return g * _expand(ctx.output, a.data.shape, axes, keepdims) / a, None, None
+        return g * _product_of_others(a, axes), None, None
+
+
+def _product_of_others(a: Tensor, axes: tuple[int, ...]) -> Tensor:
+    """prod_{j != i} a_j over each slice, without dividing: the cumulative product before i times
+    the one after i (the reduced axes moved last and merged into one)."""
+    kept = [i for i in range(a.ndim) if i not in axes]
+    moved = transpose(a, *kept, *axes)
+    lead = moved.shape[: len(kept)]
+    n = int(np.prod(moved.shape[len(kept) :]))
+    flat = reshape(moved, (*lead, n))
+    ones = np.ones((*lead, 1), a.dtype)
+    before = cumprod(concatenate([ones, flat[..., :-1]], axis=-1), -1)
+    after = cumprod(concatenate([ones, flat[..., :0:-1]], axis=-1), -1)[..., ::-1]
+    return transpose(reshape(before * after, moved.shape), *np.argsort([*kept, *axes]).tolist())
+
+
 # -- public functions ---------------------------------------------------------------------------
 def _scan_axis(op: str, a: Tensor, axis: Any, kw: dict) -> tuple[Tensor, int]:
     """The axis of a scan; ``None`` scans the flattened tensor, as NumPy."""
@@ -97,8 +128,7 @@ def cumprod(a: Any, axis: int | None = None, **torch_names: Any) -> Tensor:
 
 
 def prod(a: Any, axis: Axis = None, keepdims: bool = False, **torch_names: Any) -> Tensor:
-    """Product over ``axis`` (all axes by default), the last entry of a cumulative product, so its
-    gradient is exact with zeros (see derivations.md#prod).
+    """Product over ``axis`` (all axes by default), with exact gradients where it holds zeros.
 
     >>> import nnet
     >>> nnet.prod(nnet.tensor([[1.0, 2.0], [3.0, 4.0]]), dim=1).numpy()
@@ -106,15 +136,4 @@ def prod(a: Any, axis: Axis = None, keepdims: bool = False, **torch_names: Any) 
     """
     axis, keepdims = _torch_names("prod", axis, keepdims, torch_names)
     a = a if isinstance(a, Tensor) else Tensor(a)
-    axes = normalize_axis(axis, a.ndim, "prod")
-    kept = [i for i in range(a.ndim) if i not in axes]
-    moved = transpose(a, *kept, *axes) if a.ndim else a
-    lead = tuple(a.shape[i] for i in kept)
-    n = int(np.prod([a.shape[i] for i in axes]))
-    flat = reshape(moved, (*lead, n))
-    if n == 0:  # the empty product is 1: a column of ones keeps the result in the graph
-        flat = concatenate([np.ones((*lead, 1), a.dtype), flat], axis=-1)
-    out = cumprod(flat, -1)[..., -1]
-    if keepdims:
-        out = reshape(out, tuple(1 if i in axes else s for i, s in enumerate(a.shape)))
-    return out
+    return Prod.apply(a, normalize_axis(axis, a.ndim, "prod"), bool(keepdims))

@@ -60,6 +60,12 @@ def _check_differentiable(dtype: np.dtype, what: str) -> None:
         )
 
 
+# The bits of a tensor's ``_retains_grad`` slot: what the backward walk must do with its gradient
+# (see tensor_hooks.py). One slot keeps the walk's per-tensor test a single attribute read.
+RETAIN = 1  # retain_grad(): keep the gradient of this non-leaf in .grad
+HOOKS = 2  # register_hook(): run hooks on the gradient
+
+
 def _warn_non_leaf_grad(t: Tensor) -> None:
     assert t.grad_fn is not None
     warnings.warn(
@@ -91,6 +97,7 @@ class Tensor:
     _grad: Tensor | None
     grad_fn: Function | None
     requires_grad: bool
+    _retains_grad: int  # RETAIN | HOOKS bits (False when neither)
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: DTypeLike = None) -> None:
         self.data = _as_array(data, dtype)
@@ -143,13 +150,22 @@ class Tensor:
         Reading it on a non-leaf that does not retain its gradient warns: it stays ``None``.
         """
         g = self._grad
-        if g is None and self.grad_fn is not None and not self._retains_grad:
+        if g is None and self.grad_fn is not None and not self._retains_grad & RETAIN:
             _warn_non_leaf_grad(self)
         return g
 
     @grad.setter
     def grad(self, value: Tensor | None) -> None:
         self._grad = value
+
+    @property
+    def name(self) -> str | None:
+        """A name for traces and drawings (``h.name = "h"``); None unless given."""
+        return _show.get_name(self)
+
+    @name.setter
+    def name(self, name: str | None) -> None:
+        _show.set_name(self, name)
 
     @property
     def _version(self) -> int:
@@ -214,14 +230,34 @@ class Tensor:
         return leaf_hooks.register(self, hook)
 
     def retain_grad(self) -> None:
-        """Keep this non-leaf tensor's gradient in ``.grad`` after backward."""
+        """Keep this non-leaf tensor's gradient in ``.grad`` after backward; on a leaf, which keeps
+        its gradient anyway, it does nothing (``retains_grad`` stays False), as in PyTorch."""
         if not self.requires_grad:
             raise RuntimeError("retain_grad: this tensor does not require gradients")
-        self._retains_grad = True
+        if self.grad_fn is not None:
+            self._retains_grad = self._retains_grad | RETAIN
 
     @property
     def retains_grad(self) -> bool:
-        return self._retains_grad
+        """Whether backward stores this non-leaf's gradient in ``.grad`` (``retain_grad()``)."""
+        return bool(self._retains_grad & RETAIN)
+
+    def register_hook(self, hook: Any) -> Any:
+        """Run ``hook(grad)`` whenever the gradient with respect to this tensor is computed; a
+        Tensor it returns replaces the gradient (for the ops before it, or ``.grad`` on a leaf).
+        Returns a handle whose ``remove()`` takes the hook away; see nnet/autograd/tensor_hooks.py.
+
+        >>> import nnet
+        >>> x = nnet.tensor([1.0, 2.0], requires_grad=True)
+        >>> handle = x.register_hook(lambda g: g * 10)
+        >>> (x * x).sum().backward()
+        >>> x.grad
+        Tensor([20., 40.], dtype=float32)
+        >>> handle.remove()
+        """
+        from nnet.autograd import tensor_hooks
+
+        return tensor_hooks.register(self, hook)
 
     def backward(
         self,
@@ -674,6 +710,7 @@ class Tensor:
 
 from nnet.autograd import inplace as _inplace  # noqa: E402 - these need Tensor defined first
 from nnet.autograd import ops as _ops  # noqa: E402
+from nnet.autograd import show as _show  # noqa: E402
 from nnet.autograd import version as _versions  # noqa: E402
 
 # the operators' primitives, bound once: `t * u` is the hottest call in nnet

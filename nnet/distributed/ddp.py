@@ -12,6 +12,7 @@ gradients. Buckets are started in index order on every rank, so the collectives 
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -50,8 +51,9 @@ class DistributedDataParallel(Module):
     rank). Calling the wrapper calls ``module``; the backward of its loss averages the gradients over
     the ranks (see the module docstring). Inside :meth:`no_sync` gradients stay local and accumulate,
     and the first backward after it averages the accumulated sums. ``broadcast_buffers`` sends rank
-    0's buffers (e.g. batch-norm running statistics) before each training forward, as PyTorch does;
-    use :func:`~nnet.distributed.convert_sync_batchnorm` for statistics over the global batch.
+    0's buffers (e.g. batch-norm running statistics) before each training forward, as PyTorch does
+    (one broadcast per dtype); with :func:`~nnet.distributed.convert_sync_batchnorm` the statistics
+    are over the global batch and alike on every rank, so ``broadcast_buffers=False`` saves that.
 
     >>> import nnet
     >>> from nnet.distributed import DistributedDataParallel
@@ -82,8 +84,7 @@ class DistributedDataParallel(Module):
         if self._size == 1:
             return
         _check_same_model(module)
-        for t in [*module.parameters(), *module.buffers()]:
-            comm.broadcast(t)
+        _broadcast_coalesced([*module.parameters(), *module.buffers()])
         # A communicator of its own: DDP's non-blocking collectives never interleave with the
         # blocking ones a model may run during the backward (SyncBatchNorm).
         self._comm = comm.communicator().Dup()
@@ -98,8 +99,7 @@ class DistributedDataParallel(Module):
         if self._size > 1 and self.training:
             self._check_finished()
             if self.broadcast_buffers:
-                for t in self.module.buffers():
-                    comm.broadcast(t)
+                _broadcast_coalesced(list(self.module.buffers()))
         return self.module(*args, **kwargs)
 
     @contextmanager
@@ -120,8 +120,13 @@ class DistributedDataParallel(Module):
             self._sync = previous
 
     def _hook(self, b: int, i: int) -> Any:
+        # Weakly: the hook registry holds hooks strongly, and a hook that held the wrapper would
+        # keep it, the model and the parameters alive after the user let them go.
+        wrapper = weakref.ref(self)
+
         def on_final_gradient(p: Tensor) -> None:
-            if not self._sync:
+            self = wrapper()
+            if self is None or not self._sync:
                 return
             bucket = self._buckets[b]
             assert p.grad is not None  # the engine runs the hook after accumulating into .grad
@@ -169,6 +174,21 @@ class DistributedDataParallel(Module):
             "parameter that requires a gradient must take part in the loss; freeze the others "
             "with requires_grad_(False) before wrapping"
         )
+
+
+def _broadcast_coalesced(tensors: list[Tensor]) -> None:
+    """Rank 0's values of ``tensors`` on every rank: one broadcast per dtype, not one per tensor
+    (each collective is a point where every rank waits for the slowest)."""
+    by_dtype: dict[np.dtype, list[Tensor]] = {}
+    for t in tensors:
+        by_dtype.setdefault(t.data.dtype, []).append(t)
+    for group in by_dtype.values():
+        flat = np.concatenate([t.data.ravel() for t in group])
+        comm.broadcast(flat)
+        offset = 0
+        for t in group:
+            t.data[...] = flat[offset : offset + t.data.size].reshape(t.data.shape)
+            offset += t.data.size
 
 
 def _buckets(params: list[Tensor], cap_bytes: int) -> list[_Bucket]:

@@ -11,7 +11,8 @@ docs/kernels.md). The runs it offers, longest first:
 
 A run is offered only when its layers are these exact classes (a subclass with its own ``forward``
 always runs as written) and, in the longer runs, the pool's windows neither overlap nor pad nor
-dilate; where no kernel applies, the layers run one by one. ``use_fused(False)`` turns this off.
+dilate, and none of its layers has hooks; where no kernel applies, the layers run one by one.
+``use_fused(False)`` turns this off.
 """
 
 from __future__ import annotations
@@ -131,7 +132,8 @@ def run(modules: Sequence[Module], x: Any) -> Any:
     while i < n:
         if isinstance(x, Tensor):
             for match, size in _RUNS:
-                if i + size <= n:
+                # a hooked layer runs on its own, so that its hooks see it (nnet/nn/hooks.py)
+                if i + size <= n and not any(m._hooked for m in modules[i : i + size]):
                     y = match(modules[i : i + size], x)
                     if y is not None:
                         x = y

@@ -30,6 +30,7 @@ import numpy as np
 from nnet.autograd.defaults import get_default_dtype
 from nnet.autograd.grad_mode import no_grad
 from nnet.autograd.tensor import Tensor
+from nnet.nn import hooks
 
 
 class Parameter(Tensor):
@@ -67,12 +68,14 @@ def _as_tensor_or_none(value: Any, what: str) -> Tensor | None:
     raise TypeError(f"{what} must be a Tensor, a NumPy array or None, got {type(value).__name__}")
 
 
-class Module:
+class Module(hooks.ModuleHooks):
     """Base class of layers and models: subclass it, assign layers and parameters in ``__init__``
     (after ``super().__init__()``), and define ``forward``.
 
-    ``module(x)`` runs ``forward(x)``. ``.training`` says whether the module is in training mode
-    (:meth:`train`, :meth:`eval`); dropout and batch norm read it.
+    ``module(x)`` runs ``forward(x)``, with the hooks registered by ``register_forward_pre_hook``,
+    ``register_forward_hook`` and ``register_full_backward_hook`` around it (nnet/nn/hooks.py).
+    ``.training`` says whether the module is in training mode (:meth:`train`, :meth:`eval`); dropout
+    and batch norm read it.
     """
 
     training: bool
@@ -92,6 +95,8 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._hooked:  # forward or backward hooks registered (nnet/nn/hooks.py)
+            return hooks.call(self, args, kwargs)
         return self.forward(*args, **kwargs)
 
     # -- registration -----------------------------------------------------------------------------

@@ -23,7 +23,9 @@ FORMAT = "nnet-train-checkpoint/1"
 
 def save_checkpoint(path: str | Path, *, config: dict[str, Any], epoch: int, model: Any,
                     optimizer: Any, scheduler: Any, loader: Any,
-                    history: dict[str, list[float]]) -> None:  # fmt: skip
+                    history: dict[str, list[float]], nnet_rng: Any = None) -> None:  # fmt: skip
+    """``nnet_rng``: nnet's generator state to store (default: this process's); under MPI the list
+    of every rank's, which all draw their own dropout masks."""
     state = {
         "format": FORMAT,
         "config": {k: "" if v is None else v for k, v in config.items()},
@@ -32,7 +34,7 @@ def save_checkpoint(path: str | Path, *, config: dict[str, Any], epoch: int, mod
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict() if scheduler is not None else {},
         "rng": {
-            "nnet": json.dumps(nnet.random.get_rng_state()),
+            "nnet": json.dumps(nnet.random.get_rng_state() if nnet_rng is None else nnet_rng),
             "loader": json.dumps(loader.get_rng_state()),
         },
         "history": {k: np.asarray(v, dtype=np.float64) for k, v in history.items()},
@@ -55,10 +57,27 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return state
 
 
-def restore_rng(state: dict[str, Any], loader: Any) -> None:
-    """Put nnet's and the loader's generators back where the checkpoint left them."""
-    nnet.random.set_rng_state(json.loads(_plain(state["rng"]["nnet"])))
+def restore_rng(state: dict[str, Any], loader: Any, rank: int = 0, world: int = 1) -> bool:
+    """Put nnet's and the loader's generators back where the checkpoint left them; this is rank
+    ``rank`` of ``world``. False when the checkpoint holds nnet's generator for another number of
+    ranks: the loader's is restored (the sample order goes on), nnet's is left to the caller."""
     loader.set_rng_state(json.loads(_plain(state["rng"]["loader"])))
+    saved = json.loads(_plain(state["rng"]["nnet"]))
+    if isinstance(saved, list):  # one state per rank
+        if len(saved) != world:
+            return False
+        saved = saved[rank]
+    elif world > 1:
+        return False
+    nnet.random.set_rng_state(saved)
+    return True
+
+
+def rank_seed(seed: int, rank: int, epoch: int = 0) -> int:
+    """The seed of rank ``rank``'s own stream of dropout masks (from ``epoch`` on, when a resumed run
+    cannot continue the saved streams): one shared stream would give row k of every rank's share
+    of a batch the same mask."""
+    return int(np.random.SeedSequence([seed, rank, epoch]).generate_state(1, np.uint64)[0])
 
 
 def _plain(value: Any) -> Any:

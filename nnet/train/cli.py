@@ -13,7 +13,13 @@ import numpy as np
 import nnet
 from nnet import distributed, nn
 from nnet.data import DataLoader
-from nnet.train.checkpoint import CheckpointError, load_checkpoint, restore_rng, save_checkpoint
+from nnet.train.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    rank_seed,
+    restore_rng,
+    save_checkpoint,
+)
 from nnet.train.data import DATASETS, DataError, load_data
 from nnet.train.export import add_parser as add_export_parser
 from nnet.train.export import run_export
@@ -190,10 +196,12 @@ def run_train(args: argparse.Namespace) -> int:
     if shard[1] > 1:
         # Batch statistics over the global batch, so N ranks train like one process.
         net = distributed.convert_sync_batchnorm(net)
-        model = distributed.DistributedDataParallel(net)
+        model = distributed.DistributedDataParallel(net, broadcast_buffers=False)  # synced
     optimizer = make_optimizer(config["optimizer"], model.parameters(), config["lr"])
     scheduler = make_scheduler(config["scheduler"], optimizer, config["epochs"])
     loader = DataLoader(train_set, batch_size=config["batch_size"], shuffle=True)
+    if shard[1] > 1:  # the loader's order is drawn alike everywhere; the dropout masks are not
+        nnet.manual_seed(rank_seed(config["seed"], shard[0]))
     loss_fn = nn.CrossEntropyLoss()
     history: dict[str, list[float]] = {"loss": [], "accuracy": []}
     first = 1
@@ -203,7 +211,12 @@ def run_train(args: argparse.Namespace) -> int:
         if scheduler is not None:
             # Only the position: the schedule spans the run's total, which --epochs may extend.
             scheduler.load_state_dict({"last_epoch": saved["scheduler"]["last_epoch"]})
-        restore_rng(saved, loader)
+        if not restore_rng(saved, loader, *shard):
+            nnet.manual_seed(rank_seed(config["seed"], shard[0], saved["epoch"]))
+            say(
+                f"Resuming on {shard[1]} process(es) a run saved on another number: the sample "
+                "order goes on, the dropout masks start new streams (not bit-identical)."
+            )
         history = saved["history"]
         first = saved["epoch"] + 1
         if first > config["epochs"]:
@@ -232,10 +245,13 @@ def run_train(args: argparse.Namespace) -> int:
         history["loss"].append(loss)
         history["accuracy"].append(accuracy)
         say(f"Epoch {epoch}: loss={loss:.3f}, accuracy={accuracy:.3f}", flush=True)
+        # every rank's dropout stream, so that a resumed run goes on bit for bit (a collective)
+        streams = (distributed.all_gather_object(nnet.random.get_rng_state())
+                   if checkpoint and shard[1] > 1 else None)  # fmt: skip
         if checkpoint and distributed.is_main():
             save_checkpoint(checkpoint, config=stored, epoch=epoch, model=net,
                             optimizer=optimizer, scheduler=scheduler, loader=loader,
-                            history=history)  # fmt: skip
+                            history=history, nnet_rng=streams)  # fmt: skip
     say(f"Test accuracy={evaluate(net, test_set, shard=shard):.3f}")
     if args.plot and distributed.is_main():
         from nnet.train.plot import plot_history

@@ -13,6 +13,7 @@ from hypothesis import given
 import nnet
 import nnet.distributed as dist
 from nnet import nn
+from nnet.autograd import leaf_hooks
 from nnet.data import DataLoader, TensorDataset
 from nnet.distributed.functional import AllReduceSum, all_reduce
 from nnet.testing.strategies import shapes
@@ -74,8 +75,8 @@ def test_hooks_run_as_each_leaf_is_final_with_its_final_gradient():
     def record(name, other):
         return lambda t: seen.append((name, t.grad.numpy().copy(), other.grad))
 
-    w1.register_post_accumulate_grad_hook(record("w1", w2))
-    w2.register_post_accumulate_grad_hook(record("w2", w1))
+    handles = [w1.register_post_accumulate_grad_hook(record("w1", w2)),
+               w2.register_post_accumulate_grad_hook(record("w2", w1))]  # fmt: skip
     x = nnet.tensor(np.array([[1.0, -2.0]]))
 
     def loss():
@@ -87,6 +88,17 @@ def test_hooks_run_as_each_leaf_is_final_with_its_final_gradient():
     np.testing.assert_array_equal(seen[0][1], w2.grad.numpy())
     np.testing.assert_array_equal(seen[1][1], w1.grad.numpy())
     np.testing.assert_allclose(w1.grad.numpy(), nnet.grad(loss(), w1)[0].numpy())
+    for handle in handles:  # each hook holds the other tensor: the registry would keep both
+        handle.remove()
+
+
+def test_a_leaf_and_its_hooks_go_when_the_leaf_goes():
+    w = nnet.tensor([1.0], requires_grad=True)
+    w.register_post_accumulate_grad_hook(lambda t: None)
+    key = id(w)
+    assert key in leaf_hooks._hooks
+    del w
+    assert key not in leaf_hooks._hooks
 
 
 def test_hooks_see_accumulated_gradients_and_can_be_removed():

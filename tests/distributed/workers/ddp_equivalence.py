@@ -7,9 +7,13 @@
   average over ranks of the summed gradients;
 * DistributedSampler: the two ranks' shards are disjoint, cover the data set, and set_epoch
   reshuffles identically on both;
-* without NNET_NUM_THREADS each rank runs on its share of the node's cores.
+* without NNET_NUM_THREADS each rank runs on its share of the node's cores;
+* a dropped DistributedDataParallel and its model are freed (the hooks hold them weakly).
 Prints "ok" on rank 0 when every check passed.
 """
+
+import gc
+import weakref
 
 import numpy as np
 
@@ -83,6 +87,14 @@ if rank == 0:
         loss_fn(ref(nnet.Tensor(x)), nnet.Tensor(y)).backward()
     for p, q in zip(net.parameters(), ref.parameters(), strict=True):
         np.testing.assert_allclose(p.grad.data, q.grad.data / world, rtol=1e-5, atol=1e-6)
+
+# the gradient hooks hold the wrapper weakly: dropping wrapper and model frees them
+model = nn.Linear(2, 2)
+alive = weakref.ref(model)
+dist.DistributedDataParallel(model)
+del model
+gc.collect()
+assert alive() is None
 
 # DistributedSampler
 sampler = dist.DistributedSampler(range(11), seed=3)
