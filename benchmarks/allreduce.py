@@ -103,7 +103,7 @@ def step_times(kind: str, comm) -> dict[str, float]:
         if cap:
             result[f"{mode} buckets"] = len(model._buckets)
         time.sleep(0.3)
-    params = sum(p.size for p in net.parameters())
+    params = sum(p.numel() for p in net.parameters())
     result["gradient floats"] = params
     return result
 

@@ -16,19 +16,24 @@ from nnet.autograd import (
     Tensor,
     enable_grad,
     grad,
+    inference_mode,
     is_grad_enabled,
     no_grad,
     set_grad_enabled,
 )
 from nnet.autograd.defaults import get_default_dtype, set_default_dtype
 from nnet.autograd.factories import (
+    allclose,
     arange,
     eye,
+    from_numpy,
     full,
+    linspace,
     ones,
     ones_like,
     rand,
     randn,
+    randperm,
     tensor,
     zeros,
     zeros_like,
@@ -36,6 +41,10 @@ from nnet.autograd.factories import (
 from nnet.autograd.ops import (
     abs,
     add,
+    amax,
+    amin,
+    argmax,
+    argmin,
     argsort,
     broadcast_to,
     cat,
@@ -115,6 +124,7 @@ from nnet.autograd.ops import (
     var,
     where,
 )
+from nnet.devices import device
 from nnet.random import manual_seed
 from nnet.serialization import load, save
 from nnet.teaching import is_teaching, set_teaching, teaching
@@ -122,6 +132,17 @@ from nnet.threads import get_num_threads, set_num_threads
 
 float32 = _np.float32
 float64 = _np.float64
+# PyTorch's dtype names, as NumPy's scalar types (what nnet's dtype= arguments take)
+float = _np.float32
+double = _np.float64
+float16 = half = _np.float16
+int8, uint8 = _np.int8, _np.uint8
+int16 = short = _np.int16
+int32 = int = _np.int32
+int64 = long = _np.int64
+bool = _np.bool_
+complex64 = cfloat = _np.complex64
+complex128 = cdouble = _np.complex128
 
 memory._at_import()
 threads.apply_environment()

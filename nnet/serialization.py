@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from nnet.autograd.tensor import Tensor
+from nnet.devices import device
 
 FORMAT = "nnet-checkpoint"
 VERSION = 1
@@ -232,13 +233,18 @@ def _read_member(archive: Any, name: str, path: str, file_size: int) -> np.ndarr
         ) from None
 
 
-def load(path: PathLike) -> Any:
+def load(path: PathLike, weights_only: bool = True, map_location: Any = None) -> Any:
     """Read a checkpoint written by :func:`save`; never unpickles, so never runs code from the file.
+
+    ``weights_only`` (PyTorch's) is accepted and always in effect; ``map_location`` may only name
+    the CPU.
 
     Raises FileNotFoundError for a missing file and :class:`CheckpointError` (a ValueError) naming
     the path and the problem for a file that is corrupt, truncated, holds object arrays or is not an
     nnet checkpoint.
     """
+    if map_location is not None and not callable(map_location):
+        device(map_location)  # raises for anything but the CPU
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"nnet.load: no such file: {path}")

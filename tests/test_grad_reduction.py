@@ -77,7 +77,7 @@ def test_normalisation_forward_matches_numpy(case, data):
 
 def test_pytorch_spellings():
     a = nnet.tensor(np.arange(24.0).reshape(2, 3, 4))
-    for name in ("sum", "mean", "max", "min", "logsumexp", "var"):
+    for name in ("sum", "mean", "amax", "amin", "logsumexp", "var"):
         np.testing.assert_array_equal(
             getattr(a, name)(dim=1, keepdim=True).numpy(),
             getattr(a, name)(axis=1, keepdims=True).numpy(),
@@ -160,18 +160,64 @@ def test_logsumexp_over_an_empty_axis_is_minus_infinity():
     np.testing.assert_array_equal(nnet.logsumexp(x, axis=1).numpy(), [-np.inf, -np.inf])
 
 
+# -- PyTorch's max / min / argmax ----------------------------------------------------------------
+@pytest.mark.parametrize("op", ["max", "min"])
+def test_max_min_with_a_dim_return_values_and_indices(op):
+    a = nnet.tensor([[1.0, 5.0, 2.0], [7.0, 0.0, 3.0]])
+    pick, reduce = (np.argmax, np.max) if op == "max" else (np.argmin, np.min)
+    for dim, keepdim in [(1, False), (0, True), (-1, True)]:
+        result = getattr(a, op)(dim, keepdim)
+        values, indices = result
+        assert result.values is values and result.indices is indices
+        np.testing.assert_array_equal(values.numpy(), reduce(a.numpy(), dim, keepdims=keepdim))
+        np.testing.assert_array_equal(indices.numpy(), pick(a.numpy(), dim, keepdims=keepdim))
+        assert indices.dtype == np.int64
+    whole = getattr(nnet, op)(a)
+    assert isinstance(whole, nnet.Tensor) and whole.item() == reduce(a.numpy())
+
+
+@pytest.mark.parametrize("op", ["max", "min"])
+def test_max_min_of_two_tensors_are_elementwise(op):
+    a, b = nnet.tensor([1.0, 5.0]), nnet.tensor([3.0, 2.0])
+    want = np.maximum if op == "max" else np.minimum
+    np.testing.assert_array_equal(getattr(nnet, op)(a, b).numpy(), want(a.numpy(), b.numpy()))
+
+
+def test_max_with_several_dims_points_to_amax():
+    with pytest.raises(TypeError, match=r"max: dim must be one int.*amax"):
+        nnet.ones((2, 3, 4)).max(dim=(1, 2))
+
+
+def test_values_indices_never_become_an_array():
+    x = nnet.ones((2, 3))
+    with pytest.raises(TypeError, match=r"\(values, indices\)"):
+        np.asarray(x.max(1))
+    with pytest.raises(TypeError, match=r"\(values, indices\)"):
+        x - x.max(1, keepdim=True)
+
+
+def test_argmax_argmin_take_dim_and_keepdim():
+    a = nnet.tensor([[1.0, 5.0, 2.0], [7.0, 0.0, 3.0]])
+    assert a.argmax().item() == 3 and a.argmin().item() == 4
+    np.testing.assert_array_equal(a.argmax(dim=1).numpy(), [1, 0])
+    np.testing.assert_array_equal(nnet.argmin(a, dim=0, keepdim=True).numpy(), [[0, 1, 0]])
+    np.testing.assert_array_equal(a.argmax(axis=1, keepdims=True).numpy(), [[1], [0]])
+
+
 # -- ties: the first extreme element takes the gradient ------------------------------------------
 @pytest.mark.parametrize("op", ["max", "min"])
 def test_ties_send_the_gradient_to_the_first_element(op):
     v = 3.0 if op == "max" else -3.0
     a = nnet.tensor([[v, 0.0, v], [0.0, v, v]], requires_grad=True)
-    getattr(a, op)(axis=1).sum().backward()
+    values, indices = getattr(a, op)(dim=1)
+    values.sum().backward()
     np.testing.assert_array_equal(a.grad.numpy(), [[1, 0, 0], [0, 1, 0]])
+    np.testing.assert_array_equal(indices.numpy(), [0, 1])
     b = nnet.tensor([[v, 0.0], [v, v]], requires_grad=True)
     getattr(b, op)().backward()
     np.testing.assert_array_equal(b.grad.numpy(), [[1, 0], [0, 0]])
     c = nnet.tensor(np.full((2, 2, 2), v), requires_grad=True)
-    getattr(c, op)(axis=(0, 2)).sum().backward()
+    getattr(c, "a" + op)(axis=(0, 2)).sum().backward()
     np.testing.assert_array_equal(c.grad.numpy(), [[[1, 0], [1, 0]], [[0, 0], [0, 0]]])
 
 

@@ -78,17 +78,38 @@ def test_transpose_permute_swapaxes(data, seed):
     nd = a.ndim
     perm = data.draw(st.permutations(range(nd)))
     neg = tuple(p - nd if i % 2 else p for i, p in enumerate(perm))  # some axes given negative
-    _check(lambda t: t.transpose(*neg), a, P.Transpose, seed, lambda x: x.transpose(perm))
+    _check(lambda t: t.permute(*neg), a, P.Transpose, seed, lambda x: x.transpose(perm))
     _check(lambda t: nnet.permute(t, perm), a, P.Transpose, seed, lambda x: x.transpose(perm))
     if nd > 1:
         _check(lambda t: t.T, a, P.Transpose, seed, lambda x: x.T)
         i, j = data.draw(st.permutations(range(nd)))[:2]
         _check(lambda t: t.swapaxes(i, j), a, P.Transpose, seed, lambda x: x.swapaxes(i, j))
+        _check(lambda t: t.transpose(i, j), a, P.Transpose, seed, lambda x: x.swapaxes(i, j))
 
 
-def test_transpose_rejects_a_non_permutation():
+def test_permute_rejects_a_non_permutation():
     with pytest.raises(ValueError, match="not a permutation"):
-        nnet.ones((2, 3)).transpose(0, 0)
+        nnet.ones((2, 3)).permute(0, 0)
+
+
+def test_transpose_swaps_two_dims_as_pytorch():
+    x = nnet.tensor(np.arange(6.0).reshape(2, 3))
+    np.testing.assert_array_equal(x.transpose(0, 1).numpy(), x.numpy().T)
+    np.testing.assert_array_equal(nnet.transpose(x, 1, 0).numpy(), x.numpy().T)
+    assert nnet.ones((2, 3, 4)).transpose(0, 2).shape == (4, 3, 2)
+
+
+@pytest.mark.parametrize("args", [(), ((1, 0),), (1, 0, 2)])
+def test_transpose_with_numpy_axes_fails_pointing_to_permute(args):
+    with pytest.raises(TypeError, match=r"transpose: takes two dims.*permute"):
+        nnet.ones((2, 3, 4)).transpose(*args)
+
+
+def test_t_transposes_a_matrix_and_refuses_more_dims():
+    assert nnet.ones((2, 3)).t().shape == (3, 2)
+    assert nnet.ones(3).t().shape == (3,)
+    with pytest.raises(ValueError, match=r"t: expects a tensor of at most 2 dims.*permute"):
+        nnet.ones((2, 3, 4)).t()
 
 
 # -- broadcast_to --------------------------------------------------------------------------------

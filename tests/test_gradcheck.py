@@ -107,7 +107,8 @@ def test_wrong_scale_is_caught_on_a_large_input_by_the_dot_product_test():
 
 
 def test_one_wrong_jacobian_entry_is_located():
-    with pytest.raises(GradcheckError, match=r"d input\[\(1, 1\)\].*numerical 0 .*analytical 0\.5"):
+    located = r"d output\[\(\d, \d\)\] / d input 0\[\(1, 1\)\] \(where input 0 = .*\)"
+    with pytest.raises(GradcheckError, match=located + r": numerical 0 .*analytical 0\.5"):
         gradcheck(OneElementWrong.apply, _t((3, 3)))
 
 
@@ -201,3 +202,81 @@ def test_non_finite_vjp_is_named_as_such():
         pytest.raises(GradcheckError, match=r"returned nan at \(\)"),
     ):
         gradcheck(ZeroOverZero.apply, nnet.tensor(0.0, dtype="float64", requires_grad=True))
+
+
+class IgnoresGrad(Function):
+    """d(x^2) without the upstream gradient: the commonest VJP bug."""
+
+    def forward(ctx, x):
+        return x * x
+
+    def vjp(ctx, grad):
+        (x,) = ctx.inputs
+        return (2 * x,)
+
+
+class SignFlipped(Function):
+    def forward(ctx, x):
+        return x * x
+
+    def vjp(ctx, grad):
+        (x,) = ctx.inputs
+        return (-2 * grad * x,)
+
+
+class HalfGradient(Function):
+    def forward(ctx, x):
+        return x * x
+
+    def vjp(ctx, grad):
+        (x,) = ctx.inputs
+        return (grad * x,)
+
+
+class TransposedGradient(Function):
+    def forward(ctx, x):
+        return x @ x
+
+    def vjp(ctx, grad):
+        (x,) = ctx.inputs
+        return ((grad @ x.T + x.T @ grad).T,)
+
+
+@pytest.mark.parametrize(
+    ("primitive", "hint"),
+    [
+        (IgnoresGrad, "it ignores grad"),
+        (SignFlipped, "with the sign flipped"),
+        (HalfGradient, "is 0.5 times the numerical one"),
+        (TransposedGradient, "the numerical one transposed"),
+    ],
+)
+def test_failures_hint_at_the_common_bugs_and_name_the_function(primitive, hint):
+    x = _t((3, 3), seed=2)
+    with pytest.raises(GradcheckError) as info:
+        gradcheck(primitive.apply, x)
+    message = str(info.value)
+    assert hint in message and f"fn's graph, last recorded first: {primitive.__name__}" in message
+    if primitive is TransposedGradient:
+        return  # a transpose shows only in the full Jacobian (small inputs), not in <v, J u>
+    with pytest.raises(GradcheckError, match=hint):  # large inputs: the dot-product test hints too
+        gradcheck(lambda t: primitive.apply(t).sum(), _t((15, 15), seed=3))
+
+
+def test_a_right_rule_gets_no_hint():
+    class Square(Function):
+        def forward(ctx, x):
+            return x * x
+
+        def vjp(ctx, grad):
+            (x,) = ctx.inputs
+            return (2 * grad * x,)
+
+    assert gradcheck(Square.apply, _t((3, 3)))
+
+
+def test_a_vjp_of_the_wrong_shape_names_the_function():
+    with pytest.raises(
+        RuntimeError, match=r"WrongShape.vjp returned a gradient of shape .* input 0"
+    ):
+        WrongShape.apply(_t((3, 2))).sum().backward()

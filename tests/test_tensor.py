@@ -80,7 +80,8 @@ def test_astype_float_double():
 # -- attributes and conversions -----------------------------------------------------------------------
 def test_attributes():
     t = nnet.tensor(np.arange(6.0).reshape(2, 3))
-    assert t.shape == (2, 3) and t.ndim == 2 and t.size == 6 and len(t) == 2
+    assert t.shape == (2, 3) and t.ndim == 2 and t.dim() == 2 and len(t) == 2
+    assert t.size() == (2, 3) and t.size(1) == 3 and t.size(-2) == 2 and t.numel() == 6
     assert t.T.shape == (3, 2)
     np.testing.assert_array_equal(t.T.numpy(), t.numpy().T)
     assert t.grad is None and not t.requires_grad and t.is_leaf

@@ -4,7 +4,13 @@ from nnet.autograd import functional, lifetime
 from nnet.autograd.anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled
 from nnet.autograd.engine import GraphReleasedError, backward, grad, unbroadcast
 from nnet.autograd.function import Function
-from nnet.autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from nnet.autograd.grad_mode import (
+    enable_grad,
+    inference_mode,
+    is_grad_enabled,
+    no_grad,
+    set_grad_enabled,
+)
 from nnet.autograd.lifetime import GraphLifetimeWarning, set_graph_warnings
 from nnet.autograd.tensor import Tensor
 from nnet.autograd.trace import BackwardTrace, trace
@@ -21,6 +27,7 @@ __all__ = [
     "enable_grad",
     "functional",
     "grad",
+    "inference_mode",
     "is_anomaly_enabled",
     "is_grad_enabled",
     "no_grad",

@@ -12,7 +12,7 @@ import numpy as np
 
 from nnet.autograd.linalg import matmul
 from nnet.autograd.reduction import sum
-from nnet.autograd.shape import broadcast_to, reshape, transpose
+from nnet.autograd.shape import broadcast_to, permute, reshape
 from nnet.autograd.tensor import Tensor
 
 
@@ -85,9 +85,9 @@ def _contract(a: Tensor, la: str, b: Tensor, lb: str, keep: set[str]) -> tuple[T
     def n_of(cs: list[str]) -> int:
         return int(np.prod([size[c] for c in cs]))
 
-    a3 = reshape(transpose(a, *[la.index(c) for c in batch + a_only + summed]),
+    a3 = reshape(permute(a, *[la.index(c) for c in batch + a_only + summed]),
                  (n_of(batch), n_of(a_only), n_of(summed)))  # fmt: skip
-    b3 = reshape(transpose(b, *[lb.index(c) for c in batch + summed + b_only]),
+    b3 = reshape(permute(b, *[lb.index(c) for c in batch + summed + b_only]),
                  (n_of(batch), n_of(summed), n_of(b_only)))  # fmt: skip
     out = reshape(matmul(a3, b3), tuple(size[c] for c in batch + a_only + b_only))
     return out, "".join(batch + a_only + b_only)
@@ -123,7 +123,7 @@ def einsum(subscripts: str, *operands: Any) -> Tensor:
     if summed:
         acc = sum(acc, summed)
         la = "".join(c for c in la if c in out)
-    return transpose(acc, *[la.index(c) for c in out]) if la != out else acc
+    return permute(acc, *[la.index(c) for c in out]) if la != out else acc
 
 
 def tensordot(a: Any, b: Any, dims: Any = 2, **kw: Any) -> Tensor:
@@ -191,4 +191,4 @@ def outer(a: Any, b: Any) -> Tensor:
            [6., 8.]], dtype=float32)
     """
     a, b = _as_tensor(a), _as_tensor(b)
-    return reshape(a, (a.size, 1)) * reshape(b, (1, b.size))
+    return reshape(a, (a.numel(), 1)) * reshape(b, (1, b.numel()))

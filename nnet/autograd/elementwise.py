@@ -1,7 +1,8 @@
 """Elementwise primitives with NumPy broadcasting. Derivations: docs/derivations.md, "Elementwise".
 
-Operands may be tensors, ndarrays or Python scalars on either side; Python scalars never up-cast
-(NumPy's weak-scalar rule keeps a float32 tensor float32).
+Operands may be tensors, ndarrays or Python scalars on either side. The arithmetic primitives promote
+dtypes as PyTorch does (promotion.py): float32 with int64 stays float32, Python numbers never widen a
+tensor, integer true division gives float32.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import numpy as np
 
 from nnet.autograd.errors import operand_error
 from nnet.autograd.function import Function
+from nnet.autograd.promotion import promote
 from nnet.autograd.tensor import Tensor
 
 _make = Tensor._make
@@ -20,6 +22,7 @@ _make = Tensor._make
 class Add(Function):
     """d(a + b) = (g, g). See derivations.md#add-sub-neg."""
 
+    promotes = 1
     saved_inputs = "none"
 
     # the forward is NumPy's ufunc itself: no Python frame of its own on the hottest ops
@@ -34,6 +37,7 @@ class Add(Function):
 class Sub(Function):
     """d(a - b) = (g, -g). See derivations.md#add-sub-neg."""
 
+    promotes = 1
     saved_inputs = "none"
 
     op_name = "subtract"
@@ -64,6 +68,7 @@ class Neg(Function):
 class Mul(Function):
     """d(a b) = (g b, g a). See derivations.md#mul-div."""
 
+    promotes = 1
     saved_inputs = "others"
 
     op_name = "multiply"
@@ -84,6 +89,8 @@ class Mul(Function):
 
 class Div(Function):
     """d(a / b) = (g / b, -g a / b^2). See derivations.md#mul-div."""
+
+    promotes = 2
 
     op_name = "divide"
 
@@ -108,6 +115,8 @@ class Pow(Function):
     Where b = 0 the base's gradient is 0 (not 0 * a^-1, NaN at a = 0): the exponent b - 1 is taken
     from 1 there, so a^(b-1) = 1, and the rule stays finite when differentiated again (PyTorch's mask).
     The exponent's gradient is taken as 0 where a <= 0 (log a is undefined there)."""
+
+    promotes = 1
 
     op_name = "power"
 
@@ -209,6 +218,8 @@ class Maximum(Function):
     """d max(a, b) = (g [a >= b or a is NaN], g [otherwise]): ties go to the first argument, and a
     NaN wins as in the forward. See derivations.md#maximum-minimum."""
 
+    promotes = 1
+
     def forward(ctx, a, b):
         return np.maximum(a, b)
 
@@ -222,6 +233,8 @@ class Maximum(Function):
 class Minimum(Function):
     """d min(a, b) = (g [a <= b or a is NaN], g [otherwise]): ties go to the first argument, and a
     NaN wins as in the forward. See derivations.md#maximum-minimum."""
+
+    promotes = 1
 
     def forward(ctx, a, b):
         return np.minimum(a, b)
@@ -392,6 +405,11 @@ def where(condition: Any, a: Any, b: Any) -> Tensor:
     """``a`` where ``condition`` holds, else ``b``; differentiable in ``a`` and ``b``."""
     if isinstance(condition, Tensor):
         condition = condition.data
+    x, y = promote(
+        a.data if isinstance(a, Tensor) else a, b.data if isinstance(b, Tensor) else b, False
+    )
+    a = a.astype(x.dtype) if isinstance(a, Tensor) and x.dtype != a.dtype else a
+    b = b.astype(y.dtype) if isinstance(b, Tensor) and y.dtype != b.dtype else b
     return Where.apply(np.asarray(condition, dtype=bool), a, b)
 
 

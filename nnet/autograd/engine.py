@@ -99,6 +99,16 @@ def _root_gradient(root: Tensor, gradient: Any) -> Tensor:
     return g
 
 
+def _vjp_shape_error(fn: Function, inputs: Any, p: Tensor, gshape: tuple[int, ...]) -> RuntimeError:
+    """A gradient that no sum over broadcast axes can fit to its input, naming the Function."""
+    k = next(k for k, x in enumerate(inputs) if x is p)
+    return RuntimeError(
+        f"{fn.name}.vjp returned a gradient of shape {gshape} for input {k}, which has shape "
+        f"{p.data.shape}; a VJP returns one gradient per input, of that input's shape (or a shape "
+        "that broadcasts to it, which the engine sums back)"
+    )
+
+
 def _released(fn: Function) -> GraphReleasedError:
     return GraphReleasedError(
         f"backward through {fn.name} a second time: its saved arrays were released by the "
@@ -248,7 +258,10 @@ def _walk_arrays(
                 d = np.asarray(d)
             pd = p.data
             if d.shape != pd.shape:
-                d = unbroadcast_array(d, pd.shape)
+                try:
+                    d = unbroadcast_array(d, pd.shape)
+                except RuntimeError:
+                    raise _vjp_shape_error(fn, inputs, p, d.shape) from None
             if d.dtype is not pd.dtype and d.dtype != pd.dtype:
                 d = d.astype(pd.dtype)
             pk = id(p)
@@ -323,7 +336,10 @@ def _walk_tensors(
                 continue
             pd = p.data
             if gp.data.shape != pd.shape:
-                gp = unbroadcast(gp, pd.shape)
+                try:
+                    gp = unbroadcast(gp, pd.shape)
+                except RuntimeError:
+                    raise _vjp_shape_error(fn, inputs, p, gp.data.shape) from None
             if gp.data.dtype != pd.dtype:
                 gp = gp.astype(pd.dtype)
             pk = id(p)

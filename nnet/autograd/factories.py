@@ -80,3 +80,50 @@ def randn(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor
     """Standard normal samples from nnet's generator."""
     dt = _dtype(dtype)
     return Tensor(get_generator().standard_normal(shape_arg(shape), dtype=dt), requires_grad)
+
+
+def linspace(start: float, end: float, steps: int, dtype: Any = None,
+             requires_grad: bool = False) -> Tensor:  # fmt: skip
+    """``steps`` evenly spaced values from ``start`` to ``end`` inclusive (default dtype).
+
+    >>> import nnet
+    >>> nnet.linspace(0, 1, 5).tolist()
+    [0.0, 0.25, 0.5, 0.75, 1.0]
+    """
+    return Tensor(np.linspace(start, end, steps).astype(_dtype(dtype)), requires_grad)
+
+
+def from_numpy(array: np.ndarray) -> Tensor:
+    """A tensor sharing ``array``'s memory and dtype (PyTorch's ``from_numpy``).
+
+    >>> import numpy as np, nnet
+    >>> nnet.from_numpy(np.arange(3)).dtype
+    dtype('int64')
+    """
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy: expected a NumPy array, got {type(array).__name__}")
+    return Tensor(array)
+
+
+def randperm(n: int, dtype: Any = np.int64, requires_grad: bool = False) -> Tensor:
+    """A random permutation of ``0 .. n-1`` (int64) from nnet's generator.
+
+    >>> import nnet
+    >>> sorted(nnet.randperm(4).tolist())
+    [0, 1, 2, 3]
+    """
+    return Tensor(get_generator().permutation(n).astype(dtype), requires_grad)
+
+
+def allclose(
+    a: Any, b: Any, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False
+) -> bool:
+    """Whether ``|a - b| <= atol + rtol |b|`` everywhere (PyTorch's and NumPy's defaults).
+
+    >>> import nnet
+    >>> nnet.allclose(nnet.ones(2), nnet.ones(2) + 1e-9)
+    True
+    """
+    return bool(
+        np.allclose(np.asarray(a), np.asarray(b), rtol=rtol, atol=atol, equal_nan=equal_nan)
+    )

@@ -38,12 +38,14 @@ import numpy as np
 from nnet.autograd.anomaly import anomaly_enabled, on_apply
 from nnet.autograd.errors import operand_error
 from nnet.autograd.grad_mode import grad_enabled
+from nnet.autograd.promotion import promote
 from nnet.autograd.tensor import Tensor
 from nnet.autograd.version import next_seq as _next_seq
 
 _new_tensor = Tensor._make
 _new = object.__new__
 _ndarray = np.ndarray
+_WEAK = frozenset((float, int))  # Python numbers: NumPy keeps a float array's dtype, as PyTorch
 
 
 class Function:
@@ -55,6 +57,9 @@ class Function:
 
     #: Set on a subclass whose VJP reads its own result through ``ctx.output``.
     saves_output = False
+    #: Set on a binary arithmetic primitive to promote its operands' dtypes as PyTorch does (see
+    #: promotion.py): 1, or 2 for true division (integers give float32).
+    promotes = 0
     #: The public function's name, for error messages (default: the class name in lower case).
     op_name: str | None = None
     #: Which tensor inputs the VJP reads the values of, so that backward can refuse values changed
@@ -130,7 +135,21 @@ class Function:
             if n == 2 and not params:
                 a, b = args
                 ta, tb = isinstance(a, Tensor), isinstance(b, Tensor)
-                out = ctx.forward(a.data if ta else a, b.data if tb else b)
+                x, y = a.data if ta else a, b.data if tb else b
+                p = cls.promotes
+                # PyTorch's promotion where NumPy's differs. The common cases, where the two agree
+                # (float arrays of one dtype, a float array and a Python number), are settled here.
+                if p:
+                    kx, ky = type(x), type(y)
+                    if kx is _ndarray:
+                        if not (
+                            (y.dtype is x.dtype if ky is _ndarray else ky in _WEAK)
+                            and x.dtype.kind == "f"
+                        ):
+                            x, y = promote(x, y, p == 2)
+                    elif not (ky is _ndarray and kx in _WEAK and y.dtype.kind == "f"):
+                        x, y = promote(x, y, p == 2)
+                out = ctx.forward(x, y)
                 needs: tuple[bool, ...] = (ta and a.requires_grad, tb and b.requires_grad)
             elif n == 1 and not params:
                 (a,) = args

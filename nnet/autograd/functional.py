@@ -115,7 +115,7 @@ def _vectors(
 ) -> tuple[Tensor, ...]:
     """``v`` checked against ``like`` (shapes); None allowed only for one one-element tensor."""
     if v is None:
-        if len(like) != 1 or like[0].size != 1:
+        if len(like) != 1 or like[0].numel() != 1:
             shapes = [t.shape for t in like]
             raise ValueError(
                 f"{op}: v can be omitted only when the {what} is a single one-element tensor; "
@@ -208,8 +208,8 @@ def _jacobian_rows(
     table: list[list[Tensor]] = []
     for i, y in enumerate(ys):
         rows: list[list[Tensor]] = [[] for _ in xs]
-        for k in range(y.size):
-            onehot = np.zeros(y.size, y.dtype)
+        for k in range(y.numel()):
+            onehot = np.zeros(y.numel(), y.dtype)
             onehot[k] = 1
             gos = [
                 Tensor._make(
@@ -252,7 +252,7 @@ def jacobian(func: Func, inputs: Tensors, create_graph: bool = False) -> Any:
 
 def _scalar(func: Func, xs: tuple[Tensor, ...], op: str) -> Tensor:
     out_tuple, ys = _call(func, xs, op)
-    if out_tuple or ys[0].size != 1:
+    if out_tuple or ys[0].numel() != 1:
         shapes = [y.shape for y in ys]
         raise ValueError(
             f"{op}: the function must return a single one-element tensor (a scalar loss), got "

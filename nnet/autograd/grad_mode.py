@@ -70,6 +70,34 @@ class no_grad(_GradMode):
     enabled = False
 
 
+class inference_mode(_GradMode):
+    """PyTorch's ``inference_mode``: nnet's :class:`no_grad` (``inference_mode(False)`` records).
+
+    nnet has no separate inference tensors: results made inside are ordinary tensors that do not
+    require gradients, so using them later in recorded code is allowed (PyTorch forbids it).
+
+    >>> import nnet
+    >>> with nnet.inference_mode():
+    ...     y = nnet.tensor([1.0], requires_grad=True) * 2
+    >>> y.requires_grad
+    False
+    """
+
+    def __init__(self, mode: bool = True) -> None:
+        super().__init__()
+        self.enabled = not mode
+
+    def __call__(self, fn: F) -> F:
+        enabled = self.enabled
+
+        @wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with inference_mode(not enabled):
+                return fn(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+
 class enable_grad(_GradMode):
     """Record operations again, e.g. inside a ``no_grad`` block."""
 

@@ -14,6 +14,7 @@ class MatMul(Function):
     """d(A B) = (G B^T, A^T G), with 1-D operands treated as a row (A) or a column (B) and batch axes
     summed by the engine. See derivations.md#matmul."""
 
+    promotes = 1
     saved_inputs = "others"
 
     def forward(ctx, a, b):

@@ -8,9 +8,10 @@ from typing import Any
 import numpy as np
 
 from nnet.autograd.elementwise import abs, power, sqrt, where
+from nnet.autograd.extrema import amax, amin
 from nnet.autograd.function import Function
 from nnet.autograd.linalg import matmul
-from nnet.autograd.reduction import max, min, sum
+from nnet.autograd.reduction import sum
 from nnet.autograd.tensor import Tensor
 
 
@@ -142,9 +143,9 @@ def _vector_norm(a: Tensor, ord: Any, axis: Any, keepdims: bool) -> Tensor:
     if ord == 1:
         return sum(abs(a), axis, keepdims)
     if ord == np.inf:
-        return max(abs(a), axis, keepdims)
+        return amax(abs(a), axis, keepdims)
     if ord == -np.inf:
-        return min(abs(a), axis, keepdims)
+        return amin(abs(a), axis, keepdims)
     if isinstance(ord, (int, float)) and ord > 1:
         return _root_of_sum(sum(power(abs(a), float(ord)), axis, keepdims), ord)
     raise ValueError(
@@ -160,7 +161,7 @@ def _matrix_norm(a: Tensor, ord: Any, axes: tuple[int, int], keepdims: bool) -> 
     if ord in (1, -1, np.inf, -np.inf):
         inner, outer = (r, c) if ord in (1, -1) else (c, r)
         sums = sum(abs(a), inner, True)
-        pick = max if ord > 0 else min
+        pick = amax if ord > 0 else amin
         out = pick(sums, outer, True)
         return (
             out

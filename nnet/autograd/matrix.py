@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from nnet.autograd.elementwise import where
-from nnet.autograd.shape import ScatterAdd, _axis, transpose
+from nnet.autograd.shape import ScatterAdd, _axis, permute
 from nnet.autograd.tensor import Tensor
 
 
@@ -82,7 +82,7 @@ def _diagonal_of(a: Tensor, offset: int, dim1: int, dim2: int) -> Tensor:
     if d1 == d2:
         raise ValueError(f"diagonal: dim1 and dim2 are the same axis ({d1})")
     rest = [i for i in range(a.ndim) if i not in (d1, d2)]
-    moved = transpose(a, *rest, d1, d2)
+    moved = permute(a, *rest, d1, d2)
     i, j = _diagonal_index(a.shape[d1], a.shape[d2], offset)
     return moved[(..., i, j)]
 

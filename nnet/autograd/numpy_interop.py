@@ -175,7 +175,8 @@ def _ravel(a: Any, order: Any = "C") -> Any:
 
 
 def _transpose(a: Any, axes: Any = None) -> Any:
-    return ops.transpose(a) if axes is None else ops.transpose(a, *axes)
+    # NumPy's transpose is a permutation of all axes: PyTorch's permute (nnet's transpose swaps two)
+    return ops.reverse_axes(a) if axes is None else ops.permute(a, *axes)
 
 
 def _moveaxis(a: Any, source: Any, destination: Any) -> Any:
@@ -187,7 +188,7 @@ def _moveaxis(a: Any, source: Any, destination: Any) -> Any:
     order = [n for n in range(ndim) if n not in src]
     for d, s in sorted(zip(dst, src, strict=True)):
         order.insert(d, s)
-    return ops.transpose(a, *order)
+    return ops.permute(a, *order)
 
 
 def _expand_dims(a: Any, axis: Any) -> Any:
@@ -361,10 +362,10 @@ _FUNCTIONS: dict[Callable[..., Any], Callable[..., Any]] = {
     np.mean: _mean,
     np.var: _spread("var", ops.var),
     np.std: _spread("std", ops.std),
-    np.max: _extreme("max", ops.max),
-    np.amax: _extreme("amax", ops.max),
-    np.min: _extreme("min", ops.min),
-    np.amin: _extreme("amin", ops.min),
+    np.max: _extreme("max", ops.amax),
+    np.amax: _extreme("amax", ops.amax),
+    np.min: _extreme("min", ops.amin),
+    np.amin: _extreme("amin", ops.amin),
     np.reshape: _reshape,
     np.ravel: _ravel,
     np.transpose: _transpose,

@@ -36,6 +36,7 @@ from nnet.autograd.elementwise import (
     subtract,
     where,
 )
+from nnet.autograd.extrema import ValuesIndices, amax, amin, argmax, argmin, max, min
 from nnet.autograd.indexing import (
     SortResult,
     argsort,
@@ -60,9 +61,7 @@ from nnet.autograd.reduction import (
     Var,
     log_softmax,
     logsumexp,
-    max,
     mean,
-    min,
     softmax,
     std,
     sum,
@@ -87,6 +86,7 @@ from nnet.autograd.shape import (
     pad,
     permute,
     reshape,
+    reverse_axes,
     shape_arg,
     squeeze,
     stack,
@@ -94,6 +94,7 @@ from nnet.autograd.shape import (
     transpose,
     unsqueeze,
 )
+from nnet.autograd.shape import _axis as shape_axis
 from nnet.autograd.special import (
     Erf,
     Expm1,

@@ -340,16 +340,6 @@ def std(a: Any, axis: Axis = None, ddof: int = 0, keepdims: bool = False, **kw: 
     return where(nonzero, sqrt(where(nonzero, v, 1.0)), 0.0)
 
 
-def max(a: Any, axis: Axis = None, keepdims: bool = False, **torch_names: Any) -> Tensor:
-    """Maximum over ``axis``; with ties the gradient goes to the first maximal element."""
-    return _reduce(Max, "max", a, axis, keepdims, torch_names)
-
-
-def min(a: Any, axis: Axis = None, keepdims: bool = False, **torch_names: Any) -> Tensor:
-    """Minimum over ``axis``; with ties the gradient goes to the first minimal element."""
-    return _reduce(Min, "min", a, axis, keepdims, torch_names)
-
-
 def logsumexp(a: Any, axis: Axis = None, keepdims: bool = False, **torch_names: Any) -> Tensor:
     """log(sum(exp(a))) over ``axis``, computed without overflow."""
     return _reduce(LogSumExp, "logsumexp", a, axis, keepdims, torch_names)

@@ -10,7 +10,7 @@ import numpy as np
 from nnet.autograd.elementwise import where
 from nnet.autograd.function import Function
 from nnet.autograd.reduction import Axis, _expand, _torch_names, normalize_axis
-from nnet.autograd.shape import concatenate, reshape, transpose
+from nnet.autograd.shape import concatenate, permute, reshape
 from nnet.autograd.tensor import Tensor
 
 
@@ -82,14 +82,14 @@ def _product_of_others(a: Tensor, axes: tuple[int, ...]) -> Tensor:
     """prod_{j != i} a_j over each slice, without dividing: the cumulative product before i times
     the one after i (the reduced axes moved last and merged into one)."""
     kept = [i for i in range(a.ndim) if i not in axes]
-    moved = transpose(a, *kept, *axes)
+    moved = permute(a, *kept, *axes)
     lead = moved.shape[: len(kept)]
     n = int(np.prod(moved.shape[len(kept) :]))
     flat = reshape(moved, (*lead, n))
     ones = np.ones((*lead, 1), a.dtype)
     before = cumprod(concatenate([ones, flat[..., :-1]], axis=-1), -1)
     after = cumprod(concatenate([ones, flat[..., :0:-1]], axis=-1), -1)[..., ::-1]
-    return transpose(reshape(before * after, moved.shape), *np.argsort([*kept, *axes]).tolist())
+    return permute(reshape(before * after, moved.shape), *np.argsort([*kept, *axes]).tolist())
 
 
 # -- public functions ---------------------------------------------------------------------------

@@ -48,9 +48,10 @@ class Transpose(Function):
         return np.transpose(a, axes)
 
     def vjp(ctx, grad):
-        return grad.transpose(tuple(np.argsort(ctx.inputs[1]))), None
+        return grad.permute(tuple(np.argsort(ctx.inputs[1]))), None
 
-    vjp_arrays = vjp
+    def vjp_arrays(ctx, grad):
+        return grad.transpose(tuple(np.argsort(ctx.inputs[1]))), None
 
 
 class BroadcastTo(Function):
@@ -185,7 +186,7 @@ def reshape(a: Any, *shape: Any) -> Tensor:
         return Reshape.apply(a, shape)
     except ValueError:
         raise ValueError(
-            f"reshape: cannot reshape a tensor of shape {a.shape} ({a.size} elements) into {shape}"
+            f"reshape: cannot reshape a tensor of shape {a.shape} ({a.numel()} elements) into {shape}"
         ) from None
 
 
@@ -208,26 +209,54 @@ def flatten(a: Any, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     return a.reshape(a.shape[:s] + (merged,) + a.shape[e + 1 :]) if s <= e else a
 
 
-def transpose(a: Any, *axes: Any) -> Tensor:
-    """Permute axes (all reversed when none are given), as NumPy's ``transpose``."""
+def transpose(a: Any, *dims: Any) -> Tensor:
+    """Swap two dimensions, as PyTorch's ``transpose(dim0, dim1)``.
+
+    NumPy's ``transpose(axes)`` (a full permutation, or all axes reversed when none are given) is
+    PyTorch's :func:`permute` (or ``.T``); such a call raises rather than compute something else.
+
+    >>> import nnet
+    >>> nnet.ones((2, 3, 4)).transpose(0, 2).shape
+    (4, 3, 2)
+    """
     a = _as_tensor(a)
-    perm = shape_arg(axes) if axes else tuple(range(a.ndim))[::-1]
-    axes = tuple(_axis("transpose", p, a.ndim) for p in perm)
+    if len(dims) != 2 or not all(isinstance(d, (int, np.integer)) for d in dims):
+        raise TypeError(
+            f"transpose: takes two dims to swap (PyTorch's meaning), got {dims}; for a full "
+            "permutation of the axes (NumPy's transpose) use .permute(*axes), or .T to reverse them"
+        )
+    return _swap("transpose", a, *dims)
+
+
+def permute(a: Any, *dims: Any) -> Tensor:
+    """Reorder all axes: axis ``dims[i]`` of ``a`` becomes axis ``i`` (NumPy's ``transpose(axes)``).
+
+    >>> import nnet
+    >>> nnet.ones((2, 3, 4)).permute(2, 0, 1).shape
+    (4, 2, 3)
+    """
+    a = _as_tensor(a)
+    perm = shape_arg(dims)
+    axes = tuple(_axis("permute", p, a.ndim) for p in perm)
     if sorted(axes) != list(range(a.ndim)):
-        raise ValueError(f"transpose: axes {perm} are not a permutation of {a.ndim} axes")
+        raise ValueError(f"permute: dims {perm} are not a permutation of {a.ndim} axes")
     return Transpose.apply(a, axes)
 
 
-def permute(a: Any, *axes: Any) -> Tensor:
-    """PyTorch's name for :func:`transpose` with explicit axes."""
-    return transpose(a, *axes)
+def reverse_axes(a: Any) -> Tensor:
+    """All axes reversed (``.T``)."""
+    a = _as_tensor(a)
+    return Transpose.apply(a, tuple(range(a.ndim))[::-1])
 
 
 def swapaxes(a: Any, axis1: int, axis2: int) -> Tensor:
     """Exchange two axes."""
-    a = _as_tensor(a)
+    return _swap("swapaxes", _as_tensor(a), axis1, axis2)
+
+
+def _swap(op: str, a: Tensor, axis1: int, axis2: int) -> Tensor:
     perm = list(range(a.ndim))
-    axis1, axis2 = _axis("swapaxes", axis1, a.ndim), _axis("swapaxes", axis2, a.ndim)
+    axis1, axis2 = _axis(op, axis1, a.ndim), _axis(op, axis2, a.ndim)
     perm[axis1], perm[axis2] = perm[axis2], perm[axis1]
     return Transpose.apply(a, tuple(perm))
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from nnet.autograd.defaults import default_dtype
 from nnet.autograd.grad_mode import grad_enabled
+from nnet.devices import CPU, device, split_to_args
 
 if TYPE_CHECKING:
     from nnet.autograd.function import Function
@@ -132,15 +133,19 @@ class Tensor:
     def dtype(self) -> np.dtype:
         return self.data.dtype
 
-    @property
-    def size(self) -> int:
-        """Number of elements (NumPy's meaning; PyTorch's ``size()`` is :attr:`shape`)."""
-        return self.data.size
+    def size(self, dim: int | None = None) -> Any:
+        """The shape (PyTorch's meaning), or the length of one ``dim``. NumPy's element count is
+        :meth:`numel`."""
+        if dim is None:
+            return self.data.shape
+        return self.data.shape[_ops.shape_axis("size", dim, self.data.ndim)]
 
     def numel(self) -> int:
+        """Number of elements."""
         return self.data.size
 
     def dim(self) -> int:
+        """Number of dimensions."""
         return self.data.ndim
 
     @property
@@ -179,8 +184,17 @@ class Tensor:
 
     @property
     def T(self) -> Tensor:
-        """All axes reversed, as NumPy's ``.T``."""
-        return self.transpose()
+        """All axes reversed, as NumPy's and PyTorch's ``.T``."""
+        return _ops.reverse_axes(self)
+
+    def t(self) -> Tensor:
+        """A matrix transposed (PyTorch's ``t()``); a tensor of 0 or 1 dims is returned as is."""
+        if self.data.ndim > 2:
+            raise ValueError(
+                f"t: expects a tensor of at most 2 dims, got shape {self.shape}; "
+                "use .transpose(dim0, dim1) or .permute(*dims)"
+            )
+        return _ops.reverse_axes(self) if self.data.ndim == 2 else self
 
     def item(self) -> Any:
         """The value of a one-element tensor as a Python number."""
@@ -284,7 +298,9 @@ class Tensor:
             raise array_refused()
         if dtype is None and not copy:
             return self.data
-        return np.array(self.data, dtype=dtype, copy=bool(copy))
+        if copy is None:  # copy only if the dtype needs it (np.asarray(t, dtype))
+            return np.asarray(self.data, dtype=dtype)
+        return np.array(self.data, dtype=dtype, copy=copy)
 
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
         from nnet.autograd.numpy_interop import dispatch_ufunc
@@ -347,8 +363,34 @@ class Tensor:
     def double(self) -> Tensor:
         return _ops.astype(self, np.float64)
 
-    def to(self, dtype: DTypeLike) -> Tensor:
-        return _ops.astype(self, dtype)
+    def to(self, *args: Any, **kwargs: Any) -> Tensor:
+        """PyTorch's ``.to(dtype)``, ``.to(device)``, ``.to(device, dtype)`` or ``.to(other)``: the
+        tensor itself when nothing changes (nnet's only device is the CPU; others raise)."""
+        dtype = split_to_args(args, kwargs, "Tensor.to")
+        return self if dtype is None or dtype == self.data.dtype else _ops.astype(self, dtype)
+
+    def cpu(self) -> Tensor:
+        """The tensor itself: nnet's tensors live on the CPU."""
+        return self
+
+    @property
+    def device(self) -> device:
+        return CPU
+
+    def clone(self) -> Tensor:
+        """A copy of the values that stays in the graph (its gradient flows to ``self``)."""
+        return _ops.AsType.apply(self, self.data.dtype)
+
+    def __format__(self, spec: str) -> str:
+        """``f"{loss:.3f}"`` formats a one-element tensor's value; no spec gives the repr."""
+        if self.data.size == 1:
+            return format(self.data.item(), spec)
+        if not spec:
+            return repr(self)
+        raise TypeError(
+            f"unsupported format string {spec!r} for a tensor of shape {self.shape}; "
+            "format its elements, or .item() of a one-element tensor"
+        )
 
     # -- arithmetic (the hot path: straight to the primitives) -------------------------------------
     def __add__(self, other: Any) -> Tensor:
@@ -588,21 +630,25 @@ class Tensor:
     ) -> Tensor:
         return _ops.var(self, axis, ddof, keepdims, **torch_names)
 
-    def max(self, axis: Axis = None, keepdims: bool = False, **torch_names: Any) -> Tensor:
-        return _ops.max(self, axis, keepdims, **torch_names)
+    def max(self, dim: Any = None, keepdim: bool = False, **numpy_names: Any) -> Any:
+        """The maximum; ``(values, indices)`` along ``dim`` (see :func:`nnet.max`)."""
+        return _ops.max(self, dim, keepdim, **numpy_names)
 
-    def min(self, axis: Axis = None, keepdims: bool = False, **torch_names: Any) -> Tensor:
-        return _ops.min(self, axis, keepdims, **torch_names)
+    def min(self, dim: Any = None, keepdim: bool = False, **numpy_names: Any) -> Any:
+        """The minimum; ``(values, indices)`` along ``dim`` (see :func:`nnet.min`)."""
+        return _ops.min(self, dim, keepdim, **numpy_names)
 
-    def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
-        return Tensor._make(
-            np.asarray(np.argmax(self.data, axis=axis, keepdims=keepdims)), False, None
-        )
+    def amax(self, axis: Axis = None, keepdims: bool = False, **torch_names: Any) -> Tensor:
+        return _ops.amax(self, axis, keepdims, **torch_names)
 
-    def argmin(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
-        return Tensor._make(
-            np.asarray(np.argmin(self.data, axis=axis, keepdims=keepdims)), False, None
-        )
+    def amin(self, axis: Axis = None, keepdims: bool = False, **torch_names: Any) -> Tensor:
+        return _ops.amin(self, axis, keepdims, **torch_names)
+
+    def argmax(self, dim: int | None = None, keepdim: bool = False, **numpy_names: Any) -> Tensor:
+        return _ops.argmax(self, dim, keepdim, **numpy_names)
+
+    def argmin(self, dim: int | None = None, keepdim: bool = False, **numpy_names: Any) -> Tensor:
+        return _ops.argmin(self, dim, keepdim, **numpy_names)
 
     def logsumexp(self, axis: Axis = None, keepdims: bool = False, **torch_names: Any) -> Tensor:
         return _ops.logsumexp(self, axis, keepdims, **torch_names)
@@ -624,11 +670,13 @@ class Tensor:
     def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
         return _ops.flatten(self, start_dim, end_dim)
 
-    def transpose(self, *axes: Any) -> Tensor:
-        return _ops.transpose(self, *axes)
+    def transpose(self, *dims: Any) -> Tensor:
+        """Swap two dims, ``transpose(dim0, dim1)`` (PyTorch's meaning; NumPy's ``transpose(axes)``
+        is :meth:`permute`, and a call with other arguments raises)."""
+        return _ops.transpose(self, *dims)
 
-    def permute(self, *axes: Any) -> Tensor:
-        return _ops.permute(self, *axes)
+    def permute(self, *dims: Any) -> Tensor:
+        return _ops.permute(self, *dims)
 
     def swapaxes(self, axis1: int, axis2: int) -> Tensor:
         return _ops.swapaxes(self, axis1, axis2)

@@ -57,7 +57,7 @@ def max_pool2d(
     with -inf by ``((top, bottom), (left, right))``."""
     if pads != ((0, 0), (0, 0)):
         x = pad(x, ((0, 0), pads[0], pads[1], (0, 0)), -np.inf)
-    return sliding_windows(x, kernel, kernel if stride is None else stride, dilation).max(
+    return sliding_windows(x, kernel, kernel if stride is None else stride, dilation).amax(
         axis=(3, 4)
     )
 

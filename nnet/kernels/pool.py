@@ -1,6 +1,6 @@
 """Max-pooling over non-overlapping windows (kernel == stride, no padding, no dilation), fused.
 
-The composition (``sliding_windows(x).max(axis=(3, 4))``) builds a boolean mask the size of the
+The composition (``sliding_windows(x).amax(axis=(3, 4))``) builds a boolean mask the size of the
 windows in its backward, multiplies the broadcast gradient by it and adds the windows back with
 col2im: three passes over the input. Here the forward is a running maximum over the KH KW window
 offsets, and the backward writes ``g`` straight into each offset of the input gradient where that

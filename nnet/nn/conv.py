@@ -73,7 +73,7 @@ class Conv2d(Module):
         if len(shape) != 4 or shape[3] != self.in_channels:
             hint = "nnet images are NHWC"
             if len(shape) == 4 and shape[1] == self.in_channels:
-                hint += " (move the channel axis last: x.transpose(0, 2, 3, 1))"
+                hint += " (move the channel axis last: x.permute(0, 2, 3, 1))"
             raise ValueError(
                 f"Conv2d({self.in_channels} -> {self.out_channels}) expects input "
                 f"(N, H, W, {self.in_channels}), got {shape}; {hint}"
@@ -84,8 +84,7 @@ class Conv2d(Module):
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"
         if self.stride != (1, 1):
             s += f", stride={self.stride}"
-        if self.padding != "same":
-            s += f", padding={self.padding!r}"
+        s += f", padding={self.padding!r}"  # always: the 'same' default surprises PyTorch users
         if self.dilation != (1, 1):
             s += f", dilation={self.dilation}"
         if self.bias is None:

@@ -254,7 +254,7 @@ def batch_norm(
 def _values_per_channel(x: Tensor) -> int:
     """How many values each channel has; training needs more than one."""
     c = x.shape[-1]
-    n = x.size // c if c else 0
+    n = x.numel() // c if c else 0
     if n < 2:
         raise ValueError(
             f"batch_norm: training needs more than one value per channel, got input {x.shape}"

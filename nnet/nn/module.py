@@ -30,6 +30,7 @@ import numpy as np
 from nnet.autograd.defaults import get_default_dtype
 from nnet.autograd.grad_mode import no_grad
 from nnet.autograd.tensor import Tensor
+from nnet.devices import split_to_args
 from nnet.nn import hooks
 
 
@@ -272,10 +273,13 @@ class Module(hooks.ModuleHooks):
                 p.grad.data[...] = 0
 
     # -- dtype ------------------------------------------------------------------------------------
-    def to(self, dtype: Any) -> Module:
+    def to(self, *args: Any, **kwargs: Any) -> Module:
         """Convert floating-point parameters and buffers to ``dtype`` in place (same objects, so
-        optimizers keep their references); integer buffers such as counters stay as they are."""
-        dtype = np.dtype(dtype)
+        optimizers keep their references); integer buffers such as counters stay as they are.
+        PyTorch's ``.to(device)`` / ``.to(device, dtype)`` are accepted: the CPU is the only device."""
+        dtype = split_to_args(args, kwargs, "Module.to")
+        if dtype is None:
+            return self
         if dtype.kind != "f":
             raise TypeError(f"Module.to: expected a floating-point dtype, got {dtype}")
         for t in (*self.parameters(), *self.buffers()):
@@ -283,6 +287,10 @@ class Module(hooks.ModuleHooks):
                 t.data = t.data.astype(dtype)
                 if t.grad is not None:
                     t.grad = Tensor(t.grad.data.astype(dtype))
+        return self
+
+    def cpu(self) -> Module:
+        """The module itself: nnet computes on the CPU."""
         return self
 
     def float(self) -> Module:

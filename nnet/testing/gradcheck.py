@@ -73,6 +73,7 @@ class _Problem:
                 "pass floating-point tensors with requires_grad=True"
             )
         self.outputs = _as_outputs(fn(*self.inputs))
+        self.ops = _ops_in(self.outputs)
         self.float_outs = _float_outputs(self.outputs)
         self.out_shapes = [self.outputs[k].shape for k in self.float_outs]
         self.out_sizes = [int(np.prod(s, dtype=np.int64)) for s in self.out_shapes]
@@ -119,6 +120,50 @@ class _Problem:
     def split(self, flat: np.ndarray) -> list[np.ndarray]:
         return np.split(flat, np.cumsum(self.out_sizes)[:-1]) if self.out_sizes else []
 
+    def output_index(self, o: int) -> str:
+        """Row ``o`` of the joined outputs as ``output[(i, j)]`` (``output 1[...]`` if several)."""
+        k = 0
+        while o >= self.out_sizes[k]:
+            o -= self.out_sizes[k]
+            k += 1
+        name = "output" if len(self.out_sizes) == 1 else f"output {self.float_outs[k]}"
+        return f"{name}[{tuple(int(j) for j in np.unravel_index(o, self.out_shapes[k]))}]"
+
+
+def _ops_in(outputs: Sequence[Tensor]) -> list[str]:
+    """The names of the Functions in the outputs' graph, most recently recorded first."""
+    found: dict[int, Any] = {}
+    stack = list(outputs)
+    while stack:
+        fn = stack.pop().grad_fn
+        if fn is None or id(fn) in found:
+            continue
+        found[id(fn)] = fn
+        stack.extend(x for x in fn.inputs or () if isinstance(x, Tensor))
+    ordered = sorted(found.values(), key=lambda fn: -fn.seq)
+    return list(dict.fromkeys(fn.name for fn in ordered))
+
+
+def _hint(numerical: np.ndarray, analytical: np.ndarray, ignores_grad: bool) -> str:
+    """What the two gradients' relation suggests about the bug, or ''."""
+    close = lambda a, b: np.allclose(a, b, rtol=1e-3, atol=1e-6)  # noqa: E731
+    if ignores_grad:
+        return (
+            " Hint: the VJP gives the same result for two different upstream gradients: it ignores "
+            "grad (multiply the local derivative by grad)."
+        )
+    if not np.any(numerical) or not np.any(analytical):
+        return ""
+    if close(analytical, -numerical):
+        return " Hint: the analytical gradient is the numerical one with the sign flipped."
+    for factor in (2.0, 0.5):
+        if close(analytical, factor * numerical):
+            return f" Hint: the analytical gradient is {factor:g} times the numerical one."
+    if numerical.ndim == 2 and numerical.shape[0] == numerical.shape[1] > 1:
+        if close(analytical, numerical.T):
+            return " Hint: the analytical gradient is the numerical one transposed."
+    return ""
+
 
 def _fail(message: str, raise_exception: bool) -> bool:
     if raise_exception:
@@ -148,7 +193,8 @@ def _check_jacobian(
     rtol: float,
 ) -> str | None:
     """The numerical Jacobian of input ``i``, one column per element, against the analytical one
-    (``rows``, when it was built) and against the VJP of ``v``."""
+    (``rows``, when it was built) and against the VJP of ``v``; a failure names both multi-indices,
+    the input's value there, and a hint when the two gradients are related simply."""
     x = problem.inputs[i].data
     shape = x.shape
     jac_num = np.empty((v_flat.size, x.size))
@@ -157,6 +203,8 @@ def _check_jacobian(
         e[j] = 1.0
         jac_num[:, j] = problem.central(i, e.reshape(shape), eps)
     tol = f"(tolerance atol={atol}, rtol={rtol})"
+    vjp_num = (v_flat @ jac_num).reshape(shape)
+    hint = _hint(vjp_num, ana, _ignores_grad(problem, n, ana, v_flat))
     if rows is not None:
         jac_ana = np.stack([r[n].ravel() for r in rows]) if rows else np.zeros((0, x.size))
         worst = _worst(jac_num, jac_ana, atol, rtol)
@@ -164,18 +212,26 @@ def _check_jacobian(
             o, j = (int(w) for w in worst)
             where = tuple(int(k) for k in np.unravel_index(j, shape))
             return (
-                f"Jacobian mismatch at d output[{o}] / d input[{where}]: numerical "
-                f"{jac_num[o, j]:.8g} vs analytical {jac_ana[o, j]:.8g} {tol}"
+                f"Jacobian mismatch at d {problem.output_index(o)} / d input {i}[{where}] "
+                f"(where input {i} = {x[where]:.6g}): numerical {jac_num[o, j]:.8g} vs analytical "
+                f"{jac_ana[o, j]:.8g} {tol}.{hint}"
             )
-    vjp_num = (v_flat @ jac_num).reshape(shape)
     worst = _worst(vjp_num, ana, atol, rtol)
     if worst is not None:
         where = tuple(int(w) for w in worst)
         return (
-            f"J^T v mismatch at element {where}: numerical {vjp_num[worst]:.8g} vs analytical "
-            f"{ana[worst]:.8g} {tol}"
+            f"J^T v mismatch at input {i}[{where}] (value {x[worst]:.6g}): numerical "
+            f"{vjp_num[worst]:.8g} vs analytical {ana[worst]:.8g} {tol}.{hint}"
         )
     return None
+
+
+def _ignores_grad(problem: _Problem, n: int, ana: np.ndarray, v_flat: np.ndarray) -> bool:
+    """Whether J^T v stays the same for a second upstream gradient (a VJP that ignores grad)."""
+    if not v_flat.size or not np.any(ana):
+        return False
+    other = problem.vjp(problem.split(2.0 * v_flat + 1.0))[n]
+    return bool(np.allclose(other, ana, rtol=1e-9, atol=1e-12))
 
 
 def _check_dot_product(
@@ -195,9 +251,11 @@ def _check_dot_product(
     an = float(np.sum(ana * u))
     if abs(num - an) <= atol + rtol * abs(num):
         return None
+    n = problem.diff.index(i)
+    hint = _hint(np.array([num]), np.array([an]), _ignores_grad(problem, n, ana, v_flat))
     return (
         f"dot-product test fails: numerical <v, J u> = {num:.8g} vs analytical <J^T v, u> = "
-        f"{an:.8g} (difference {abs(num - an):.3g}, tolerance atol={atol}, rtol={rtol})"
+        f"{an:.8g} (difference {abs(num - an):.3g}, tolerance atol={atol}, rtol={rtol}).{hint}"
     )
 
 
@@ -289,7 +347,12 @@ def gradcheck(
         if message is None:
             message = _check_dot_product(problem, i, ana, v_flat, rng, eps, atol, rtol)
         if message is not None:
-            return _fail(f"gradcheck: input {i} (shape {x.shape}): {message}", raise_exception)
+            ops = ", ".join(problem.ops) or "none recorded"
+            return _fail(
+                f"gradcheck: input {i} (shape {x.shape}): {message} The Functions in fn's graph, "
+                f"last recorded first: {ops}",
+                raise_exception,
+            )
     return True
 
 

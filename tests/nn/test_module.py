@@ -110,7 +110,7 @@ def test_repr_is_nested_like_pytorch():
     )
     assert repr(model) == (
         "Sequential(\n"
-        "  (0): Conv2d(1, 8, kernel_size=(3, 3))\n"
+        "  (0): Conv2d(1, 8, kernel_size=(3, 3), padding='same')\n"
         "  (1): ReLU()\n"
         "  (2): Sequential(\n"
         "    (0): Flatten(start_dim=1, end_dim=-1)\n"

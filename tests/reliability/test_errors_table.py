@@ -32,6 +32,7 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "errors.md"
 NNET_ERRORS = {
     e.__name__: e for e in (CheckpointError, IDXError, GraphReleasedError, GraphLifetimeWarning)
 }
+NNET_ERRORS["LinAlgError"] = np.linalg.LinAlgError  # NumPy's, raised by nnet.linalg
 if importlib.util.find_spec("onnx") is not None:
     from nnet.onnx import ExportError
 
