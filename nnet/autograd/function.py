@@ -72,6 +72,7 @@ class Function:
     inputs: tuple[Any, ...] | None
     needs_input_grad: tuple[bool, ...]
     saved: tuple[Any, ...] = ()  # save_for_backward's values, in the instance dict when set
+    _non_differentiable = False  # mark_non_differentiable's flag, in the instance dict when set
     seq: int  # creation order: larger than the seq of every op that made an input (see engine)
     prior: Tensor  # set by in-place ops only: the tensor as it was before (nnet.autograd.inplace)
     drawn_inputs: tuple[Any, ...]  # set by backward in teaching mode only (engine.keep_for_drawing)
@@ -101,9 +102,27 @@ class Function:
         self.vjp = vjp  # type: ignore[method-assign]
         self.vjp_arrays = MethodType(Function.vjp_arrays, self)  # type: ignore[method-assign]
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "backward" in cls.__dict__ and "vjp" not in cls.__dict__:
+            from nnet.autograd.torch_function import adapt
+
+            adapt(cls)  # PyTorch's spelling: static forward(ctx, *tensors) and backward(ctx, grad)
+
     def save_for_backward(self, *values: Any) -> None:
         """Keep what the VJP needs beyond the inputs; released right after the VJP runs."""
         self.saved = values
+
+    @property
+    def saved_tensors(self) -> tuple[Any, ...]:
+        """PyTorch's name for what :meth:`save_for_backward` kept (inputs as the graph's tensors)."""
+        from nnet.autograd.torch_function import saved_tensors
+
+        return saved_tensors(self)
+
+    def mark_non_differentiable(self, *outputs: Any) -> None:
+        """PyTorch's: the output carries no gradient (the result is returned detached)."""
+        self._non_differentiable = True
 
     @property
     def output(self) -> Tensor:
@@ -166,7 +185,7 @@ class Function:
             out = np.asarray(out)
         if anomaly_enabled.get():
             on_apply(ctx, args, out)
-        if True in needs and grad_enabled.get():
+        if True in needs and grad_enabled.get() and not ctx._non_differentiable:
             ctx.inputs = args
             ctx.needs_input_grad = needs
             ctx.seq = _next_seq()

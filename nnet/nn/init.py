@@ -68,14 +68,22 @@ def normal_(t: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
 
 
 def constant_(t: Tensor, value: float) -> Tensor:
+    """Fill ``t`` with ``value`` in place; returns ``t``.
+
+    >>> import nnet
+    >>> nnet.nn.init.constant_(nnet.zeros(3), 0.5).numpy()
+    array([0.5, 0.5, 0.5], dtype=float32)
+    """
     return _fill(t, value)
 
 
 def zeros_(t: Tensor) -> Tensor:
+    """Fill ``t`` with zeros in place; returns ``t``."""
     return _fill(t, 0.0)
 
 
 def ones_(t: Tensor) -> Tensor:
+    """Fill ``t`` with ones in place; returns ``t``."""
     return _fill(t, 1.0)
 
 

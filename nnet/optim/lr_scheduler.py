@@ -243,3 +243,6 @@ class ReduceLROnPlateau:
     get_last_lr = LRScheduler.get_last_lr
     state_dict = LRScheduler.state_dict
     load_state_dict = LRScheduler.load_state_dict
+
+
+from nnet.optim.lr_schedules_more import LinearLR, OneCycleLR, SequentialLR  # noqa: E402, F401
