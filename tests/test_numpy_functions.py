@@ -59,6 +59,10 @@ DISPATCHED: list[tuple[str, Callable[..., Any], tuple[np.ndarray, ...]]] = [
     ("take", lambda a: np.take(a, [2, 0, 2]), (A,)),
     ("take axis", lambda a: np.take(a, [1, 1], axis=1), (A,)),
     ("matmul", lambda a: np.matmul(a, SQUARE), (A,)),
+    ("inner", lambda a, b: np.inner(a, b), (A, B)),
+    ("inner 1-d", lambda a, b: np.inner(a[0], b), (A, B)),
+    ("average", lambda a: np.average(a, axis=1), (A,)),
+    ("average weights", lambda a, b: np.average(a, axis=0, weights=b * b + 1), (A, B)),
 ]
 
 
@@ -114,10 +118,12 @@ def test_numpy_functions_never_silently_drop_the_graph(name, fn):
 
 def test_an_undispatched_function_names_the_nnet_alternative():
     w = nnet.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
-    with pytest.raises(TypeError, match=r"np\.inner on a Tensor that requires grad.*nnet\.matmul"):
-        np.inner(w, w)
-    with pytest.raises(TypeError, match=r"np\.diff .*Function"):
+    with pytest.raises(
+        TypeError, match=r"np\.diff on a Tensor that requires grad.*t\[\.\.\., 1:\]"
+    ):
         np.diff(w)
+    with pytest.raises(TypeError, match=r"np\.convolve .*nnet has no op.*Function"):
+        np.convolve(w[0], w[1])
 
 
 def test_without_a_gradient_to_lose_numpy_functions_run_on_the_array():

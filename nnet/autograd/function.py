@@ -45,6 +45,7 @@ from nnet.autograd.version import next_seq as _next_seq
 _new_tensor = Tensor._make
 _new = object.__new__
 _ndarray = np.ndarray
+_F32 = np.dtype(np.float32)
 _WEAK = frozenset((float, int))  # Python numbers: NumPy keeps a float array's dtype, as PyTorch
 
 
@@ -161,9 +162,10 @@ class Function:
                 if p:
                     kx, ky = type(x), type(y)
                     if kx is _ndarray:
+                        dx = x.dtype
                         if not (
-                            (y.dtype is x.dtype if ky is _ndarray else ky in _WEAK)
-                            and x.dtype.kind == "f"
+                            (y.dtype is dx if ky is _ndarray else ky in _WEAK)
+                            and (dx is _F32 or dx.kind == "f")
                         ):
                             x, y = promote(x, y, p == 2)
                     elif not (ky is _ndarray and kx in _WEAK and y.dtype.kind == "f"):

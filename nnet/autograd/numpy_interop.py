@@ -353,6 +353,38 @@ def _tensordot(a: Any, b: Any, axes: Any = 2) -> Any:
     return ops.tensordot(a, b, axes)
 
 
+def _inner(a: Any, b: Any) -> Any:
+    if np.ndim(a) == 0 or np.ndim(b) == 0:
+        return ops.multiply(a, b)
+    return ops.tensordot(a, b, ([-1], [-1]))
+
+
+def _average(
+    a: Any,
+    axis: Any = None,
+    weights: Any = None,
+    returned: Any = False,
+    *,
+    keepdims: Any = _NO_VALUE,
+) -> Any:
+    keep = _keep(keepdims)
+    if weights is None:
+        total, mean = None, ops.mean(a, axis, keep)
+    else:
+        if np.shape(weights) != np.shape(a):
+            raise ValueError(
+                f"np.average on a Tensor: weights of shape {np.shape(weights)} for a tensor of shape "
+                f"{np.shape(a)}; give weights of the tensor's shape"
+            )
+        total = ops.sum(weights, axis, keep)
+        mean = ops.sum(ops.multiply(a, weights), axis, keep) / total
+    if not returned:
+        return mean
+    if total is None:  # NumPy's sum of weights: the count of averaged elements, per result
+        total = Tensor(np.full(mean.shape, np.size(a) // max(mean.data.size, 1), mean.dtype))
+    return mean, total
+
+
 def _norm(x: Any, ord: Any = None, axis: Any = None, keepdims: Any = False) -> Any:
     return linalg_ops.norm(x, ord, axis, bool(keepdims))
 
@@ -401,6 +433,8 @@ _FUNCTIONS: dict[Callable[..., Any], Callable[..., Any]] = {
     np.dot: _dot,
     np.outer: _outer,
     np.tensordot: _tensordot,
+    np.inner: _inner,
+    np.average: _average,
     np.linalg.norm: _norm,
     np.linalg.inv: linalg_ops.inv,
     np.linalg.solve: linalg_ops.solve,
@@ -417,8 +451,9 @@ _ARRAY_ONLY: set[Callable[..., Any]] = {
 
 #: What to use instead of a differentiable NumPy function nnet does not dispatch.
 _ALTERNATIVES: dict[Callable[..., Any], str] = {
-    np.inner: "(a * b).sum(-1), or nnet.matmul(a, b.T)",
-    np.average: "(t * w).sum(axis) / w.sum(axis)",
+    np.diff: "t[..., 1:] - t[..., :-1] (slicing is differentiable)",
+    np.nan_to_num: "nnet.where(t == t, t, 0.0) (NaN is the value not equal to itself)",
+    np.cross: "the products of components, e.g. a[..., 1] * b[..., 2] - a[..., 2] * b[..., 1]",
 }
 
 

@@ -375,6 +375,7 @@ class Tensor:
 
     @property
     def device(self) -> device:
+        """The CPU, nnet's only device."""
         return CPU
 
     def clone(self) -> Tensor:
@@ -639,15 +640,19 @@ class Tensor:
         return _ops.min(self, dim, keepdim, **numpy_names)
 
     def amax(self, axis: Axis = None, keepdims: bool = False, **torch_names: Any) -> Tensor:
+        """Maximum over one or several axes, values only (see :func:`nnet.amax`)."""
         return _ops.amax(self, axis, keepdims, **torch_names)
 
     def amin(self, axis: Axis = None, keepdims: bool = False, **torch_names: Any) -> Tensor:
+        """Minimum over one or several axes, values only (see :func:`nnet.amin`)."""
         return _ops.amin(self, axis, keepdims, **torch_names)
 
     def argmax(self, dim: int | None = None, keepdim: bool = False, **numpy_names: Any) -> Tensor:
+        """Index of the first maximum along ``dim`` (see :func:`nnet.argmax`)."""
         return _ops.argmax(self, dim, keepdim, **numpy_names)
 
     def argmin(self, dim: int | None = None, keepdim: bool = False, **numpy_names: Any) -> Tensor:
+        """Index of the first minimum along ``dim`` (see :func:`nnet.argmin`)."""
         return _ops.argmin(self, dim, keepdim, **numpy_names)
 
     def logsumexp(self, axis: Axis = None, keepdims: bool = False, **torch_names: Any) -> Tensor:

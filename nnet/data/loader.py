@@ -41,6 +41,8 @@ class DataLoader:
     :class:`~nnet.distributed.DistributedSampler`) gives the order instead; it excludes ``shuffle``.
     A dataset with ``__getitems__`` (like :class:`~nnet.data.TensorDataset`) is batched with one
     fancy index per batch; ``collate_fn`` receives the list of samples otherwise.
+    PyTorch's ``pin_memory`` is accepted and ignored (there is no device to copy to); ``num_workers``
+    must be 0.
 
     >>> import numpy as np
     >>> from nnet.data import DataLoader, TensorDataset
@@ -63,7 +65,14 @@ class DataLoader:
         collate_fn: Callable[[list[Any]], Any] | None = None,
         generator: np.random.Generator | int | None = None,
         sampler: Any = None,
+        num_workers: int = 0,
+        pin_memory: bool = False,
     ) -> None:
+        if num_workers != 0:
+            raise ValueError(
+                f"DataLoader: num_workers={num_workers!r}, but nnet loads batches in the main "
+                "process only (parallel workers are not built yet); pass num_workers=0"
+            )
         if batch_size is not None and batch_size != -1 and (
             isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer)
             or batch_size < 1
