@@ -2,8 +2,9 @@
 
 ``NNET_HYPOTHESIS_PROFILE`` names the profile: ``dev`` (the default on a workstation, quick),
 ``ci`` (the default when ``CI`` is set; .ci/run sets it: derandomized, so a landing is judged on the
-same examples every time and a flaky example cannot turn it red), or ``intense`` (many examples, for a bug hunt). No profile
-has a deadline: the machines are shared and timings are noisy, and tests never assert on time.
+same examples every time and a flaky example cannot turn it red), or ``intense`` (many examples, for a
+bug hunt). No profile has a deadline: the machines are shared and timings are noisy, and tests never
+assert on time.
 """
 
 from __future__ import annotations
