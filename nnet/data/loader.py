@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import weakref
 from collections.abc import Callable, Iterator
 from multiprocessing.context import BaseContext
@@ -10,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from nnet.autograd.defaults import get_default_dtype
+from nnet.autograd.lifetime import BATCH, at_boundary
 from nnet.data.collate import as_tensors, default_collate, fetch
 from nnet.data.dataset import Dataset, as_generator
 from nnet.data.workers import WorkerPool, get_context
@@ -168,12 +170,15 @@ class DataLoader:
             order = self.generator.permutation(n) if self.shuffle else np.arange(n)
         b, count = self._size(), len(self)
         if self.num_workers == 0:
-            payloads: Iterator[Any] = (
-                fetch(self.dataset, order[k * b : (k + 1) * b], self.collate_fn)
-                for k in range(count)
-            )
-            return map(self._finish, payloads)
+            return self._here(order, b, count)
         return self._from_workers(base_seed, order, b, count)
+
+    def _here(self, order: np.ndarray, size: int, count: int) -> Iterator[Any]:
+        for k in range(count):
+            at_boundary(BATCH, sys._getframe(1))  # the loop that consumes the batches
+            yield self._finish(
+                fetch(self.dataset, order[k * size : (k + 1) * size], self.collate_fn)
+            )
 
     def _from_workers(
         self, base_seed: int, order: np.ndarray, size: int, count: int
@@ -189,6 +194,7 @@ class DataLoader:
                 weakref.finalize(self, pool.shutdown)  # stopped when the loader is collected
         try:
             for payload in pool.batches(order, size, count):
+                at_boundary(BATCH, sys._getframe(1))  # the loop that consumes the batches
                 yield self._finish(payload)
         finally:  # the end of the epoch, a break, an error, or the iterator collected
             if not self.persistent_workers:

@@ -90,8 +90,6 @@ def test_same_batches_in_the_same_order_as_one_process(make, num_workers) -> Non
     many = workers(**make(), generator=7, num_workers=num_workers, prefetch_factor=1)
     for _ in range(2):  # two epochs: the generators stay in step
         assert as_lists(many) == as_lists(one)
-    fresh = DataLoader(**make(), generator=7)  # the default prefetch_factor
-    assert as_lists(workers(**make(), generator=7, num_workers=num_workers)) == as_lists(fresh)
 
 
 def test_batches_are_tensors_with_the_default_dtype() -> None:
@@ -130,13 +128,18 @@ def test_worker_init_fn_runs_in_each_worker_with_its_id(tmp_path) -> None:
 
 
 def test_persistent_workers_keep_their_processes_and_seeds() -> None:
-    loader = workers(WhoAmI(), batch_size=2, num_workers=2, persistent_workers=True, generator=3)
-    first, second = list(loader), list(loader)
-    assert [b[0].data[0].tolist() for b in first] == [b[0].data[0].tolist() for b in second]
-    pids = {int(b[0].data[0, 3]) for b in first}
-    assert len(pids) == 2 and os.getpid() not in pids
-    del loader, first, second
+    def two_epochs() -> set[int]:
+        # in a function of its own: the graph-lifetime check reads the loop's frame.f_locals, and
+        # on Python < 3.13 that snapshot keeps the locals alive (past a `del`) until the frame ends
+        loader = workers(WhoAmI(), batch_size=2, num_workers=2, persistent_workers=True,
+                         generator=3)  # fmt: skip
+        first, second = list(loader), list(loader)
+        assert [b[0].data[0].tolist() for b in first] == [b[0].data[0].tolist() for b in second]
+        return {int(b[0].data[0, 3]) for b in first}
+
+    pids = two_epochs()
     gc.collect()
+    assert len(pids) == 2 and os.getpid() not in pids
     assert not any(alive(p) for p in pids)  # stopped when the loader was collected
 
 
@@ -173,9 +176,11 @@ def test_break_stops_the_workers() -> None:
 
 
 def test_a_dropped_iterator_stops_its_workers() -> None:
-    it = iter(workers(WhoAmI(), batch_size=1, num_workers=2))
-    pids = pids_of(next(it)) | pids_of(next(it))
-    del it
+    def two_batches() -> set[int]:  # a function of its own, for the reason given above
+        it = iter(workers(WhoAmI(), batch_size=1, num_workers=2))
+        return pids_of(next(it)) | pids_of(next(it))
+
+    pids = two_batches()
     gc.collect()
     assert len(pids) == 2 and not any(alive(p) for p in pids)
 
