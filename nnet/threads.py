@@ -194,6 +194,18 @@ def _workers(n: int) -> ThreadPoolExecutor:
         return _pool
 
 
+def _forget_pool_after_fork() -> None:
+    """A forked child (a DataLoader worker) has only the forking thread: the parent's pool has no
+    threads there and its lock may be held by one that is gone, so the child starts afresh."""
+    global _pool, _lock
+    _pool = None
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which cannot fork
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
 def parallel_for(fn: Callable[[int, int], T], n: int, *, min_block: int = 1) -> list[T]:
     """``[fn(start, stop) for each block]``: ``range(n)`` cut into one contiguous block per thread.
 

@@ -187,7 +187,9 @@ def test_training_a_classifier_on_synthetic_images():
     criterion = nn.CrossEntropyLoss()
     optimizer = nnet.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
     first = last = None
-    for _epoch in range(4):
+    # 12 epochs of 3 steps: above 0.75 accuracy for every loader seed tried (0-7); 4 epochs
+    # passed the bar for some seeds only
+    for _epoch in range(12):
         running = 0.0
         for inputs, targets in loader:
             optimizer.zero_grad()
