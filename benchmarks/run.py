@@ -45,6 +45,7 @@ BENCHMARKS = (
     "memory",
     "eval_throughput",
     "onnx_throughput",
+    "loader_workers",
 )
 
 

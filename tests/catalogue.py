@@ -78,10 +78,11 @@ REDUCTIONS = [
          lambda a, ax, kd: np.sum(a, axis=ax, keepdims=kd), ("real",), P.Sum),
     Case("mean", lambda a, ax, kd: a.mean(axis=ax, keepdims=kd),
          lambda a, ax, kd: np.mean(a, axis=ax, keepdims=kd), ("real",), P.Mean),
+    # nnet's var follows PyTorch (correction=1 by default); NumPy's np.var defaults to ddof=0
     Case("var", lambda a, ax, kd: a.var(axis=ax, keepdims=kd),
-         lambda a, ax, kd: np.var(a, axis=ax, keepdims=kd), ("real",), P.Var),
-    Case("var_ddof1", lambda a, ax, kd: nnet.var(a, axis=ax, ddof=1, keepdims=kd),
          lambda a, ax, kd: np.var(a, axis=ax, ddof=1, keepdims=kd), ("real",), P.Var),
+    Case("var_ddof0", lambda a, ax, kd: nnet.var(a, axis=ax, ddof=0, keepdims=kd),
+         lambda a, ax, kd: np.var(a, axis=ax, keepdims=kd), ("real",), P.Var),
     Case("max", lambda a, ax, kd: a.amax(axis=ax, keepdims=kd),
          lambda a, ax, kd: np.max(a, axis=ax, keepdims=kd), ("off_kinks",), P.Max),
     Case("min", lambda a, ax, kd: a.amin(axis=ax, keepdims=kd),

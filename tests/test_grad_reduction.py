@@ -52,7 +52,7 @@ def _domain(case):
 @given(data=st.data(), keepdims=st.booleans())
 def test_reduction_forward_matches_numpy(case, data, keepdims):
     empty_ok = case.name == "sum"
-    min_count = 2 if case.name == "var_ddof1" else 1
+    min_count = 2 if case.name == "var" else 1  # the unbiased default divides by n - 1
     shape, axis = data.draw(shape_and_axis(nonempty_reduction=not empty_ok, min_count=min_count))
     domain, unique = _domain(case)
     a = data.draw(arrays(shape, domain, unique=unique))
@@ -88,6 +88,30 @@ def test_pytorch_spellings():
     np.testing.assert_array_equal(nnet.softmax(a, dim=0).numpy(), nnet.softmax(a, axis=0).numpy())
 
 
+def test_var_correction_spellings():
+    a = np.arange(12.0).reshape(3, 4) ** 2
+    t = nnet.tensor(a)
+    for ddof, spellings in (
+        (1, [{}, {"correction": 1}, {"unbiased": True}, {"ddof": 1}, {"correction": None}]),
+        (0, [{"correction": 0}, {"unbiased": False}, {"ddof": 0}]),
+        (2.5, [{"correction": 2.5}]),
+    ):
+        for kw in spellings:
+            np.testing.assert_allclose(t.var(1, **kw).numpy(), np.var(a, 1, ddof=ddof), err_msg=kw)
+    np.testing.assert_allclose(t.var(1, False).numpy(), np.var(a, 1))  # PyTorch's positional
+    np.testing.assert_allclose(np.var(t).numpy(), np.var(a))  # NumPy's function keeps ddof=0
+
+
+def test_var_correction_errors():
+    t = nnet.ones((2, 3))
+    with pytest.raises(TypeError, match="var: unbiased and ddof both set the correction"):
+        t.var(0, 1, unbiased=True)
+    with pytest.raises(TypeError, match="std: correction and unbiased both set the correction"):
+        t.std(correction=0, unbiased=False)
+    with pytest.raises(ValueError, match="var: correction must be a non-negative number, got -1"):
+        t.var(correction=-1)
+
+
 def test_reduction_errors_name_the_op_and_axis():
     a = nnet.ones((2, 3))
     with pytest.raises(ValueError, match=r"sum: axis 2 is out of range .* 2 dimensions"):
@@ -111,7 +135,7 @@ def test_sum_and_mean_over_no_axes_are_the_identity():
 @given(data=st.data(), keepdims=st.booleans(), seed=seeds)
 def test_reduction_grad(case, data, keepdims, seed):
     empty_ok = case.name == "sum"
-    min_count = 2 if case.name == "var_ddof1" else 1
+    min_count = 2 if case.name == "var" else 1  # the unbiased default divides by n - 1
     shape, axis = data.draw(shape_and_axis(3, nonempty_reduction=not empty_ok, min_count=min_count))
     domain, unique = _domain(case)
     a = data.draw(arrays(shape, domain, unique=unique))

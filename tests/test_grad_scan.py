@@ -48,9 +48,9 @@ def test_std_pytorch_spellings_and_torch_values():
     )
     np.testing.assert_allclose(nnet.std(x, dim=(0, 2), unbiased=True).numpy(),
                                np.std(a, axis=(0, 2), ddof=1))  # fmt: skip
-    with pytest.raises(TypeError, match="var: unexpected argument"):
+    with pytest.raises(TypeError, match="std: unexpected argument"):
         x.std(dims=1)
-    with pytest.raises(ValueError, match="var: axis 3 is out of range"):
+    with pytest.raises(ValueError, match="std: axis 3 is out of range"):
         x.std(axis=3)
     torch = pytest.importorskip("torch")
     t = torch.tensor(a, requires_grad=True)

@@ -89,6 +89,28 @@ def std_unbiased(T):
     return T.tensor(X).std(dim=1, unbiased=True)
 
 
+def var_and_std_defaults(T):
+    """PyTorch's default correction=1, in every spelling a port meets."""
+    x = T.tensor(X)
+    return (
+        x.var(),
+        x.std(),
+        x.var(1),
+        T.std(x, 0),
+        T.var(x, dim=0, keepdim=True),
+        x.var(1, False),
+        x.std(dim=1, correction=0),
+        x.var(dim=(0, 1), unbiased=False),
+        x.var(0, correction=2),
+    )
+
+
+def var_gradient(T):
+    x = T.tensor(X.astype(np.float64), requires_grad=True)
+    (x.var(0).sum() + x.std()).backward()
+    return x.grad
+
+
 def from_numpy_shares(T):
     a = np.arange(3.0)
     t = T.from_numpy(a)
@@ -131,6 +153,7 @@ IDIOMS = [
     transpose_2d, transpose_3d, max_dim_unpacks_values_and_indices, method_max_keepdim, min_dim,
     max_of_everything, accuracy_as_the_tutorial_computes_it, size_and_numel, argmax_dim,
     float_times_long, long_true_division, t_and_clone, linspace_sin_cos, std_unbiased,
+    var_and_std_defaults, var_gradient,
     from_numpy_shares, dtype_names, to_cpu_and_format, allclose, manual_sgd_in_place, inference_mode,
 ]  # fmt: skip
 
@@ -187,7 +210,9 @@ def test_training_a_classifier_on_synthetic_images():
     criterion = nn.CrossEntropyLoss()
     optimizer = nnet.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
     first = last = None
-    for _epoch in range(4):
+    # 12 epochs of 3 steps: above 0.75 accuracy for every loader seed tried (0-7); 4 epochs
+    # passed the bar for some seeds only
+    for _epoch in range(12):
         running = 0.0
         for inputs, targets in loader:
             optimizer.zero_grad()

@@ -1,6 +1,6 @@
 """The autograd engine: tensors, primitives (Functions with hand-written VJPs) and the traversal."""
 
-from nnet.autograd import functional
+from nnet.autograd import functional, lifetime
 from nnet.autograd.anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled
 from nnet.autograd.engine import GraphReleasedError, backward, grad, unbroadcast
 from nnet.autograd.function import Function
@@ -11,6 +11,7 @@ from nnet.autograd.grad_mode import (
     no_grad,
     set_grad_enabled,
 )
+from nnet.autograd.lifetime import GraphLifetimeWarning, set_graph_warnings
 from nnet.autograd.tensor import Tensor
 from nnet.autograd.trace import BackwardTrace, trace
 
@@ -18,6 +19,7 @@ __all__ = [
     "AnomalyError",
     "BackwardTrace",
     "Function",
+    "GraphLifetimeWarning",
     "GraphReleasedError",
     "Tensor",
     "backward",
@@ -30,6 +32,7 @@ __all__ = [
     "is_grad_enabled",
     "no_grad",
     "set_grad_enabled",
+    "set_graph_warnings",
     "trace",
     "unbroadcast",
 ]

@@ -18,6 +18,7 @@ from nnet.autograd import leaf_hooks, tensor_hooks, version
 from nnet.autograd.defaults import teaching_enabled
 from nnet.autograd.grad_mode import grad_enabled
 from nnet.autograd.kernels import sum_axes
+from nnet.autograd.lifetime import on_backward, spans_a_step
 from nnet.autograd.sketch import KEEP, SMALL, note_leaf, sketched
 from nnet.autograd.tensor import HOOKS, RETAIN, Tensor, _as_array
 
@@ -177,12 +178,15 @@ def run_backward(
     token = grad_enabled.set(create_graph)
     try:
         last_change = version.last_stamp
+        newest = -heap[0][0] if heap else 0
         if create_graph:
-            _walk_tensors(heap, table, retain_graph, captured, wanted, last_change, small, keep)
+            oldest = _walk_tensors(
+                heap, table, retain_graph, captured, wanted, last_change, small, keep
+            )
         else:
             # hooked leaves are finished as soon as their last gradient arrives (leaf_hooks.py)
             counts = leaf_hooks.hooked_edge_counts(roots) if hooked else None
-            _walk_arrays(
+            oldest = _walk_arrays(
                 heap,
                 table,
                 retain_graph,
@@ -196,6 +200,8 @@ def run_backward(
             )
     finally:
         grad_enabled.reset(token)
+    if oldest is not None and spans_a_step(oldest.seq, newest):
+        on_backward()
     for r in roots:
         if r.grad_fn is not None:
             r.grad_fn.drawn_record = record
@@ -243,10 +249,12 @@ def _walk_arrays(
     keep: int,
     record: dict[int, Any],
     counts: dict[int, int] | None = None,
-) -> None:
+) -> Function | None:
     """The walk of a backward that records nothing: gradients are arrays, VJPs ``vjp_arrays``.
     ``small``, ``keep``: what is kept for drawings (see :func:`run_backward`). ``counts``: the edges
-    still to arrive at each hooked leaf (see :func:`_arrived`)."""
+    still to arrive at each hooked leaf (see :func:`_arrived`). Returns the last op run, the oldest
+    (for the graph-lifetime check)."""
+    fn: Any = None  # after the loop: the last op run
     while heap:
         t = heappop(heap)[1]
         k = id(t)
@@ -255,7 +263,7 @@ def _walk_arrays(
             g, own = _attend_array(t, g, own, captured is None)
         if captured is not None and k in wanted:
             captured[k] = _make(g if own else g.copy(), False, None)
-        fn: Function = t.grad_fn  # type: ignore[assignment]  # only tensors with an op are pushed
+        fn = t.grad_fn  # only tensors with an op are pushed
         inputs = fn.inputs
         if inputs is None:
             raise _released(fn)
@@ -311,6 +319,7 @@ def _walk_arrays(
                 entry[1] = True
             if counts is not None:
                 _arrived(p, counts, table, record)
+    return fn
 
 
 def _keep_for_drawing(
@@ -360,9 +369,10 @@ def _walk_tensors(
     last_change: int,
     small: int,
     keep: int,
-) -> None:
+) -> Function | None:
     """The walk under ``create_graph``: gradients are tensors and every VJP is recorded. Nothing is
-    added in place (the new graph may hold any of them)."""
+    added in place (the new graph may hold any of them). Returns the last (oldest) op run."""
+    fn: Any = None  # after the loop: the last op run
     while heap:
         t = heappop(heap)[1]
         k = id(t)
@@ -371,7 +381,7 @@ def _walk_tensors(
             g = _attend_tensor(t, g, captured is None)
         if captured is not None and k in wanted:
             captured[k] = g  # the graph's own tensor, never a copy
-        fn: Function = t.grad_fn  # type: ignore[assignment]  # only tensors with an op are pushed
+        fn = t.grad_fn  # only tensors with an op are pushed
         inputs = fn.inputs
         if inputs is None:
             raise _released(fn)
@@ -406,6 +416,7 @@ def _walk_tensors(
                     heappush(heap, (-pfn.seq, p))
             else:
                 entry[0] = entry[0] + gp
+    return fn
 
 
 def _attend_array(t: Tensor, g: np.ndarray, own: bool, store: bool) -> tuple[np.ndarray, bool]:

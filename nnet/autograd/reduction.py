@@ -312,28 +312,60 @@ def mean(a: Any, axis: Axis = None, keepdims: bool = False, **torch_names: Any) 
     return _reduce(Mean, "mean", a, axis, keepdims, torch_names)
 
 
-def var(a: Any, axis: Axis = None, ddof: int = 0, keepdims: bool = False, **kw: Any) -> Tensor:
-    """Variance over ``axis`` with ``ddof`` (0: biased, NumPy's default; PyTorch's ``unbiased=True``
-    or ``correction=1`` is ``ddof=1``)."""
-    if "unbiased" in kw:
-        ddof = int(bool(kw.pop("unbiased")))
-    if "correction" in kw:
-        ddof = int(kw.pop("correction"))
-    axis, keepdims = _torch_names("var", axis, keepdims, kw)
-    a = a if isinstance(a, Tensor) else Tensor(a)
-    return Var.apply(a, normalize_axis(axis, a.ndim, "var"), int(ddof), bool(keepdims))
+def _correction(op: str, ddof: Any, kw: dict[str, Any]) -> int | float:
+    """The divisor's correction, ``n - correction``: PyTorch's ``correction=1`` unless one of
+    ``correction=``, ``unbiased=`` (PyTorch's older spelling) or ``ddof=`` (NumPy's) says otherwise."""
+    given = {name: kw.pop(name) for name in ("correction", "unbiased") if name in kw}
+    if ddof is not None:
+        given["ddof"] = ddof
+    if len(given) > 1:
+        raise TypeError(
+            f"{op}: {' and '.join(given)} both set the correction; pass one of them "
+            f"(correction=0 is NumPy's ddof=0, the biased estimate; correction=1 the unbiased)"
+        )
+    name, value = given.popitem() if given else ("correction", 1)
+    if name == "unbiased" or isinstance(value, bool | np.bool_):
+        return int(bool(value))
+    if value is None:  # PyTorch's correction=None is its default
+        return 1
+    if not isinstance(value, int | float | np.integer | np.floating) or value < 0:
+        raise ValueError(f"{op}: {name} must be a non-negative number, got {value!r}")
+    return int(value) if float(value).is_integer() else float(value)
 
 
-def std(a: Any, axis: Axis = None, ddof: int = 0, keepdims: bool = False, **kw: Any) -> Tensor:
-    """Standard deviation over ``axis``: ``sqrt(var(a, axis, ddof))``, with :func:`var`'s arguments
-    (``ddof=0`` by default as NumPy; PyTorch's default is ``correction=1``). Where the variance is 0
-    the gradient is 0, as PyTorch's, not sqrt's infinite slope (see derivations.md#std).
+def var(a: Any, axis: Axis = None, ddof: Any = None, keepdims: bool = False, **kw: Any) -> Tensor:
+    """Variance over ``axis``: ``sum((a - mean)^2) / (n - correction)``, with PyTorch's default
+    ``correction=1`` (the unbiased estimate). ``correction=0`` (or ``unbiased=False``, or NumPy's
+    ``ddof=0``) gives the biased one, NumPy's default; ``np.var(tensor)`` keeps NumPy's default.
+    The third positional argument is PyTorch's ``unbiased`` or NumPy's ``ddof`` (they agree).
 
     >>> import nnet
-    >>> nnet.std(nnet.tensor([1.0, 3.0])).item()
-    1.0
+    >>> x = nnet.tensor([1.0, 3.0])
+    >>> x.var().item(), x.var(correction=0).item(), x.var(unbiased=False).item()
+    (2.0, 1.0, 1.0)
     """
-    v = var(a, axis, ddof, keepdims, **kw)
+    correction = _correction("var", ddof, kw)
+    axis, keepdims = _torch_names("var", axis, keepdims, kw)
+    a = a if isinstance(a, Tensor) else Tensor(a)
+    return Var.apply(a, normalize_axis(axis, a.ndim, "var"), correction, bool(keepdims))
+
+
+def std(a: Any, axis: Axis = None, ddof: Any = None, keepdims: bool = False, **kw: Any) -> Tensor:
+    """Standard deviation over ``axis``: ``sqrt(var(a, axis, ...))`` with :func:`var`'s arguments,
+    so PyTorch's default ``correction=1`` (``correction=0`` or ``ddof=0`` for NumPy's). Where the
+    variance is 0 the gradient is 0, as PyTorch's, not sqrt's infinite slope (see
+    derivations.md#std).
+
+    >>> import nnet
+    >>> nnet.std(nnet.tensor([1.0, 3.0]), correction=0).item()
+    1.0
+    >>> round(nnet.std(nnet.tensor([1.0, 3.0])).item(), 4)
+    1.4142
+    """
+    correction = _correction("std", ddof, kw)
+    axis, keepdims = _torch_names("std", axis, keepdims, kw)
+    a = a if isinstance(a, Tensor) else Tensor(a)
+    v = var(a, normalize_axis(axis, a.ndim, "std"), correction, keepdims)
     # the root only where v != 0 (NaN included): both branches of `where` are differentiated, so
     # sqrt must never see the 0 whose infinite slope would make 0 * inf = NaN
     nonzero = v.data != 0

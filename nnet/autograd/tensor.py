@@ -617,7 +617,8 @@ class Tensor:
     def cumprod(self, axis: int | None = None, **torch_names: Any) -> Tensor:
         return _ops.cumprod(self, axis, **torch_names)
 
-    def std(self, axis: Axis = None, ddof: int = 0, keepdims: bool = False, **kw: Any) -> Tensor:
+    def std(self, axis: Axis = None, ddof: Any = None, keepdims: bool = False, **kw: Any) -> Tensor:
+        """Standard deviation, PyTorch's default ``correction=1`` (see :func:`nnet.std`)."""
         return _ops.std(self, axis, ddof, keepdims, **kw)
 
     def sum(self, axis: Axis = None, keepdims: bool = False, **torch_names: Any) -> Tensor:
@@ -627,8 +628,9 @@ class Tensor:
         return _ops.mean(self, axis, keepdims, **torch_names)
 
     def var(
-        self, axis: Axis = None, ddof: int = 0, keepdims: bool = False, **torch_names: Any
+        self, axis: Axis = None, ddof: Any = None, keepdims: bool = False, **torch_names: Any
     ) -> Tensor:
+        """Variance, PyTorch's default ``correction=1`` (see :func:`nnet.var`)."""
         return _ops.var(self, axis, ddof, keepdims, **torch_names)
 
     def max(self, dim: Any = None, keepdim: bool = False, **numpy_names: Any) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -91,12 +91,19 @@ class Subset(Dataset):
         n = len(dataset)
         if self.indices.size and (self.indices.min() < -n or self.indices.max() >= n):
             raise IndexError(f"Subset: indices must be in [0, {n}) for a dataset of {n} samples")
-        getitems = getattr(dataset, "__getitems__", None)
-        if getitems is not None:  # batchable only when the wrapped dataset is
-            self.__getitems__ = lambda indices: getitems(self.indices[indices])
 
     def __getitem__(self, index: int) -> Any:
         return self.dataset[int(self.indices[index])]
+
+    @property
+    def __getitems__(self) -> Callable[[np.ndarray], Any]:
+        """Batchable only when the wrapped dataset is: otherwise an AttributeError, so that
+        ``getattr(subset, "__getitems__", None)`` is None. A property rather than an attribute set
+        in ``__init__`` so that a Subset pickles (to a worker process)."""
+        getitems = getattr(self.dataset, "__getitems__", None)
+        if getitems is None:
+            raise AttributeError(f"{type(self.dataset).__name__} has no __getitems__")
+        return lambda indices: getitems(self.indices[indices])
 
     def __len__(self) -> int:
         return len(self.indices)

@@ -2,30 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import sys
+import weakref
+from collections.abc import Callable, Iterator
+from multiprocessing.context import BaseContext
 from typing import Any
 
 import numpy as np
 
 from nnet.autograd.defaults import get_default_dtype
-from nnet.autograd.tensor import Tensor
+from nnet.autograd.lifetime import BATCH, at_boundary
+from nnet.data.collate import as_tensors, default_collate, fetch
 from nnet.data.dataset import Dataset, as_generator
+from nnet.data.workers import WorkerPool, get_context
 
-
-def default_collate(samples: Sequence[Any]) -> tuple[Tensor, ...]:
-    """Stack a list of samples (tuples of arrays or numbers) field by field into Tensors."""
-    first = samples[0]
-    if isinstance(first, tuple | list):
-        return tuple(
-            _tensor(np.stack([np.asarray(s[i]) for s in samples])) for i in range(len(first))
-        )
-    return (_tensor(np.stack([np.asarray(s) for s in samples])),)
-
-
-def _tensor(a: np.ndarray) -> Tensor:
-    """Float64 data takes the default dtype (float32 unless changed), as everywhere in nnet; other
-    dtypes (labels, float32 images) stay."""
-    return Tensor(a.astype(get_default_dtype(), copy=False) if a.dtype == np.float64 else a)
+__all__ = ["DataLoader", "default_collate"]  # default_collate lives in collate.py
 
 
 class DataLoader:
@@ -39,8 +30,19 @@ class DataLoader:
     :class:`~nnet.distributed.DistributedSampler`) gives the order instead; it excludes ``shuffle``.
     A dataset with ``__getitems__`` (like :class:`~nnet.data.TensorDataset`) is batched with one
     fancy index per batch; ``collate_fn`` receives the list of samples otherwise.
-    PyTorch's ``pin_memory`` is accepted and ignored (there is no device to copy to); ``num_workers``
-    must be 0.
+
+    ``num_workers=N`` loads batches in ``N`` worker processes, as PyTorch: the same batches in the
+    same order as ``num_workers=0``. Each epoch draws ``base_seed`` from the generator (whatever
+    ``num_workers``, so the orders agree); worker ``i`` seeds nnet's generator, Python's ``random``
+    and its own global NumPy state from ``base_seed + i``, runs ``worker_init_fn(i)``, and
+    :func:`~nnet.data.get_worker_info` tells it who it is. ``prefetch_factor`` (2 by default)
+    batches per worker are loaded ahead; ``persistent_workers=True`` keeps the workers (and
+    their seeds) from one epoch to the next; ``timeout`` seconds (0: forever) bound the wait for a
+    batch. An exception in a worker is raised here with the worker's traceback. The start method
+    is ``multiprocessing_context`` (the platform's default otherwise); except with 'fork', the
+    dataset, ``collate_fn`` and ``worker_init_fn`` must be picklable, and the script's entry
+    point guarded by ``if __name__ == "__main__":``. ``pin_memory`` is accepted and ignored (there
+    is no device to copy to).
 
     >>> import numpy as np
     >>> from nnet.data import DataLoader, TensorDataset
@@ -65,12 +67,12 @@ class DataLoader:
         sampler: Any = None,
         num_workers: int = 0,
         pin_memory: bool = False,
+        timeout: float = 0,
+        worker_init_fn: Callable[[int], None] | None = None,
+        multiprocessing_context: str | BaseContext | None = None,
+        prefetch_factor: int | None = None,
+        persistent_workers: bool = False,
     ) -> None:
-        if num_workers != 0:
-            raise ValueError(
-                f"DataLoader: num_workers={num_workers!r}, but nnet loads batches in the main "
-                "process only (parallel workers are not built yet); pass num_workers=0"
-            )
         if batch_size is not None and batch_size != -1 and (
             isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer)
             or batch_size < 1
@@ -90,9 +92,61 @@ class DataLoader:
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.collate_fn = collate_fn
+        self.pin_memory = pin_memory
+        self._check_workers(num_workers, timeout, prefetch_factor, persistent_workers,
+                            multiprocessing_context)  # fmt: skip
+        self.num_workers = int(num_workers)
+        self.timeout = float(timeout)
+        self.worker_init_fn = worker_init_fn
+        self.multiprocessing_context = multiprocessing_context
+        self._context = get_context(multiprocessing_context) if num_workers else None
+        self.prefetch_factor = (
+            prefetch_factor if prefetch_factor is not None or not num_workers else 2
+        )
+        self.persistent_workers = persistent_workers
+        self._pool: WorkerPool | None = None  # the persistent workers, once started
         if generator is None:
             generator = int(as_generator(None, "DataLoader").integers(2**63))
         self.generator = as_generator(generator, "DataLoader")
+
+    @staticmethod
+    def _check_workers(num_workers: Any, timeout: Any, prefetch_factor: Any,
+                       persistent_workers: bool, context: Any) -> None:  # fmt: skip
+        """PyTorch's checks of the worker options, with its defaults."""
+        if isinstance(num_workers, bool) or not isinstance(num_workers, int | np.integer) or (
+            num_workers < 0
+        ):  # fmt: skip
+            raise ValueError(
+                f"DataLoader: num_workers must be a non-negative integer, got {num_workers!r}; "
+                "use num_workers=0 to load in the main process"
+            )
+        if not isinstance(timeout, int | float) or timeout < 0:
+            raise ValueError(
+                f"DataLoader: timeout must be >= 0 seconds (0: wait forever), got {timeout!r}"
+            )
+        if num_workers == 0:
+            for name, value in (
+                ("prefetch_factor", prefetch_factor),
+                ("multiprocessing_context", context),
+            ):
+                if value is not None:
+                    raise ValueError(
+                        f"DataLoader: {name}={value!r} needs worker processes, but num_workers=0; "
+                        f"pass num_workers > 0, or drop {name}"
+                    )
+            if persistent_workers:
+                raise ValueError(
+                    "DataLoader: persistent_workers=True needs num_workers > 0; pass num_workers "
+                    "> 0, or drop persistent_workers"
+                )
+        elif prefetch_factor is not None and (
+            isinstance(prefetch_factor, bool) or not isinstance(prefetch_factor, int | np.integer)
+            or prefetch_factor < 1
+        ):  # fmt: skip
+            raise ValueError(
+                f"DataLoader: prefetch_factor (batches loaded ahead per worker) must be a positive "
+                f"integer, got {prefetch_factor!r}"
+            )
 
     def _count(self) -> int:
         return len(self.dataset) if self.sampler is None else len(self.sampler)
@@ -107,21 +161,47 @@ class DataLoader:
         return n // b if self.drop_last else -(-n // b)
 
     def __iter__(self) -> Iterator[Any]:
+        # drawn every epoch, with or without workers (as PyTorch), so the orders do not depend on it
+        base_seed = int(self.generator.integers(2**63))
         if self.sampler is not None:
             order = np.fromiter(iter(self.sampler), np.int64, count=len(self.sampler))
         else:
             n = len(self.dataset)
             order = self.generator.permutation(n) if self.shuffle else np.arange(n)
-        b = self._size()
-        getitems = getattr(self.dataset, "__getitems__", None)
-        for start in range(0, len(self) * b, b):
-            index = order[start : start + b]
-            if self.collate_fn is not None:
-                yield self.collate_fn([self.dataset[int(i)] for i in index])
-            elif getitems is not None:
-                yield tuple(_tensor(np.asarray(a)) for a in getitems(index))
-            else:
-                yield default_collate([self.dataset[int(i)] for i in index])
+        b, count = self._size(), len(self)
+        if self.num_workers == 0:
+            return self._here(order, b, count)
+        return self._from_workers(base_seed, order, b, count)
+
+    def _here(self, order: np.ndarray, size: int, count: int) -> Iterator[Any]:
+        for k in range(count):
+            at_boundary(BATCH, sys._getframe(1))  # the loop that consumes the batches
+            yield self._finish(
+                fetch(self.dataset, order[k * size : (k + 1) * size], self.collate_fn)
+            )
+
+    def _from_workers(
+        self, base_seed: int, order: np.ndarray, size: int, count: int
+    ) -> Iterator[Any]:
+        pool = self._pool
+        if pool is None or pool.closed:
+            assert self._context is not None and self.prefetch_factor is not None
+            pool = WorkerPool(self.dataset, self.collate_fn, self.worker_init_fn, self.num_workers,
+                              base_seed, get_default_dtype(), self._context, self.prefetch_factor,
+                              self.timeout)  # fmt: skip
+            if self.persistent_workers:
+                self._pool = pool
+                weakref.finalize(self, pool.shutdown)  # stopped when the loader is collected
+        try:
+            for payload in pool.batches(order, size, count):
+                at_boundary(BATCH, sys._getframe(1))  # the loop that consumes the batches
+                yield self._finish(payload)
+        finally:  # the end of the epoch, a break, an error, or the iterator collected
+            if not self.persistent_workers:
+                pool.shutdown()
+
+    def _finish(self, payload: Any) -> Any:
+        return as_tensors(payload) if self.collate_fn is None else payload
 
     # -- the shuffling generator's state, for checkpoints -------------------------------------------
     def get_rng_state(self) -> dict[str, Any]:

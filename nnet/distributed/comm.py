@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from nnet import threads
+from nnet.autograd.tensor import Tensor
 
 INSTALL_HINT = 'pip install "nnet[distributed]" (mpi4py and MPICH from the package registry)'
 # Variables that MPI launchers set in every process they start: MPICH's and Intel MPI's hydra
@@ -26,7 +27,8 @@ INSTALL_HINT = 'pip install "nnet[distributed]" (mpi4py and MPICH from the packa
 LAUNCHER_VARS = ("PMI_SIZE", "PMI_RANK", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK")
 
 _OPS = ("sum", "mean", "max", "min")
-_SPIN_SECONDS = 50e-6  # then sleep: see wait()
+_YIELD_SECONDS = 5e-3  # then sleep: see wait()
+_yield = getattr(os, "sched_yield", lambda: time.sleep(0))
 
 
 class _World:
@@ -133,8 +135,6 @@ def barrier() -> None:
 
 
 def _buffer(x: Any, what: str) -> np.ndarray:
-    from nnet.autograd.tensor import Tensor
-
     data = x.data if isinstance(x, Tensor) else x
     if not isinstance(data, np.ndarray):
         raise TypeError(f"{what}: expected a Tensor or a NumPy array, got {type(x).__name__}")
@@ -161,7 +161,7 @@ def all_reduce(x: Any, op: str = "sum") -> Any:
     data = _buffer(x, "all_reduce")
     if init() > 1:
         MPI = mpi()
-        mpi_op = {"sum": MPI.SUM, "mean": MPI.SUM, "max": MPI.MAX, "min": MPI.MIN}[op]
+        mpi_op = MPI.MAX if op == "max" else MPI.MIN if op == "min" else MPI.SUM
         wait(_world.comm.Iallreduce(MPI.IN_PLACE, data, op=mpi_op))
         if op == "mean":
             data /= _world.size
@@ -169,20 +169,29 @@ def all_reduce(x: Any, op: str = "sum") -> Any:
 
 
 def wait(*requests: Any) -> None:
-    """Wait for MPI requests, spinning briefly and then sleeping in growing steps.
+    """Wait for MPI requests: poll, yielding the core between polls, then sleep in growing steps.
 
     MPI's own waits spin on the core. Where ranks share cores with other work (more processes
     than cores, as on a loaded workstation) a spinning rank takes the core from the very rank it
-    waits for; sleeping gives it back. On idle cores a collective of a few kilobytes completes
-    within the spin, so nothing is lost there.
+    waits for. Yielding (``sched_yield``) between polls gives the core to any other runnable
+    process and costs nothing when there is none, so the rank still sees a collective complete
+    within microseconds; a wait longer than a few milliseconds (another rank writing a
+    checkpoint, or descheduled) sleeps instead, so that it does not keep its core busy.
     """
     MPI = mpi()
+    pending = list(requests)
+    test = MPI.Request.Testall
+    if test(pending):
+        return
     start = time.perf_counter()
-    delay = 0.0
-    while not MPI.Request.Testall(list(requests)):
-        if time.perf_counter() - start > _SPIN_SECONDS:
-            time.sleep(delay)
-            delay = min(max(2 * delay, 1e-5), 1e-3)
+    while time.perf_counter() - start < _YIELD_SECONDS:
+        _yield()
+        if test(pending):
+            return
+    delay = 1e-5
+    while not test(pending):
+        time.sleep(delay)
+        delay = min(2 * delay, 1e-3)
 
 
 def broadcast(x: Any, src: int = 0) -> Any:

@@ -35,12 +35,11 @@ class _Bucket:
             self.offsets.append(total)
             total += p.data.size
         self.buffer = np.empty(total, params[0].data.dtype)
+        # each parameter's slot, shaped like it: made once, not in every hook of every step
+        self.views = [self.buffer[o : o + p.data.size].reshape(p.data.shape)
+                      for o, p in zip(self.offsets, params, strict=True)]  # fmt: skip
         self.waiting = len(params)
         self.request: Any = None
-
-    def view(self, i: int) -> np.ndarray:
-        p = self.params[i]
-        return self.buffer[self.offsets[i] : self.offsets[i] + p.data.size].reshape(p.data.shape)
 
 
 class DistributedDataParallel(Module):
@@ -88,6 +87,7 @@ class DistributedDataParallel(Module):
         # A communicator of its own: DDP's non-blocking collectives never interleave with the
         # blocking ones a model may run during the backward (SyncBatchNorm).
         self._comm = comm.communicator().Dup()
+        self._mpi = comm.mpi()
         params = [p for p in module.parameters() if p.requires_grad]
         self._buckets = _buckets(list(reversed(params)), int(bucket_cap_mb * 2**20))
         for b, bucket in enumerate(self._buckets):
@@ -131,16 +131,18 @@ class DistributedDataParallel(Module):
             bucket = self._buckets[b]
             assert p.grad is not None  # the engine runs the hook after accumulating into .grad
             # dividing on the way in: the sum that comes back is the average
-            np.multiply(p.grad.data, 1.0 / self._size, out=bucket.view(i), casting="unsafe")
+            np.multiply(p.grad.data, 1.0 / self._size, out=bucket.views[i], casting="unsafe")
             bucket.waiting -= 1
-            self._start_ready()
+            # a bucket just filled may start; one in flight needs MPI calls to move on
+            if bucket.waiting == 0 or self._next:
+                self._start_ready()
 
         return on_final_gradient
 
     def _start_ready(self) -> None:
         """Start the ready buckets in index order (the same order on every rank), and when the
         last one has started, wait for all and write the averages into ``.grad``."""
-        MPI = comm.mpi()
+        MPI = self._mpi
         while self._next < len(self._buckets) and self._buckets[self._next].waiting == 0:
             bucket = self._buckets[self._next]
             bucket.request = self._comm.Iallreduce(MPI.IN_PLACE, bucket.buffer, op=MPI.SUM)
@@ -152,9 +154,9 @@ class DistributedDataParallel(Module):
             return
         comm.wait(*started)
         for bucket in self._buckets:
-            for i, p in enumerate(bucket.params):
+            for p, view in zip(bucket.params, bucket.views, strict=True):
                 assert p.grad is not None
-                np.copyto(p.grad.data, bucket.view(i))
+                np.copyto(p.grad.data, view)
             bucket.waiting = len(bucket.params)
             bucket.request = None
         self._next = 0

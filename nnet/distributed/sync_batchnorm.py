@@ -7,7 +7,9 @@ import numpy as np
 
 from nnet.autograd.ops import concatenate, sqrt
 from nnet.autograd.tensor import Tensor
+from nnet.distributed.batchnorm_kernel import GlobalStats, sync_batch_norm_train
 from nnet.distributed.functional import all_reduce
+from nnet.kernels.mode import is_fused_enabled
 from nnet.nn import functional as F
 from nnet.nn.module import Module
 from nnet.nn.normalization import _BatchNorm
@@ -17,11 +19,13 @@ class SyncBatchNorm(_BatchNorm):
     """Normalise each channel (the last axis, NHWC) over the batch of every rank together.
 
     In training the mean and variance come from all ranks' samples (one all-reduce of 2C + 1
-    values: the sums of the values and of their squares, shifted by the running mean so that the
-    variance keeps its float32 digits, and the count) and, being composed of a differentiable
-    all-reduce, so do their gradients (one all-reduce in the backward): N ranks with B/N samples
-    each train like one process with B. Inputs may be (N, C) or (N, ..., C). In eval mode, or in
-    a world of one, it computes what :class:`~nnet.nn.BatchNorm2d` computes.
+    values in the forward) and so do their gradients (one all-reduce of 2C values in the
+    backward): N ranks with B/N samples each train like one process with B. The step runs as one
+    primitive (:class:`~nnet.distributed.batchnorm_kernel.SyncBatchNormKernel`); under
+    ``nnet.kernels.use_fused(False)`` it runs as the composition of primitives and a
+    differentiable all-reduce that is that primitive's test oracle. Inputs may be (N, C) or
+    (N, ..., C). In eval mode, or in a world of one, it computes what
+    :class:`~nnet.nn.BatchNorm2d` computes.
 
     >>> import nnet
     >>> from nnet.distributed import SyncBatchNorm
@@ -41,6 +45,16 @@ class SyncBatchNorm(_BatchNorm):
         if not self.training and self.track_running_stats:
             return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
                                 False, 0.0, self.eps)  # fmt: skip
+        if is_fused_enabled():
+            stats = GlobalStats()
+            y = sync_batch_norm_train(x, self.weight, self.bias, self.eps, stats)
+            self._track(stats.mean, stats.var * (stats.count / (stats.count - 1)))
+            return y
+        return self._composed(x)
+
+    def _composed(self, x: Tensor) -> Tensor:
+        """The training step as primitives and a differentiable all-reduce (the fused kernel's
+        oracle)."""
         c = self.num_features
         x2 = x.reshape(-1, c)
         # One all-reduce of [sum d, sum d^2, count] with d = x - shift, the shift a per-channel

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 
 from nnet.autograd.grad_mode import no_grad
+from nnet.autograd.lifetime import STEP, at_boundary
 from nnet.autograd.tensor import Tensor
 from nnet.autograd.version import bump
 
@@ -100,6 +102,7 @@ class Optimizer:
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Update every parameter that has a gradient; ``closure`` re-evaluates the loss first."""
+        at_boundary(STEP, sys._getframe(1))  # an iteration ends: graphs kept across it are leaks
         loss = None
         if closure is not None:
             from nnet.autograd.grad_mode import enable_grad

@@ -9,13 +9,21 @@ import sys
 import numpy as np
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 
 import nnet
 import nnet.distributed as dist
 from nnet import nn
 from nnet.autograd import leaf_hooks
 from nnet.data import DataLoader, TensorDataset
+from nnet.distributed.batchnorm_kernel import (
+    GlobalStats,
+    SyncBatchNormKernel,
+    sync_batch_norm_train,
+)
 from nnet.distributed.functional import AllReduceSum, all_reduce
+from nnet.kernels import use_fused
+from nnet.testing import gradcheck, gradgradcheck
 from nnet.testing.strategies import shapes
 from tests.distributed.conftest import run
 from tests.gradtest import arrays, check_grad, leaf, seeds
@@ -142,6 +150,48 @@ def test_sync_batchnorm_gradcheck():
     bn.bias.data[:] = rng.normal(size=3)
     assert layer_gradcheck(bn, rng.normal(size=(4, 2, 3, 3)))
     assert layer_gradcheck(dist.SyncBatchNorm(2), rng.normal(size=(5, 2)))
+
+
+def _sync_bn_run(fused, x, affine, g):
+    bn = dist.SyncBatchNorm(x.shape[-1], affine=affine).double()
+    if affine:
+        bn.weight.data[:] = np.linspace(0.5, 2.0, x.shape[-1])
+        bn.bias.data[:] = np.linspace(-1.0, 1.0, x.shape[-1])
+    xt = nnet.Tensor(x.copy(), requires_grad=True)
+    with use_fused(fused):
+        y = bn(xt)
+    assert (type(y.grad_fn) is SyncBatchNormKernel) == fused
+    leaves = [xt, *bn.parameters()]
+    grads = nnet.grad(y, leaves, nnet.Tensor(g))
+    return [y.numpy(), *(t.numpy() for t in grads), bn.running_mean.numpy(), bn.running_var.numpy()]
+
+
+@given(shape=st.sampled_from([(2, 3), (5, 1), (3, 4, 5, 2), (1, 2, 2, 3)]), affine=st.booleans(),
+       scale=st.floats(1e-2, 1e2), seed=seeds)  # fmt: skip
+def test_sync_batchnorm_kernel_matches_the_composition(shape, affine, scale, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape) * scale + rng.standard_normal(shape[-1]) * 3
+    g = rng.standard_normal(shape)
+    for got, want in zip(_sync_bn_run(True, x, affine, g), _sync_bn_run(False, x, affine, g),
+                         strict=True):  # fmt: skip
+        np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-9 * max(1.0, 1 / scale))
+
+
+@pytest.mark.parametrize("affine", [True, False])
+def test_sync_batchnorm_kernel_gradcheck_and_second_order(affine):
+    rng = np.random.default_rng(3)
+    x = nnet.Tensor(rng.standard_normal((3, 2, 2, 3)), requires_grad=True)
+    w = nnet.Tensor(rng.uniform(0.5, 2.0, 3), requires_grad=True)
+    b = nnet.Tensor(rng.standard_normal(3), requires_grad=True)
+
+    def f(x, w, b):
+        y = sync_batch_norm_train(x, w if affine else None, b if affine else None, 1e-5,
+                                  GlobalStats())  # fmt: skip
+        assert type(y.grad_fn) is SyncBatchNormKernel
+        return y * y.sum()  # couples the rows, so the cross terms of the gradient are checked
+
+    assert gradcheck(f, x, w, b)
+    assert gradgradcheck(f, x, w, b)
 
 
 def test_sync_batchnorm_in_a_world_of_one_is_batchnorm():

@@ -10,6 +10,7 @@ import builtins
 import importlib.util
 import re
 import struct
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -22,12 +23,15 @@ from hypothesis.extra import numpy as hnp
 import nnet
 from nnet import nn, optim
 from nnet.autograd.engine import GraphReleasedError
+from nnet.autograd.lifetime import GraphLifetimeWarning
 from nnet.datasets import MNIST
 from nnet.datasets.idx import IDXError, read_idx
 from nnet.serialization import CheckpointError
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "errors.md"
-NNET_ERRORS = {e.__name__: e for e in (CheckpointError, IDXError, GraphReleasedError)}
+NNET_ERRORS = {
+    e.__name__: e for e in (CheckpointError, IDXError, GraphReleasedError, GraphLifetimeWarning)
+}
 NNET_ERRORS["LinAlgError"] = np.linalg.LinAlgError  # NumPy's, raised by nnet.linalg
 if importlib.util.find_spec("onnx") is not None:
     from nnet.onnx import ExportError
@@ -100,7 +104,9 @@ def test_row(situation, trigger, exception, message, tmp_path, capsys):
         "zipfile": zipfile, "read_idx": read_idx, "MNIST": MNIST, "cli": cli,
     }  # fmt: skip
     capsys.readouterr()
-    with pytest.raises(BaseException) as info:
+    with pytest.raises(BaseException) as info, warnings.catch_warnings():
+        if issubclass(expected, Warning):
+            warnings.simplefilter("error", expected)  # a warning row is read as raised
         exec(trigger, namespace)
     error = info.value
     assert type(error) is expected, f"{situation}: raised {type(error).__name__}: {error}"

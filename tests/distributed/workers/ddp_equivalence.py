@@ -3,6 +3,8 @@
 * the seed CNN (dropout off, SyncBatchNorm) trained on 2 ranks with half of each global batch
   ends with the weights and running statistics of the same network (plain BatchNorm2d) trained
   by rank 0 alone on the whole batches;
+* SyncBatchNorm's fused kernel gives the composition's output, first and second derivatives
+  (create_graph) and running statistics, with different rows (and row counts) on the two ranks;
 * no_sync: gradients accumulated locally over two micro-batches, then averaged, equal the
   average over ranks of the summed gradients;
 * DistributedSampler: the two ranks' shards are disjoint, cover the data set, and set_epoch
@@ -21,6 +23,7 @@ import nnet
 import nnet.distributed as dist
 from nnet import nn
 from nnet.datasets import load_digits
+from nnet.kernels import use_fused
 from nnet.threads import available_cores
 from nnet.train.models import seed_cnn
 
@@ -65,6 +68,23 @@ if rank == 0:
         a, b = got[name].astype(np.float64), want[name].astype(np.float64)
         scale = max(1.0, float(np.abs(b).max()))
         assert np.abs(a - b).max() <= 2e-5 * scale, (name, np.abs(a - b).max(), scale)
+
+
+# SyncBatchNorm: the fused kernel against its composition, over the two ranks' rows
+def sync_bn(fused: bool) -> list[np.ndarray]:
+    rng = np.random.default_rng(10 + rank)
+    x = nnet.Tensor(rng.normal(2.0, 3.0, size=(3 + rank, 2, 2, 3)), requires_grad=True)
+    bn = dist.SyncBatchNorm(3).double()
+    bn.weight.data[:] = [0.5, 1.0, 2.0]
+    with use_fused(fused):
+        y = bn(x)
+        (gx,) = nnet.grad((y * y * y).sum(), [x], create_graph=True)
+        (ggx,) = nnet.grad((gx * gx).sum(), [x])
+    return [y.numpy(), gx.numpy(), ggx.numpy(), bn.running_mean.numpy(), bn.running_var.numpy()]
+
+
+for got, want in zip(sync_bn(True), sync_bn(False), strict=True):
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
 
 # no_sync
 nnet.manual_seed(1)
