@@ -7,11 +7,14 @@ from typing import Any
 import numpy as np
 
 from nnet.autograd.function import Function
+from nnet.autograd.pending import Pending, defer, deferring
 from nnet.autograd.tensor import Tensor
 
 
 class Sigmoid(Function):
     """d s(a) = g s (1 - s), from the saved output s (the seed's rule). See derivations.md#sigmoid."""
+
+    elementwise = True
 
     saves_output = True
 
@@ -31,6 +34,8 @@ class Sigmoid(Function):
 
 class Tanh(Function):
     """d tanh(a) = g (1 - t^2), from the saved output t. See derivations.md#tanh."""
+
+    elementwise = True
 
     saves_output = True
 
@@ -65,6 +70,8 @@ def _relu_array(a: np.ndarray) -> np.ndarray:
 class Relu(Function):
     """d relu(a) = g [a > 0]; relu'(0) = 0. See derivations.md#relu."""
 
+    elementwise = True
+
     def forward(ctx, a):
         return _relu_array(a)
 
@@ -92,4 +99,6 @@ def tanh(a: Any) -> Tensor:
 
 def relu(a: Any) -> Tensor:
     """Elementwise max(a, 0); its derivative at 0 is taken as 0."""
+    if type(a) is Pending and deferring():  # a pending layer's output: may fuse (pending.py)
+        return defer("relu", a, (), a.shape, a.requires_grad)
     return Relu.apply(a)
