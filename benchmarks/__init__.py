@@ -32,6 +32,9 @@ THREADS = int(os.environ.get("NNET_BENCH_THREADS", "0")) or _machine_cores()
 # Both sides get the same pools: set before numpy/torch load their BLAS and OpenMP runtimes.
 for _var in _POOLS:
     os.environ[_var] = str(THREADS)
+# What `import nnet` before NumPy does (nnet/_openblas.py): OpenBLAS's idle workers sleep instead of
+# spinning ~0.1 s after each product. This package loads NumPy first, so it sets the same here.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "10")
 
 #: Set when NumPy was loaded before this package, so the pinning above may not have applied.
 LATE_PINNING = "numpy" in sys.modules or "torch" in sys.modules

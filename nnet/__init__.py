@@ -8,6 +8,10 @@
 Tensor([[2., 4.]], dtype=float32)
 """
 
+# first: it must run before NumPy loads OpenBLAS
+from nnet import _openblas
+
+# isort: split
 import numpy as _np
 
 from nnet import data, datasets, distributed, linalg, loss, memory, nn, optim, random, threads, viz

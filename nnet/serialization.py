@@ -249,11 +249,20 @@ def load(path: PathLike, weights_only: bool = True, map_location: Any = None) ->
     if not os.path.exists(path):
         raise FileNotFoundError(f"nnet.load: no such file: {path}")
     try:
-        with open(path, "rb") as f:
-            file_size = os.fstat(f.fileno()).st_size
-            head = f.read(len(np.lib.format.MAGIC_PREFIX))
+        f = open(path, "rb")
+        file_size = os.fstat(f.fileno()).st_size
+        head = f.read(len(np.lib.format.MAGIC_PREFIX))
     except OSError as e:  # a folder, or no permission to read
         raise CheckpointError(f"nnet.load: cannot read {path} ({e})") from None
+    # NumPy closes a file it opened itself only on success, so nnet opens it: a corrupt archive
+    # must not leak the handle
+    with f:
+        f.seek(0)
+        return _load_open(f, path, file_size, head)
+
+
+def _load_open(f: Any, path: str, file_size: int, head: bytes) -> Any:
+    """:func:`load` on the open file ``f``, whose first bytes are ``head``."""
     if head == np.lib.format.MAGIC_PREFIX:  # refused before NumPy allocates what its header says
         raise CheckpointError(
             f"nnet.load: {path} is a single .npy array, not an nnet checkpoint; "
@@ -265,7 +274,7 @@ def load(path: PathLike, weights_only: bool = True, map_location: Any = None) ->
             f"starting with b'PK', and this file starts with {head[:4]!r}"
         )
     try:
-        archive = np.load(path, allow_pickle=False)
+        archive = np.load(f, allow_pickle=False)
     except ValueError as e:
         raise CheckpointError(
             f"nnet.load: {path} is not an nnet checkpoint (not an .npz archive: {e})"

@@ -10,6 +10,12 @@ run truly in parallel.
 The count is process-wide state, not a context variable like the grad modes: BLAS has one thread
 count per process, and a per-context value would misreport it.
 
+OpenBLAS's idle workers busy-wait about 0.1 s after each product unless ``OPENBLAS_THREAD_TIMEOUT``
+was set when NumPy loaded it, and a spinning worker holds a core that nnet's threads need. So
+``import nnet`` sets that variable when NumPy is not loaded yet (nnet/_openblas.py), and when OpenBLAS
+spins anyway (NumPy imported first) BLAS runs on one thread inside nnet's threads; products outside
+them then use one core. ``python -m benchmarks.threads_policy`` measures each case.
+
 >>> import nnet
 >>> n = nnet.get_num_threads()
 >>> nnet.set_num_threads(1)
@@ -79,6 +85,7 @@ class _Blas:
     def __init__(self) -> None:
         self.set: Callable[[int], None] | None = None
         self.get: Callable[[], int] | None = None
+        self.timeout: Callable[[], int] | None = None
         self.path: str | None = None
         self._searched = False
 
@@ -109,6 +116,10 @@ class _Blas:
                         setter.argtypes, setter.restype = [ctypes.c_int], None
                         getter.argtypes, getter.restype = [], ctypes.c_int
                         self.set, self.get, self.path = setter, getter, path
+                        timeout = getattr(lib, "openblas_thread_timeout", None)
+                        if timeout is not None:
+                            timeout.argtypes, timeout.restype = [], ctypes.c_int
+                            self.timeout = timeout
                         return
 
     @property
@@ -116,6 +127,15 @@ class _Blas:
         if not self._searched:
             self._find()
         return self.set is not None
+
+    def workers_spin(self) -> bool:
+        """Whether idle BLAS workers busy-wait long after each product: OpenBLAS's default, unless
+        ``OPENBLAS_THREAD_TIMEOUT`` was at most :data:`SPIN_LIMIT` when it loaded (nnet/_openblas.py).
+        Unknown libraries are taken not to spin."""
+        if not self.controllable or self.timeout is None:
+            return False
+        exponent = self.timeout()  # 0: not set, OpenBLAS's default of 2**28 cycles
+        return exponent == 0 or exponent > SPIN_LIMIT
 
     def threads(self) -> int | None:
         return self.get() if self.controllable and self.get is not None else None
@@ -126,6 +146,19 @@ class _Blas:
 
 
 _blas = _Blas()
+
+#: Largest OPENBLAS_THREAD_TIMEOUT (log2 cycles) at which BLAS may share the cores with nnet's threads.
+SPIN_LIMIT = 16
+
+
+def _blas_count(n: int) -> int:
+    """BLAS's thread count when nnet uses ``n``: ``n``, unless BLAS's idle workers would spin on the
+    cores nnet's threads need; then one, and nnet's threads alone use the cores (parallel_for).
+    Measured (benchmarks/threads_policy.py, wide CNN step, two threads): spinning BLAS at two threads
+    22.7 ms, one thread everywhere 20.2 ms, BLAS at one under nnet's two threads 16-18 ms."""
+    return 1 if n > 1 and _blas.workers_spin() else n
+
+
 _lock = threading.Lock()
 _count: int | None = None
 _pool: ThreadPoolExecutor | None = None
@@ -143,13 +176,17 @@ def get_num_threads() -> int:
         if env:
             set_num_threads(_parse_count(env, ENV_VAR))
         else:
-            _count = _blas.threads() or available_cores()
+            set_num_threads(_blas.threads() or available_cores())
     assert _count is not None
     return _count
 
 
 def set_num_threads(n: int) -> None:
     """Use ``n`` threads: nnet's worker threads and the BLAS library's (``torch.set_num_threads``).
+
+    BLAS gets ``n`` too, except when its idle workers busy-wait after each product (OpenBLAS loaded
+    before nnet, without ``OPENBLAS_THREAD_TIMEOUT``; see nnet/_openblas.py): then BLAS runs on one
+    thread, inside nnet's, so that the spinning never takes the cores from nnet's threads.
 
     Raises ``ValueError`` when ``n`` is not a positive integer. More threads than cores are allowed
     (as in PyTorch) but only slow things down.
@@ -161,13 +198,18 @@ def set_num_threads(n: int) -> None:
             _pool.shutdown(wait=True)
             _pool = None
         _count = n
-        _blas.set_threads(n)
+        _blas.set_threads(_blas_count(n))
 
 
 def blas_info() -> dict[str, object]:
     """What nnet knows of the BLAS library: its path, whether its thread count can be set, the count."""
     controllable = _blas.controllable  # searches first, so the path below is known
-    return {"path": _blas.path, "controllable": controllable, "threads": _blas.threads()}
+    return {
+        "path": _blas.path,
+        "controllable": controllable,
+        "threads": _blas.threads(),
+        "idle_workers_spin": _blas.workers_spin(),
+    }
 
 
 @contextmanager
@@ -234,6 +276,6 @@ def parallel_for(fn: Callable[[int, int], T], n: int, *, min_block: int = 1) -> 
 
 
 def apply_environment() -> None:
-    """Apply ``NNET_NUM_THREADS`` to BLAS at import, so it governs plain NumPy products too."""
-    if os.environ.get(ENV_VAR):
-        get_num_threads()
+    """Settle the thread counts at import (``NNET_NUM_THREADS`` or the default), so they govern plain
+    NumPy products from the start rather than from nnet's first kernel."""
+    get_num_threads()

@@ -25,8 +25,9 @@ def test_set_then_get_round_trips_and_governs_blas(restore_threads):
     for n in (1, 2, 3):
         nnet.set_num_threads(n)
         assert nnet.get_num_threads() == n
-        if threads.blas_info()["controllable"]:
-            assert threads.blas_info()["threads"] == n
+        info = threads.blas_info()
+        if info["controllable"]:
+            assert info["threads"] == (1 if info["idle_workers_spin"] and n > 1 else n)
 
 
 @pytest.mark.parametrize("bad", [0, -2, 1.5, "two", None, True])
@@ -36,9 +37,10 @@ def test_a_bad_count_names_the_function_and_the_value(bad):
 
 
 def _run(code: str, **env: str) -> str:
+    clean = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
     out = subprocess.run(
         [sys.executable, "-c", code],
-        env={**os.environ, **env},
+        env={**clean, **env},
         capture_output=True,
         text=True,
         timeout=120,
@@ -59,6 +61,38 @@ def test_the_environment_variable_sets_nnet_and_blas_at_import():
 def test_a_bad_environment_value_is_named():
     out = _run("import nnet", NNET_NUM_THREADS="lots")
     assert "NNET_NUM_THREADS" in out and "'lots'" in out
+
+
+_REPORT = (
+    "import nnet; from nnet import threads; i = threads.blas_info(); "
+    "print(nnet.get_num_threads(), i['threads'], i['idle_workers_spin'])"
+)
+
+
+def _openblas() -> None:
+    if not threads.blas_info()["controllable"] or threads._blas.timeout is None:
+        pytest.skip("NumPy's BLAS here is not an OpenBLAS whose spinning nnet can read")
+
+
+def test_imported_first_nnet_stops_blas_workers_spinning_and_shares_the_cores():
+    _openblas()
+    out = _run(_REPORT, NNET_NUM_THREADS="2").split()
+    assert out == ["2", "2", "False"], out
+
+
+def test_after_numpy_spinning_blas_runs_on_one_thread_inside_nnets():
+    # OpenBLAS loaded with its default spin: nnet's threads keep the cores, BLAS one thread each
+    _openblas()
+    out = _run("import numpy; " + _REPORT, NNET_NUM_THREADS="2").split()
+    assert out == ["2", "1", "True"], out
+
+
+def test_the_users_own_openblas_timeout_is_kept():
+    _openblas()
+    out = _run(_REPORT, NNET_NUM_THREADS="2", OPENBLAS_THREAD_TIMEOUT="28").split()
+    assert out == ["2", "1", "True"], out
+    out = _run("import numpy; " + _REPORT, NNET_NUM_THREADS="2", OPENBLAS_THREAD_TIMEOUT="8")
+    assert out.split() == ["2", "2", "False"], out
 
 
 def test_numpy_wheels_blas_is_found():
@@ -93,6 +127,7 @@ def test_parallel_for_pins_blas_inside_and_restores_it(restore_threads):
     nnet.set_num_threads(2)
     if not threads.blas_info()["controllable"]:
         pytest.skip("BLAS thread count not controllable here")
+    threads._blas.set_threads(2)  # as when BLAS's workers do not spin
     inside = threads.parallel_for(lambda a, b: threads.blas_info()["threads"], 4)
     assert inside == [1, 1]
     assert threads.blas_info()["threads"] == 2

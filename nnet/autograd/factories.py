@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,13 +18,30 @@ def _dtype(dtype: Any) -> np.dtype:
     return default_dtype.get() if dtype is None else np.dtype(dtype)
 
 
+def _holds_graph(data: Any) -> bool:
+    if isinstance(data, Tensor):
+        return data.requires_grad
+    return isinstance(data, (list, tuple)) and any(_holds_graph(d) for d in data)
+
+
 def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
     """A new tensor holding a copy of ``data`` (Python floats take the default dtype, float32).
+
+    The copy is a new leaf: tensors inside ``data`` lose their graph, as in PyTorch, and a warning
+    says so when one of them requires grad (``nnet.stack`` keeps the graph).
 
     >>> import nnet
     >>> nnet.tensor([1, 2.5]).dtype
     dtype('float32')
     """
+    if _holds_graph(data):
+        warnings.warn(
+            "nnet.tensor copies the values of tensors that require grad, and gradients will not "
+            "flow back to them; to keep the graph use nnet.stack([...]) (or the tensor itself), "
+            "to copy on purpose t.detach().clone()",
+            UserWarning,
+            stacklevel=2,
+        )
     return Tensor(np.array(_as_array(data, dtype)), requires_grad=requires_grad)
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import pickle
+import warnings
 import zipfile
 
 import numpy as np
@@ -136,6 +138,18 @@ def test_corrupt_and_truncated_files(tmp_path):
     flipped = tmp_path / "flipped.npz"
     flipped.write_bytes(bytes(data))
     assert "corrupt" in _error(flipped)
+
+
+def test_a_corrupt_archive_leaves_no_file_open(tmp_path):
+    # np.load closes a file it opened itself only when the archive reads; nnet must close it always
+    path = tmp_path / "header-only.npz"
+    path.write_bytes(b"PK\x03\x04" + bytes(100))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        for _ in range(3):
+            _error(path)
+        gc.collect()  # a file left open warns when it is collected
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
 
 
 def test_object_arrays_are_never_unpickled(tmp_path):
