@@ -8,6 +8,7 @@ import gc
 import multiprocessing
 import os
 import random
+import signal
 import time
 
 import numpy as np
@@ -151,6 +152,16 @@ def test_persistent_workers_after_a_break_give_the_next_epoch_whole() -> None:
         for _ in loader:
             break
     assert as_lists(many) == as_lists(one)
+
+
+def test_persistent_workers_that_died_between_epochs_are_replaced() -> None:
+    loader = workers(WhoAmI(), batch_size=2, num_workers=2, persistent_workers=True)
+    first = {pid for b in loader for pid in pids_of(b)}
+    (victim,) = [p for p in loader._pool.processes if p.pid == min(first)]
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.join(TIMEOUT)  # dead before the next epoch (one that dies during it raises, as above)
+    second = {pid for b in loader for pid in pids_of(b)}
+    assert len(second) == 2 and not second & first
 
 
 def test_two_iterations_at_once_over_persistent_workers_are_refused() -> None:
