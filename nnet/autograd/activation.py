@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from nnet.autograd.function import Function
+from nnet.autograd.pending import Pending, defer, deferring
 from nnet.autograd.tensor import Tensor
 
 
@@ -92,4 +93,6 @@ def tanh(a: Any) -> Tensor:
 
 def relu(a: Any) -> Tensor:
     """Elementwise max(a, 0); its derivative at 0 is taken as 0."""
+    if type(a) is Pending and deferring():  # a pending layer's output: may fuse (pending.py)
+        return defer("relu", a, (), a.shape, a.requires_grad)
     return Relu.apply(a)

@@ -23,6 +23,7 @@ import numpy as np
 from nnet.autograd.elementwise import Add, Clip, Div, Mul, Pow, Sub, Where
 from nnet.autograd.function import Function
 from nnet.autograd.grad_mode import grad_enabled
+from nnet.autograd.pending import settle
 from nnet.autograd.tensor import Tensor
 from nnet.autograd.version import bump, next_seq
 
@@ -151,6 +152,7 @@ def _operand(name: str, t: Tensor, other: Any) -> Any:
 def arithmetic_(name: str, t: Tensor, other: Any, alpha: Any = 1) -> Tensor:
     """``t.add_(other, alpha=)``, ``sub_``, ``mul_``, ``div_``, ``pow_`` and the operators
     ``+=``, ``-=``, ``*=``, ``/=``, ``**=``."""
+    settle()  # a pending layer reads its inputs when it runs: before this change, as if eager
     ufunc, op = _ARITHMETIC[name]
     _check_shape(name, t, other)
     if not _recorded(t, other):
@@ -178,6 +180,7 @@ def clamp_(t: Tensor, min: Any = None, max: Any = None) -> Tensor:
     """``t.clamp_(min, max)``: limit the values to [min, max] in place."""
     if min is None and max is None:
         raise ValueError("clamp_: give at least one of min and max")
+    settle()
     lo, hi = _value(min), _value(max)
     _check_shape("clamp_", t, lo, hi)
     if not _recorded(t):
@@ -194,6 +197,7 @@ def assign_(name: str, t: Tensor, value: Any) -> Tensor:
     """``fill_``, ``zero_`` and ``copy_``: every element from ``value`` (broadcast to t's shape,
     converted to its dtype). The gradient goes to ``value`` when it is a tensor; none goes to the
     values replaced."""
+    settle()
     _check_shape(name, t, value)
     if not _recorded(t, value):
         try:

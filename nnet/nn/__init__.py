@@ -8,7 +8,7 @@
 (2, 10)
 """
 
-from nnet.nn import functional, init, utils
+from nnet.nn import chains, functional, init, utils
 from nnet.nn.activation import (
     ELU,
     GELU,

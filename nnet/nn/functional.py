@@ -33,6 +33,7 @@ from nnet.autograd.ops import (
     softplus,
     tanh,
 )
+from nnet.autograd.pending import Pending, defer, deferring
 from nnet.autograd.tensor import Tensor
 from nnet.autograd.window import pair
 from nnet.kernels import registry
@@ -68,6 +69,23 @@ def check_input_dtype(layer: str, x: Tensor, weight: Tensor) -> None:
 
 
 # -- linear --------------------------------------------------------------------------------------
+def _same_dtype(x: Tensor, *others: Tensor | None) -> bool:
+    """Whether every given tensor has x's dtype: a layer deferred only then, so that a mismatch
+    raises where the layer is called."""
+    return all(o is None or o.dtype == x.dtype for o in others)
+
+
+def _needs(*tensors: Tensor | None) -> bool:
+    return any(t is not None and t.requires_grad for t in tensors)
+
+
+def _pooled_shape(shape: tuple[int, ...], k: tuple[int, int], s: tuple[int, int],
+                  pads: tuple[tuple[int, int], tuple[int, int]],
+                  d: tuple[int, int]) -> tuple[int, ...]:  # fmt: skip
+    hw = [(shape[1 + i] + sum(pads[i]) - d[i] * (k[i] - 1) - 1) // s[i] + 1 for i in range(2)]
+    return (shape[0], hw[0], hw[1], shape[3])
+
+
 def linear(x: Any, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``x @ weight + bias`` with ``weight`` of shape (in_features, out_features) (the seed's
     layout, the transpose of PyTorch's) and ``x`` of shape (..., in_features)."""
@@ -155,7 +173,11 @@ def conv2d(
             f"got {x.shape}; nnet images are NHWC"
         )
     _check_span("conv2d", x.shape, (kh, kw), d, pads)
-    return registry.run(("conv2d",), x, weight, bias, geometry(x.shape, (kh, kw), s, d, pads))
+    geo = geometry(x.shape, (kh, kw), s, d, pads)
+    if deferring() and _same_dtype(x, weight, bias):  # may fuse with what follows (pending.py)
+        shape = (x.shape[0], *geo[4], cout)
+        return defer("conv2d", x, (weight, bias, geo), shape, _needs(x, weight, bias))
+    return registry.run(("conv2d",), x, weight, bias, geo)
 
 
 def conv_geometry(x: Tensor, weight: Tensor, stride: Any, padding: Padding, dilation: Any) -> Any:
@@ -198,6 +220,9 @@ def max_pool2d(
     """
     x = _tensor(x)
     k, s, pads, d = _pool_args("max_pool2d", x, kernel_size, stride, padding, dilation)
+    if type(x) is Pending and deferring():  # a pending layer's output: may fuse (pending.py)
+        return defer("max_pool2d", x, (k, s, pads, d), _pooled_shape(x.shape, k, s, pads, d),
+                     x.requires_grad)  # fmt: skip
     return registry.run(("max_pool2d",), x, k, s, pads, d)
 
 
@@ -242,6 +267,9 @@ def batch_norm(
     x = _tensor(x)
     if training:
         n = _values_per_channel(x)
+        if x.ndim == 4 and deferring() and _same_dtype(x, weight, bias):  # pending.py
+            args = (weight, bias, eps, running_mean, running_var, momentum, n)
+            return defer("batch_norm", x, args, x.shape, _needs(x, weight, bias))
         stats = BatchStats()
         y = registry.run(("batch_norm",), x, weight, bias, eps, stats)
         _update(running_mean, running_var, stats, n, momentum)

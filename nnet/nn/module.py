@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from nnet.autograd import pending
 from nnet.autograd.defaults import get_default_dtype
 from nnet.autograd.grad_mode import no_grad
 from nnet.autograd.tensor import Tensor
@@ -96,7 +97,15 @@ class Module(hooks.ModuleHooks):
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not pending.is_open():
+            # the outermost call: layers inside may defer, to fuse; none is pending after it
+            return pending.outermost(self._call, args, kwargs)
         if self._hooked:  # forward or backward hooks registered (nnet/nn/hooks.py)
+            return hooks.call(self, args, kwargs)
+        return self.forward(*args, **kwargs)
+
+    def _call(self, *args: Any, **kwargs: Any) -> Any:
+        if self._hooked:
             return hooks.call(self, args, kwargs)
         return self.forward(*args, **kwargs)
 

@@ -118,7 +118,8 @@ def test_falls_back_to_the_layers(case):
     x = nnet.Tensor(rng.standard_normal((2, 5 if "untiled" in case else 4, 4, 3)))
 
     class MyReLU(nn.ReLU):
-        pass
+        def forward(self, x):  # its own forward runs as written
+            return x.clamp(min=0)
 
     relu = MyReLU() if case == "subclass" else nn.ReLU()
     pool = nn.MaxPool2d(2, padding=1) if case == "padded_pool" else nn.MaxPool2d(2)
