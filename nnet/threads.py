@@ -221,6 +221,9 @@ def blas_threads(n: int) -> Iterator[None]:
     idle workers busy-wait after each product and would take the cores from the worker threads.
     """
     before = _blas.threads()
+    if before == n:  # nothing to change: the common case at one thread, kept cheap
+        yield
+        return
     _blas.set_threads(n)
     try:
         yield

@@ -28,11 +28,11 @@ from nnet.autograd.tensor import Tensor
 from nnet.kernels import winograd
 from nnet.kernels.batchnorm import recorded_vjp
 from nnet.kernels.bnpool import normalise_and_pool, recorded_routing, routed_backward
-from nnet.kernels.channels import per_channel
+from nnet.kernels.channels import column_sums, per_channel
 from nnet.kernels.conv import Conv2d
 from nnet.kernels.im2col import Geometry, im2col_array
 from nnet.kernels.pool import first_max, running_max
-from nnet.threads import items_per_block, parallel_for
+from nnet.threads import blas_threads, items_per_block, parallel_for
 
 #: Rows per slab of the tall products Pc^T Pc and Pc^T G (OpenBLAS multiplies a huge shared
 #: dimension into a tiny result slowly; a batch of slabs summed afterwards is fast).
@@ -109,9 +109,12 @@ class ConvBatchNormReluPool(Function):
         w2 = weight.reshape(k, cout)
         pt = _patches_offset_major(x, geo, kernel)  # (K + 1, M), the last row ones
         m = pt.shape[1]
-        mu = pt[:k] @ np.ones(m, pt.dtype) / m
-        pt[:k] -= mu[:, None]  # Pc^T
-        cov = _gram(pt[:k]) / m
+        with blas_threads(
+            1
+        ):  # matrix-vector products: a second BLAS thread costs more than it saves
+            mu = pt[:k] @ np.ones(m, pt.dtype) / m
+            pt[:k] -= mu[:, None]  # Pc^T
+            cov = _gram(pt[:k]) / m
         sw = cov @ w2
         var = np.einsum("kc,kc->c", w2, sw)
         invstd = 1.0 / np.sqrt(var + eps)
@@ -191,7 +194,7 @@ class WinogradBatchNormReluPool(Function):
         centred = quads.reshape(4, -1, *quads.shape[3:])  # (4, N, H/2, W/2, C_out), owned
         rows = centred.reshape(-1, cout)
         ones = np.ones(rows.shape[0], rows.dtype)
-        mean = ones @ rows / rows.shape[0]
+        mean = column_sums(rows, ones) / rows.shape[0]
         per_channel(np.subtract, rows, mean, out=rows)
         out, y, pooled, invstd, var = normalise_and_pool(centred, ones, gamma, beta, eps)
         ctx.save_for_backward(v, centred, y, pooled, invstd, ones)
