@@ -7,7 +7,10 @@ Configurations, each a fresh subprocess so thread pools and MPI start clean:
 * ``1 process x 1 thread`` and ``1 process x 2 threads`` (``NNET_NUM_THREADS``);
 * ``2 ranks x 1 thread`` (``mpiexec -n 2``; DistributedDataParallel, SyncBatchNorm, each rank 50
   images a step: what ``mpiexec -n 2 nnet train`` runs);
-* ``2 ranks x 1 thread, local BN``: the same with per-rank batch norm, to show what syncing costs.
+* ``2 ranks x 1 thread, local BN``: the same with per-rank batch norm, to show what syncing costs;
+* ``2 ranks, no communication``: each rank trains its own model on its 50 images of each batch,
+  meeting the other only at the epoch's barriers: the most that this machine's two cores give two
+  processes at once (caches, memory, the hypervisor), whatever the distributed code does.
 
 Each run trains ``--epochs`` epochs after one warm-up epoch and reports every epoch's time (rank 0,
 between barriers); the figure is the median over all epochs of all rounds, the configurations
@@ -39,12 +42,13 @@ CONFIGS = {
     "1 process x 2 threads": (1, 2, True),
     "2 ranks x 1 thread": (2, 1, True),
     "2 ranks x 1 thread, local BN": (2, 1, False),
+    "2 ranks, no communication": (2, 1, None),
 }
 
 
-def worker(epochs: int, sync_bn: bool) -> None:
-    """Train 1 + ``epochs`` epochs in this process (a rank when under mpiexec); rank 0 prints
-    the timed epochs' seconds as JSON."""
+def worker(epochs: int, sync_bn: bool | None) -> None:
+    """Train 1 + ``epochs`` epochs in this process (a rank when under mpiexec; ``sync_bn`` None:
+    a model of its own, not wrapped); rank 0 prints the timed epochs' seconds as JSON."""
     import numpy as np
 
     import nnet
@@ -58,7 +62,7 @@ def worker(epochs: int, sync_bn: bool) -> None:
     train_set, _ = load_data("mnist", str(DATA))
     nnet.manual_seed(0)
     model = net = seed_cnn((28, 28, 1))
-    if world > 1:
+    if world > 1 and sync_bn is not None:
         if sync_bn:
             net = distributed.convert_sync_batchnorm(net)
         model = distributed.DistributedDataParallel(net, broadcast_buffers=not sync_bn)
@@ -84,8 +88,9 @@ def mpiexec() -> str:
 
 def run_config(name: str, epochs: int) -> dict[str, object]:
     ranks, threads, sync_bn = CONFIGS[name]
+    bn = {True: [], False: ["--local-bn"], None: ["--independent"]}[sync_bn]
     cmd = [sys.executable, "-m", "benchmarks.distributed_epoch", "--worker",
-           "--epochs", str(epochs)] + ([] if sync_bn else ["--local-bn"])  # fmt: skip
+           "--epochs", str(epochs), *bn]  # fmt: skip
     if ranks > 1:
         cmd = [mpiexec(), "-n", str(ranks), *cmd]
     env = {**os.environ, "NNET_NUM_THREADS": str(threads)}
@@ -100,16 +105,22 @@ def main() -> None:
     parser.add_argument("--json", help="write the figures here")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--local-bn", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--independent", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--only", help="comma-separated configuration numbers (1-based) to run")
     args = parser.parse_args()
     if args.worker:
-        worker(args.epochs, not args.local_bn)
+        worker(args.epochs, None if args.independent else not args.local_bn)
         return
     names = list(CONFIGS)
+    if args.only:
+        names = [names[int(i) - 1] for i in args.only.split(",")]
     seconds: dict[str, list[float]] = {n: [] for n in names}
     cpu: dict[str, list[float]] = {n: [] for n in names}
     images = 0
+    loads: list[float] = []
     for r in range(args.rounds):
         for name in names[r % len(names) :] + names[: r % len(names)]:
+            loads.append(os.getloadavg()[0])
             out = run_config(name, args.epochs)
             seconds[name] += out["seconds"]  # type: ignore[operator]
             cpu[name] += out["cpu"]  # type: ignore[operator]
@@ -117,7 +128,8 @@ def main() -> None:
             time.sleep(0.5)
     base = statistics.median(seconds[names[0]])
     print(f"one epoch, {images} images, seed CNN, Adam, global batch 100 "
-          f"(median of {args.rounds} rounds x {args.epochs} epochs; shared 2-core machine)")  # fmt: skip
+          f"(median of {args.rounds} rounds x {args.epochs} epochs; shared 2-core machine; "
+          f"1-minute load average {min(loads):.2f}-{max(loads):.2f} at the runs' starts)")  # fmt: skip
     print(f"{'configuration':32} {'epoch s':>8} {'images/s':>9} {'vs 1x1':>7}  {'quartiles s':12}"
           f" {'CPU s':>6} {'bound':>6}")  # fmt: skip
     table = {}

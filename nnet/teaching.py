@@ -8,9 +8,9 @@
 * makes float64 the default dtype, so ``tanh(0.8814)`` prints ``0.7071`` rather than ``0.70710665`` and
   hand-derived gradients match to the last digit;
 * makes :func:`nnet.autograd.trace` and :mod:`nnet.viz` verbose (the values of tensors up to 16
-  elements, 6 digits), and makes ``backward()`` keep what a drawing needs: every op's inputs (not the
-  arrays saved for the VJPs) and every intermediate tensor's gradient in its ``.grad``, so
-  ``nnet.viz.draw(loss)`` after ``loss.backward()`` shows the whole graph with its gradients.
+  elements, 6 digits), and makes ``backward()`` keep for drawings every op's inputs and gradient
+  whatever their size (outside teaching mode only those of up to 16 elements are kept) and leave
+  every intermediate tensor's gradient in its ``.grad``, as micrograd does.
 
 All three are context variables (each thread and async task has its own), restored when the block
 ends.

@@ -7,10 +7,12 @@ value and, once backward has filled it, its gradient); each leaf is one ellipse 
 numbers themselves for small tensors (signed), shape and a summary for larger ones. Tensors that do
 not require gradients (constants) are grey; several inputs are numbered in argument order.
 
-A plain ``backward()`` releases the graph as it goes; in teaching mode (``nnet.teaching()``) it keeps
-what a drawing needs (each op's inputs and every gradient), so drawing after ``backward()`` shows the
-whole graph with the gradients just computed. Otherwise the drawing stops at the released ops with a
-note; ``backward(retain_graph=True)`` keeps the graph too (but not the intermediate gradients).
+Drawn after ``loss.backward()``, the graph shows the gradients that backward just computed. A plain
+``backward()`` frees the big arrays as it goes but keeps what a drawing needs
+(nnet/autograd/sketch.py): the graph's structure, and the values and gradients of tensors of up to 16
+elements; bigger ones show their shape ("data not kept", "grad not kept") unless somebody still holds
+them. Leaves show the gradient that backward left them, never one from an earlier or later step.
+Teaching mode (``nnet.teaching()``) keeps everything, whatever its size.
 
 >>> import nnet
 >>> from nnet.viz import to_dot
@@ -23,13 +25,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from nnet.autograd.show import module_of, name_of, names_of, op_label, values
+import numpy as np
+
+from nnet.autograd.show import is_tensor, live, module_of, name_of, names_of, op_label, values
+from nnet.autograd.sketch import KEEP, leaf_grad
 from nnet.autograd.tensor import Tensor
 
 RELEASED_NOTE = (
-    "graph released by backward(): the inputs of the ops marked 'released' are gone. "
-    "Draw before backward, call backward(retain_graph=True), or run it in teaching mode "
-    "(nnet.teaching()), which keeps the graph and every gradient for drawing."
+    f"the ops marked 'released' lost their inputs in backward(), which keeps what a drawing needs "
+    f"for the {KEEP} ops nearest the output only. Draw before backward, call "
+    "backward(retain_graph=True), or use teaching mode (nnet.teaching()), which keeps everything."
 )
 
 _INSTALL_HINT = (
@@ -49,21 +54,70 @@ def _quote(*lines: str) -> str:
     return '"' + "\\n".join(s.replace("\\", "\\\\").replace('"', '\\"') for s in lines) + '"'
 
 
-def _describe(t: Tensor) -> str:
-    shape = "x".join(map(str, t.shape)) if t.shape else "scalar"
-    return f"{shape} {t.dtype}"
+def _describe(x: Any) -> str:
+    shape = "x".join(map(str, x.shape)) if x.shape else "scalar"
+    return f"{shape} {x.dtype}"
 
 
-def _lines(t: Tensor, stale: bool) -> list[str]:
-    """``data ...`` and, when backward has filled it, ``grad ...`` (signed)."""
-    lines = [_describe(t), f"data {values(t)}"]
-    if t._grad is not None:
-        lines.append(f"grad {values(t._grad)}" + (" (an earlier backward's)" if stale else ""))
-    return lines
+def _size(x: Any) -> int:
+    return int(np.prod(x.shape))
+
+
+_NONE = object()  # an op no backward has passed: it has no drawn_grad yet
+
+
+class _Grads:
+    """Which gradient a drawing shows for each node: the ones computed by the last backward that
+    went through the drawn output (``record``, see nnet/autograd/sketch.py), never an older one."""
+
+    def __init__(self, root: Tensor) -> None:
+        fn = root.grad_fn
+        self.record: dict[int, Any] | None = None if fn is None else fn.__dict__.get("drawn_record")
+        self.root_is_leaf = fn is None
+
+    def interior(self, x: Any, t: Tensor | None) -> str | None:
+        if t is not None and t._grad is not None:  # retain_grad() or teaching mode
+            return f"grad {values(t._grad)}"
+        g = getattr(x.grad_fn, "drawn_grad", _NONE)
+        if g is _NONE or self.record is None:
+            return None  # no backward has gone through it yet
+        if g is None:
+            return f"grad not kept ({_size(x)} elements; retain_grad() or teaching mode keeps it)"
+        return f"grad {values(g)}"
+
+    def leaf(self, t: Tensor | None) -> str | None:
+        if t is None:
+            return None
+        if self.root_is_leaf:
+            return None if t._grad is None else f"grad {values(t._grad)}"
+        if self.record is None:  # this graph has not run backward: .grad is some other graph's
+            return None if t._grad is None else "grad: none yet (.grad is an earlier backward's)"
+        kind, g = leaf_grad(self.record, t)
+        if kind == "grad":
+            return f"grad {values(g)}"
+        if kind == "replaced":
+            return "grad: .grad has changed since this backward (zero_grad, a later backward)"
+        return None
+
+
+def _data(x: Any, t: Tensor | None) -> str:
+    if t is not None:
+        return f"data {values(t)}"
+    return f"data not kept ({_size(x)} elements)"
 
 
 def _inputs(fn: Any) -> tuple[Any, ...] | None:
-    return fn.inputs if fn.inputs is not None else fn.__dict__.get("drawn_inputs")
+    """The op's inputs: live, or as backward kept them for drawing (sketch.py); None if neither."""
+    if fn.inputs is not None:
+        return fn.inputs  # type: ignore[no-any-return]
+    return getattr(fn, "drawn_inputs", None)
+
+
+def _key(x: Any) -> int:
+    """One node per tensor: a sketch is the tensor while it lives, else its weak reference (the
+    sketches of one tensor share it)."""
+    t = live(x)
+    return id(t) if t is not None else id(x._ref)
 
 
 def to_dot(tensor: Tensor, params: Any = None, names: Any = None) -> str:
@@ -83,38 +137,49 @@ def to_dot(tensor: Tensor, params: Any = None, names: Any = None) -> str:
     -------
     str
         A ``digraph``; render it with ``dot -Tsvg`` or :func:`draw`.
+
+    Examples
+    --------
+    >>> import nnet
+    >>> from nnet.viz import to_dot
+    >>> a = nnet.tensor(2.0, requires_grad=True)
+    >>> loss = a * -3.0
+    >>> loss.backward()
+    >>> print([line for line in to_dot(loss, names={"a": a}).splitlines() if "grad -3" in line][0])
+      n1 [shape=ellipse, style="filled", fillcolor=lightblue, label="a\\nscalar float32\\ndata 2\\ngrad -3"];
     """
     if not isinstance(tensor, Tensor):
         raise TypeError(f"to_dot: expects a Tensor, got {type(tensor).__name__}")
     given = names_of(params, names, "to_dot")
+    grads = _Grads(tensor)
     ids: dict[int, str] = {}
-    keep: list[Tensor] = []  # holds every drawn tensor so no id is reused during the walk
+    keep: list[Any] = []  # holds every drawn node so no id is reused during the walk
     nodes: list[str] = []
     edges: list[str] = []
     released = False
-    root_fn = tensor.grad_fn
-    # leaves' .grad before this graph's own backward comes from an earlier one: say so
-    stale = root_fn is not None and not root_fn.backpropagated
 
-    def node_of(t: Tensor) -> tuple[str, bool]:
-        k = id(t)
+    def node_of(x: Any) -> tuple[str, bool]:
+        k = _key(x)
         if k in ids:
             return ids[k], False
         ids[k] = f"n{len(ids)}"
-        keep.append(t)
+        keep.append(x)
         return ids[k], True
 
     root_id, _ = node_of(tensor)
-    stack = [tensor]
+    stack: list[Any] = [tensor]
     while stack:
-        t = stack.pop()
-        nid = ids[id(t)]
-        fn = t.grad_fn
+        x = stack.pop()
+        t = live(x)
+        nid = ids[_key(x)]
+        fn = x.grad_fn
+        name = (name_of(t, given) if t is not None else None) or getattr(x, "name", None)
         if fn is None:
-            name = name_of(t, given) or ("leaf" if t.requires_grad else "constant")
-            style = "filled" if t.requires_grad else "filled,dashed"
-            fill = "lightblue" if t.requires_grad else "grey90"
-            label = _quote(name, *_lines(t, stale))
+            name = name or ("leaf" if x.requires_grad else "constant")
+            style = "filled" if x.requires_grad else "filled,dashed"
+            fill = "lightblue" if x.requires_grad else "grey90"
+            grad = grads.leaf(t)
+            label = _quote(name, _describe(x), _data(x, t), *([grad] if grad else []))
             nodes.append(
                 f'  {nid} [shape=ellipse, style="{style}", fillcolor={fill}, label={label}];'
             )
@@ -123,14 +188,16 @@ def to_dot(tensor: Tensor, params: Any = None, names: Any = None) -> str:
         gone = inputs is None
         released |= gone
         op = op_label(fn, inputs, module_of(fn, inputs, given)) + (" (released)" if gone else "")
-        named = name_of(t, given)
-        label = _quote(f"{named} = {op}" if named else op, *_lines(t, False))
-        extra = ", peripheries=2" if t is tensor else ""
+        grad = grads.interior(x, t)
+        label = _quote(
+            f"{name} = {op}" if name else op, _describe(x), _data(x, t), *([grad] if grad else [])
+        )
+        extra = ", peripheries=2" if x is tensor else ""
         color = "mistyrose" if gone else "white"
         nodes.append(f"  {nid} [shape=box, style=filled, fillcolor={color}{extra}, label={label}];")
         if inputs is None:
             continue
-        tensors = [(i, p) for i, p in enumerate(inputs) if isinstance(p, Tensor)]
+        tensors = [(i, p) for i, p in enumerate(inputs) if is_tensor(p)]
         for i, p in tensors:
             pid, new = node_of(p)
             # the argument's position matters only when there are several (a - b, x @ w)

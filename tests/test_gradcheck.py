@@ -280,3 +280,11 @@ def test_a_vjp_of_the_wrong_shape_names_the_function():
         RuntimeError, match=r"WrongShape.vjp returned a gradient of shape .* input 0"
     ):
         WrongShape.apply(_t((3, 2))).sum().backward()
+
+
+def test_pytorchs_tuple_of_inputs_is_accepted():
+    a, b = _t((2, 3), seed=1), _t((2, 3), seed=2)
+    assert gradcheck(lambda x, y: x * y, (a, b))
+    assert gradgradcheck(lambda x, y: x * y, [a, b])
+    with pytest.raises(GradcheckError, match="input 1"):
+        gradcheck(WrongSecondInput.apply, (a, b))

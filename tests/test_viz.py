@@ -52,11 +52,14 @@ def test_signed_gradients_after_a_retained_backward() -> None:
     assert RELEASED_NOTE not in dot and "earlier backward" not in dot
 
 
-def test_stale_leaf_gradients_are_marked() -> None:
+def test_a_graph_not_yet_backpropagated_shows_no_stale_leaf_gradient() -> None:
     loss, params = small_graph()
     loss.backward()
     loss2 = (params["layer.weight"] * 2).sum()  # a new graph, not yet backpropagated
-    assert "(an earlier backward's)" in to_dot(loss2, params)
+    dot = to_dot(loss2, params)
+    assert "grad: none yet (.grad is an earlier backward's)" in dot
+    g = params["layer.weight"].grad.numpy().ravel()
+    assert f"{g[0]:.4g}" not in dot  # the number from the earlier backward is not shown
 
 
 def test_teaching_mode_draws_the_whole_graph_after_a_plain_backward() -> None:
@@ -89,13 +92,17 @@ def test_constants_and_attributes_label_the_ops() -> None:
     assert '"Sub (1 - x)\\n' in to_dot(1.0 - p)
 
 
-def test_released_graph_says_so_and_how_to_keep_it() -> None:
+def test_ops_beyond_what_backward_keeps_are_marked_released(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(nnet.autograd.engine, "KEEP", 2)  # the two ops nearest the root
     loss, params = small_graph()
     loss.backward()
     dot = to_dot(loss, params)
-    assert "Sum (released)" in dot
-    assert "retain_graph=True" in dot
-    assert "layer.weight" not in dot  # the inputs are gone: nothing past the root is drawn
+    assert '"Sum (axes=(0, 1))\\n' in dot and '"Sigmoid\\n' in dot
+    assert "Add (released)" in dot and RELEASED_NOTE in dot
+    assert "retain_graph=True" in dot and "teaching" in dot
+    assert "layer.weight" not in dot  # past the released op nothing is drawn
 
 
 def test_a_leaf_alone_and_a_deep_chain() -> None:

@@ -14,6 +14,8 @@ from nnet.autograd.tensor import Tensor
 class Sigmoid(Function):
     """d s(a) = g s (1 - s), from the saved output s (the seed's rule). See derivations.md#sigmoid."""
 
+    elementwise = True
+
     saves_output = True
 
     def forward(ctx, a):
@@ -32,6 +34,8 @@ class Sigmoid(Function):
 
 class Tanh(Function):
     """d tanh(a) = g (1 - t^2), from the saved output t. See derivations.md#tanh."""
+
+    elementwise = True
 
     saves_output = True
 
@@ -65,6 +69,8 @@ def _relu_array(a: np.ndarray) -> np.ndarray:
 
 class Relu(Function):
     """d relu(a) = g [a > 0]; relu'(0) = 0. See derivations.md#relu."""
+
+    elementwise = True
 
     def forward(ctx, a):
         return _relu_array(a)

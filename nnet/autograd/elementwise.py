@@ -22,6 +22,8 @@ _make = Tensor._make
 class Add(Function):
     """d(a + b) = (g, g). See derivations.md#add-sub-neg."""
 
+    elementwise = True
+
     promotes = 1
     saved_inputs = "none"
 
@@ -36,6 +38,8 @@ class Add(Function):
 
 class Sub(Function):
     """d(a - b) = (g, -g). See derivations.md#add-sub-neg."""
+
+    elementwise = True
 
     promotes = 1
     saved_inputs = "none"
@@ -53,6 +57,8 @@ class Sub(Function):
 class Neg(Function):
     """d(-a) = -g. See derivations.md#add-sub-neg."""
 
+    elementwise = True
+
     saved_inputs = "none"
 
     op_name = "negative"
@@ -67,6 +73,8 @@ class Neg(Function):
 
 class Mul(Function):
     """d(a b) = (g b, g a). See derivations.md#mul-div."""
+
+    elementwise = True
 
     promotes = 1
     saved_inputs = "others"
@@ -89,6 +97,8 @@ class Mul(Function):
 
 class Div(Function):
     """d(a / b) = (g / b, -g a / b^2). See derivations.md#mul-div."""
+
+    elementwise = True
 
     promotes = 2
 
@@ -115,6 +125,8 @@ class Pow(Function):
     Where b = 0 the base's gradient is 0 (not 0 * a^-1, NaN at a = 0): the exponent b - 1 is taken
     from 1 there, so a^(b-1) = 1, and the rule stays finite when differentiated again (PyTorch's mask).
     The exponent's gradient is taken as 0 where a <= 0 (log a is undefined there)."""
+
+    elementwise = True
 
     promotes = 1
 
@@ -162,6 +174,8 @@ def _nonzero(b: Any, a: Any = None) -> Any:
 class Exp(Function):
     """d exp(a) = g exp(a), from the saved output. See derivations.md#exp-log-sqrt."""
 
+    elementwise = True
+
     saves_output = True
 
     def forward(ctx, a):
@@ -177,6 +191,8 @@ class Exp(Function):
 class Log(Function):
     """d log(a) = g / a. See derivations.md#exp-log-sqrt."""
 
+    elementwise = True
+
     def forward(ctx, a):
         return np.log(a)
 
@@ -189,6 +205,8 @@ class Log(Function):
 
 class Sqrt(Function):
     """d sqrt(a) = g / (2 sqrt(a)), from the saved output. See derivations.md#exp-log-sqrt."""
+
+    elementwise = True
 
     saves_output = True
 
@@ -205,6 +223,8 @@ class Sqrt(Function):
 class Abs(Function):
     """d |a| = g sign(a), with abs'(0) = 0. See derivations.md#abs."""
 
+    elementwise = True
+
     def forward(ctx, a):
         return np.abs(a)
 
@@ -217,6 +237,8 @@ class Abs(Function):
 class Maximum(Function):
     """d max(a, b) = (g [a >= b or a is NaN], g [otherwise]): ties go to the first argument, and a
     NaN wins as in the forward. See derivations.md#maximum-minimum."""
+
+    elementwise = True
 
     promotes = 1
 
@@ -233,6 +255,8 @@ class Maximum(Function):
 class Minimum(Function):
     """d min(a, b) = (g [a <= b or a is NaN], g [otherwise]): ties go to the first argument, and a
     NaN wins as in the forward. See derivations.md#maximum-minimum."""
+
+    elementwise = True
 
     promotes = 1
 
@@ -269,6 +293,8 @@ def _split(ctx: Function, grad: Tensor, first: np.ndarray) -> tuple[Tensor | Non
 class Clip(Function):
     """d clip(a, lo, hi) = g [lo <= a <= hi] (bounds are constants). See derivations.md#clip."""
 
+    elementwise = True
+
     def forward(ctx, a, lo, hi):
         return np.clip(a, lo, hi)
 
@@ -286,6 +312,8 @@ class Clip(Function):
 
 class Where(Function):
     """d where(c, a, b) = (None, g [c], g [not c]). See derivations.md#where."""
+
+    elementwise = True
 
     saved_inputs = "none"
 
@@ -313,6 +341,8 @@ class Where(Function):
 
 class AsType(Function):
     """d astype(a) = astype(g, a.dtype). See derivations.md#astype."""
+
+    elementwise = True
 
     saved_inputs = "none"
 

@@ -19,12 +19,14 @@ from nnet.autograd.defaults import teaching_enabled
 from nnet.autograd.grad_mode import grad_enabled
 from nnet.autograd.kernels import sum_axes
 from nnet.autograd.lifetime import on_backward, spans_a_step
+from nnet.autograd.sketch import KEEP, SMALL, note_leaf, sketched
 from nnet.autograd.tensor import HOOKS, RETAIN, Tensor, _as_array
 
 if TYPE_CHECKING:
     from nnet.autograd.function import Function
 
 _make = Tensor._make
+_EVERYTHING = 2**62  # teaching mode's size and count limits of what backward keeps for drawings
 _ndarray = np.ndarray  # type(x) is _ndarray: the cheapest exact-class test in the hot loops
 
 
@@ -141,6 +143,12 @@ def run_backward(
     A node recorded before the latest in-place change anywhere (``version.last_stamp``) goes through
     ``version.check_node`` first (values it saved changed? inputs rebased since?); the rest pay one
     comparison.
+
+    For drawings, the :data:`~nnet.autograd.sketch.KEEP` ops nearest the roots keep
+    ``fn.drawn_grad`` (their output's gradient when small) and, when released, ``fn.drawn_inputs``
+    (their inputs without the big ones); each root's op keeps ``drawn_record``, each leaf's gradient
+    as this backward left it (sketch.py). In teaching mode nothing is too big and every op keeps
+    them.
     """
     table: dict[int, list[Any]] = {}
     heap: list[tuple[int, Tensor]] = []
@@ -165,20 +173,38 @@ def run_backward(
         captured = {}
         wanted = {id(t) for t in capture}
     hooked = captured is None and leaf_hooks.any_hooks()
+    record: dict[int, Any] = {}
+    small, keep = (_EVERYTHING, _EVERYTHING) if teaching_enabled.get() else (SMALL, KEEP)
     token = grad_enabled.set(create_graph)
     try:
         last_change = version.last_stamp
         newest = -heap[0][0] if heap else 0
         if create_graph:
-            oldest = _walk_tensors(heap, table, retain_graph, captured, wanted, last_change)
+            oldest = _walk_tensors(
+                heap, table, retain_graph, captured, wanted, last_change, small, keep
+            )
         else:
             # hooked leaves are finished as soon as their last gradient arrives (leaf_hooks.py)
             counts = leaf_hooks.hooked_edge_counts(roots) if hooked else None
-            oldest = _walk_arrays(heap, table, retain_graph, captured, wanted, last_change, counts)
+            oldest = _walk_arrays(
+                heap,
+                table,
+                retain_graph,
+                captured,
+                wanted,
+                last_change,
+                small,
+                keep,
+                record,
+                counts,
+            )
     finally:
         grad_enabled.reset(token)
     if oldest is not None and spans_a_step(oldest.seq, newest):
         on_backward()
+    for r in roots:
+        if r.grad_fn is not None:
+            r.grad_fn.drawn_record = record
     # what is left are the leaves, each gradient complete
     for g, own, t in table.values():
         if t._retains_grad:  # a leaf's hooks (retain_grad does nothing on a leaf)
@@ -188,6 +214,7 @@ def run_backward(
                 g, own = _attend_array(t, g, own, False)
         if captured is None:
             _accumulate_leaf(t, g, own, create_graph)
+            note_leaf(record, t)
             if hooked:
                 leaf_hooks.run(t)
         elif id(t) in wanted:
@@ -218,11 +245,15 @@ def _walk_arrays(
     captured: dict[int, Tensor] | None,
     wanted: set[int],
     last_change: int,
+    small: int,
+    keep: int,
+    record: dict[int, Any],
     counts: dict[int, int] | None = None,
 ) -> Function | None:
     """The walk of a backward that records nothing: gradients are arrays, VJPs ``vjp_arrays``.
-    ``counts``: the edges still to arrive at each hooked leaf (see :func:`_arrived`). Returns the
-    last op run, the oldest (for the graph-lifetime check)."""
+    ``small``, ``keep``: what is kept for drawings (see :func:`run_backward`). ``counts``: the edges
+    still to arrive at each hooked leaf (see :func:`_arrived`). Returns the last op run, the oldest
+    (for the graph-lifetime check)."""
     fn: Any = None  # after the loop: the last op run
     while heap:
         t = heappop(heap)[1]
@@ -245,6 +276,16 @@ def _walk_arrays(
             grads = _checked(fn, grads)
         # the same array handed to two inputs is owned by neither
         shared = n > 1 and (grads[0] is grads[1] if n == 2 else len(set(map(id, grads))) < n)
+        if keep:  # _keep_for_drawing written out: this runs on every op
+            keep -= 1
+            if g.size <= small:
+                fn.drawn_grad = g
+                if not retain_graph:
+                    fn.drawn_inputs = inputs if fn.elementwise else sketched(inputs, small)
+            else:
+                fn.drawn_grad = None
+                if not retain_graph:
+                    fn.drawn_inputs = sketched(inputs, small)
         if not retain_graph:
             fn.inputs = None
             if fn.saved:
@@ -252,7 +293,7 @@ def _walk_arrays(
         for p, need, d in zip(inputs, needs, grads, strict=False):  # lengths checked above
             if d is None or not need:
                 if need and counts is not None:
-                    _arrived(p, counts, table)
+                    _arrived(p, counts, table, record)
                 continue
             if type(d) is not _ndarray:  # NumPy gives scalars for 0-d operands
                 d = np.asarray(d)
@@ -277,11 +318,29 @@ def _walk_arrays(
                 entry[0] = _added(entry[0], d)
                 entry[1] = True
             if counts is not None:
-                _arrived(p, counts, table)
+                _arrived(p, counts, table, record)
     return fn
 
 
-def _arrived(p: Tensor, counts: dict[int, int], table: dict[int, list[Any]]) -> None:
+def _keep_for_drawing(
+    fn: Function, inputs: tuple[Any, ...], g: np.ndarray, small: int, retain_graph: bool
+) -> None:
+    """What a drawing needs of ``fn`` (sketch.py): its output's gradient ``g`` when small; its
+    inputs once released, the same tuple when none is big. An elementwise op's inputs are no bigger
+    than its output, so a small gradient says they are all small without looking at them."""
+    if g.size <= small:
+        fn.drawn_grad = g
+        if not retain_graph:
+            fn.drawn_inputs = inputs if fn.elementwise else sketched(inputs, small)
+    else:
+        fn.drawn_grad = None
+        if not retain_graph:
+            fn.drawn_inputs = sketched(inputs, small)
+
+
+def _arrived(
+    p: Tensor, counts: dict[int, int], table: dict[int, list[Any]], record: dict[int, Any]
+) -> None:
     """One more edge has delivered to ``p``; if ``p`` is a hooked leaf and that was its last, its
     gradient is final: into ``.grad`` now, and its hooks run while the walk goes on."""
     k = id(p)
@@ -297,6 +356,7 @@ def _arrived(p: Tensor, counts: dict[int, int], table: dict[int, list[Any]]) -> 
         if p._retains_grad:
             entry[0], entry[1] = _attend_array(p, entry[0], entry[1], False)
         _accumulate_leaf(p, entry[0], entry[1], False)
+        note_leaf(record, p)
         leaf_hooks.run(p)
 
 
@@ -307,6 +367,8 @@ def _walk_tensors(
     captured: dict[int, Tensor] | None,
     wanted: set[int],
     last_change: int,
+    small: int,
+    keep: int,
 ) -> Function | None:
     """The walk under ``create_graph``: gradients are tensors and every VJP is recorded. Nothing is
     added in place (the new graph may hold any of them). Returns the last (oldest) op run."""
@@ -326,6 +388,9 @@ def _walk_tensors(
         if fn.seq < last_change:  # something changed in place since fn was recorded: look closer
             inputs = version.check_node(fn, inputs, t)
         grads = _checked(fn, fn.vjp(g))
+        if keep:
+            keep -= 1
+            _keep_for_drawing(fn, inputs, g.data, small, retain_graph)
         if not retain_graph:
             fn.inputs = None
             if fn.saved:
@@ -386,10 +451,9 @@ def _accumulate_leaf(leaf: Tensor, g: Any, owned: bool, create_graph: bool) -> N
         leaf.grad = _make(_added(leaf.grad.data, g), False, None)
 
 
-def keep_for_drawing(root: Tensor) -> None:
-    """Teaching mode's backward keeps what a drawing needs: each op's inputs (as ``drawn_inputs``,
-    which release leaves alone; the arrays saved for the VJPs still go) and each intermediate
-    tensor's gradient (``retain_grad``). A walk over the graph before backward: teaching mode only."""
+def retain_every_grad(root: Tensor) -> None:
+    """Teaching mode's backward leaves every intermediate tensor's gradient in its ``.grad``
+    (``retain_grad``), as micrograd does. A walk over the graph before backward: teaching mode only."""
     stack, seen = [root], set()
     while stack:
         t = stack.pop()
@@ -397,7 +461,6 @@ def keep_for_drawing(root: Tensor) -> None:
         if fn is None or id(fn) in seen or fn.inputs is None:
             continue
         seen.add(id(fn))
-        fn.drawn_inputs = fn.inputs
         t._retains_grad = t._retains_grad | RETAIN  # keeps a HOOKS bit
         stack.extend(x for x in fn.inputs if isinstance(x, Tensor))
 
@@ -417,10 +480,8 @@ def backward(
     if retain_graph is None:
         retain_graph = create_graph
     if teaching_enabled.get():
-        keep_for_drawing(tensor)
+        retain_every_grad(tensor)
     run_backward([tensor], [_root_gradient(tensor, gradient)], retain_graph, create_graph)
-    if tensor.grad_fn is not None:  # None: backward from a leaf itself
-        tensor.grad_fn.backpropagated = True
 
 
 def grad(

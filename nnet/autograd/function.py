@@ -54,7 +54,10 @@ class Function:
 
     # Slots for what every recorded node holds; __dict__ (created only when first written) for what
     # a primitive keeps beside them (ctx.axis, ...). An instance dict per node cost 4% of an op.
-    __slots__ = ("__dict__", "__weakref__", "_output", "inputs", "needs_input_grad", "seq")
+    __slots__ = (
+        "__dict__", "__weakref__", "_output", "drawn_grad", "drawn_inputs", "inputs",
+        "needs_input_grad", "seq",
+    )  # fmt: skip
 
     #: Set on a subclass whose VJP reads its own result through ``ctx.output``.
     saves_output = False
@@ -67,8 +70,9 @@ class Function:
     #: in place since: "all" (the safe default), "none" (shapes at most: add, reshape, sum), or
     #: "others" (an input is read only for another input's gradient: mul, matmul).
     saved_inputs = "all"
-    #: Set on the output's op by ``Tensor.backward`` (drawings tell fresh gradients from stale ones).
-    backpropagated = False
+    #: Set on an elementwise primitive, whose array inputs broadcast to its output, so none is larger
+    #: than the output: backward then keeps a small output's inputs for drawings without looking.
+    elementwise = False
 
     inputs: tuple[Any, ...] | None
     needs_input_grad: tuple[bool, ...]
@@ -76,7 +80,10 @@ class Function:
     _non_differentiable = False  # mark_non_differentiable's flag, in the instance dict when set
     seq: int  # creation order: larger than the seq of every op that made an input (see engine)
     prior: Tensor  # set by in-place ops only: the tensor as it was before (nnet.autograd.inplace)
-    drawn_inputs: tuple[Any, ...]  # set by backward in teaching mode only (engine.keep_for_drawing)
+    # what backward keeps for drawings (nnet/autograd/sketch.py); unset until a backward passes
+    drawn_grad: Any  # the output's gradient (an array), None when too big to keep
+    drawn_inputs: tuple[Any, ...]  # the inputs once released, big ones sketched
+    drawn_record: dict[int, Any]  # on a backward's root only: its leaves' gradients
     _output: weakref.ReferenceType[Tensor] | None
 
     def forward(self, *args: Any, **params: Any) -> np.ndarray:

@@ -105,6 +105,16 @@ def name_of(t: Tensor, names: dict[int, str]) -> str | None:
     return names.get(id(t)) or get_name(t)
 
 
+def is_tensor(x: Any) -> bool:
+    """A tensor, or a released op's sketch of one (sketch.py): a node of a drawing, not a constant."""
+    return isinstance(x, Tensor) or getattr(x, "is_tensor", False) is True
+
+
+def live(x: Any) -> Tensor | None:
+    """The tensor itself: ``x``, or the tensor a sketch stands for while somebody still holds it."""
+    return x if isinstance(x, Tensor) else x.tensor()
+
+
 def _constant(x: Any) -> str:
     if isinstance(x, np.ndarray):
         return values(x)
@@ -127,7 +137,7 @@ def op_label(fn: Function, inputs: tuple[Any, ...] | None, module: str | None = 
     name = f"{module}:{fn.name}" if module else fn.name
     if not inputs:
         return name
-    consts = [(i, x) for i, x in enumerate(inputs) if not isinstance(x, Tensor) and x is not None]
+    consts = [(i, x) for i, x in enumerate(inputs) if not is_tensor(x) and x is not None]
     if not consts:
         return name
     symbol = _SYMBOLS.get(fn.name)
@@ -148,8 +158,9 @@ def op_label(fn: Function, inputs: tuple[Any, ...] | None, module: str | None = 
 def module_of(fn: Function, inputs: tuple[Any, ...] | None, names: dict[int, str]) -> str | None:
     """The module path of the first named parameter among ``fn``'s inputs (``0.weight`` -> ``0``)."""
     for x in inputs or ():
-        if isinstance(x, Tensor) and x.grad_fn is None:
-            name = names.get(id(x))
+        t = live(x) if is_tensor(x) else None
+        if t is not None and t.grad_fn is None:
+            name = names.get(id(t))
             if name and "." in name:
                 return name.rsplit(".", 1)[0]
     return None

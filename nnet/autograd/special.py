@@ -24,6 +24,8 @@ _erf_objects = np.frompyfunc(math.erf, 1, 1)
 class Log1p(Function):
     """d log(1 + a) = g / (1 + a). See derivations.md#log1p-expm1."""
 
+    elementwise = True
+
     def forward(ctx, a):
         return np.log1p(a)
 
@@ -36,6 +38,8 @@ class Log1p(Function):
 
 class Expm1(Function):
     """d (e^a - 1) = g (y + 1), from the saved output y. See derivations.md#log1p-expm1."""
+
+    elementwise = True
 
     saves_output = True
 
@@ -51,6 +55,8 @@ class Expm1(Function):
 
 class Erf(Function):
     """d erf(a) = g 2/sqrt(pi) e^(-a^2). See derivations.md#erf."""
+
+    elementwise = True
 
     def forward(ctx, a):
         a = np.asarray(a)
@@ -69,6 +75,8 @@ class Erf(Function):
 class Softplus(Function):
     """d log(1 + e^a) = g sigmoid(a). See derivations.md#softplus."""
 
+    elementwise = True
+
     def forward(ctx, a):
         return np.logaddexp(0.0, a)  # a Python float never up-casts: float32 stays float32
 
@@ -78,6 +86,8 @@ class Softplus(Function):
 
 class LogAddExp(Function):
     """d log(e^a + e^b) = (g sigmoid(a - b), g sigmoid(b - a)). See derivations.md#logaddexp."""
+
+    elementwise = True
 
     def forward(ctx, a, b):
         return np.logaddexp(a, b)

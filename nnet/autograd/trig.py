@@ -13,6 +13,8 @@ from nnet.autograd.tensor import Tensor
 class Sin(Function):
     """d sin(a) = g cos(a). See derivations.md#sin-cos."""
 
+    elementwise = True
+
     def forward(ctx, a):
         return np.sin(a)
 
@@ -26,6 +28,8 @@ class Sin(Function):
 class Cos(Function):
     """d cos(a) = -g sin(a). See derivations.md#sin-cos."""
 
+    elementwise = True
+
     def forward(ctx, a):
         return np.cos(a)
 
@@ -38,6 +42,8 @@ class Cos(Function):
 
 class Tan(Function):
     """d tan(a) = g (1 + t^2), from the saved output t. See derivations.md#tan."""
+
+    elementwise = True
 
     saves_output = True
 

@@ -60,6 +60,12 @@ class _Problem:
 
     def __init__(self, fn: Callable[..., Any], inputs: Sequence[Any]) -> None:
         self.fn = fn
+        if (
+            len(inputs) == 1
+            and isinstance(inputs[0], (tuple, list))
+            and any(isinstance(x, Tensor) for x in inputs[0])
+        ):
+            inputs = inputs[0]  # PyTorch's spelling, gradcheck(fn, (a, b)): the tuple is the inputs
         self.inputs = [
             Tensor(np.array(x.data, dtype=np.float64), requires_grad=True)
             if _differentiable(x)
@@ -278,7 +284,8 @@ def gradcheck(
         ignored).
     *inputs
         Tensors (those with ``requires_grad=True`` and a floating dtype are checked, as float64
-        copies) and any other arguments, passed to ``fn`` unchanged.
+        copies) and any other arguments, passed to ``fn`` unchanged. PyTorch's spelling, one tuple
+        of them (``gradcheck(fn, (a, b))``), works too.
     eps
         The central-difference step.
     atol, rtol
