@@ -41,6 +41,7 @@ __all__ = [
     "available_cores",
     "blas_threads",
     "get_num_threads",
+    "items_per_block",
     "parallel_for",
     "set_num_threads",
 ]
@@ -220,6 +221,9 @@ def blas_threads(n: int) -> Iterator[None]:
     idle workers busy-wait after each product and would take the cores from the worker threads.
     """
     before = _blas.threads()
+    if before == n:  # nothing to change: the common case at one thread, kept cheap
+        yield
+        return
     _blas.set_threads(n)
     try:
         yield
@@ -273,6 +277,23 @@ def parallel_for(fn: Callable[[int, int], T], n: int, *, min_block: int = 1) -> 
         finally:
             wait(futures)  # no block may outlive the call, even when the first one failed
     return [first, *[f.result() for f in futures]]
+
+
+#: Bytes a block of :func:`parallel_for` should hold at least. A block's NumPy calls each hold the GIL
+#: for a few microseconds around their loops, so blocks of little data serialize the threads on it
+#: (and hand-off costs tens of microseconds); about 1 MB per block keeps the loops dominant.
+MIN_BLOCK_BYTES = 2**20
+
+
+def items_per_block(item_bytes: int) -> int:
+    """The ``min_block`` for :func:`parallel_for` over items of ``item_bytes`` bytes each (images):
+    enough items that a block holds :data:`MIN_BLOCK_BYTES`, so small batches stay on one thread.
+
+    >>> from nnet.threads import items_per_block
+    >>> items_per_block(2**18)
+    4
+    """
+    return max(1, -(-MIN_BLOCK_BYTES // max(1, item_bytes)))
 
 
 def apply_environment() -> None:

@@ -111,6 +111,26 @@ def var_gradient(T):
     return x.grad
 
 
+def tensor_method_names(T):
+    """PyTorch's method spellings of nnet's ops (nnet/autograd/tensor_aliases.py)."""
+    x, y = T.tensor(X), T.tensor(X[::-1].copy())
+    return (
+        x.add(y, alpha=2), x.sub(1), x.mul(y), x.div(2), x.neg(), x.eq(x), x.ne(y), x.gt(0).long(),
+        x.lt(y).int(), x.ge(0).float(), x.le(0).bool(), x.abs().mul(3).byte(), x.half(),
+        x.mm(y.t()), x.reshape(2, 2, 3).bmm(y.reshape(2, 3, 2)), x[:1].expand_as(x), x.view_as(y.t()),
+        T.tensor(np.arange(3)).type_as(x), x.t().contiguous(), *x.unbind(1),
+        x.masked_fill(x < 0, 0.0), x.new_zeros(2, 3), x.new_ones((2,)), x.new_full((2,), 7.0),
+        x.new_tensor([1.0, 2.0]), (x > 0).all(), (x > 0).any(dim=1), x.gt(0).all(dim=0, keepdim=True),
+    )  # fmt: skip
+
+
+def tensor_method_names_differentiate(T):
+    x = T.tensor(X.astype(np.float64), requires_grad=True)
+    a, b, _ = x.unbind(1)
+    (x.add(x * x, alpha=3).masked_fill(x.detach() > 0, 2.0).sum() + (a * b).sum()).backward()
+    return x.grad
+
+
 def from_numpy_shares(T):
     a = np.arange(3.0)
     t = T.from_numpy(a)
@@ -153,7 +173,7 @@ IDIOMS = [
     transpose_2d, transpose_3d, max_dim_unpacks_values_and_indices, method_max_keepdim, min_dim,
     max_of_everything, accuracy_as_the_tutorial_computes_it, size_and_numel, argmax_dim,
     float_times_long, long_true_division, t_and_clone, linspace_sin_cos, std_unbiased,
-    var_and_std_defaults, var_gradient,
+    var_and_std_defaults, var_gradient, tensor_method_names, tensor_method_names_differentiate,
     from_numpy_shares, dtype_names, to_cpu_and_format, allclose, manual_sgd_in_place, inference_mode,
 ]  # fmt: skip
 
@@ -255,3 +275,19 @@ def test_custom_training_loop_with_schedule_and_device():
     with nnet.inference_mode():
         accuracy = (model(nnet.tensor(x)).argmax(dim=1) == nnet.tensor(y)).float().mean().item()
     assert accuracy > 0.8
+
+
+def test_tensor_method_names_refuse_what_pytorch_refuses():
+    x = nnet.tensor(X)
+    with pytest.raises(
+        ValueError, match=r"mm: expected two 2-D tensors, got shapes \(4, 3\) and \(3,\)"
+    ):
+        x.mm(nnet.ones(3))
+    with pytest.raises(ValueError, match=r"bmm: expected two 3-D tensors with the same batch size"):
+        nnet.ones(2, 3, 4).bmm(nnet.ones(3, 4, 5))
+    with pytest.raises(TypeError, match="masked_fill: the mask must be a bool tensor, got float32"):
+        x.masked_fill(x, 0.0)
+    with pytest.raises(NotImplementedError, match="div: rounding_mode='floor' is not built"):
+        x.div(2, rounding_mode="floor")
+    with pytest.raises(IndexError, match="unbind: dim 2 is out of range for a tensor with 2 dims"):
+        x.unbind(2)

@@ -10,6 +10,7 @@ import numpy as np
 
 from nnet.autograd.defaults import default_dtype
 from nnet.autograd.grad_mode import grad_enabled
+from nnet.autograd.tensor_aliases import TorchAliases
 from nnet.devices import CPU, device, split_to_args
 
 if TYPE_CHECKING:
@@ -78,7 +79,7 @@ def _warn_non_leaf_grad(t: Tensor) -> None:
     )
 
 
-class Tensor:
+class Tensor(TorchAliases):
     """An n-dimensional array with reverse-mode automatic differentiation.
 
     ``Tensor(ndarray)`` wraps the array without copying; :func:`nnet.tensor` copies.

@@ -184,7 +184,7 @@ class DataLoader:
         self, base_seed: int, order: np.ndarray, size: int, count: int
     ) -> Iterator[Any]:
         pool = self._pool
-        if pool is None or pool.closed:
+        if pool is None or not pool.healthy():
             assert self._context is not None and self.prefetch_factor is not None
             pool = WorkerPool(self.dataset, self.collate_fn, self.worker_init_fn, self.num_workers,
                               base_seed, get_default_dtype(), self._context, self.prefetch_factor,

@@ -215,6 +215,13 @@ class WorkerPool:
             self.results.append(result_out)
             self.processes.append(process)
 
+    def healthy(self) -> bool:
+        """Open, with every worker alive; a persistent pool that lost a worker between epochs
+        (killed, say) is stopped here, so that the loader starts a new one."""
+        if not self.closed and not all(p.is_alive() for p in self.processes):
+            self.shutdown(grace=0)
+        return not self.closed
+
     def batches(self, order: np.ndarray, size: int, count: int) -> Any:
         """Yield the payloads of batches ``0 .. count - 1`` of ``order`` cut in ``size``, in order."""
         self._drain()

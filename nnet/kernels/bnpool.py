@@ -20,7 +20,7 @@ import numpy as np
 from nnet.autograd.function import Function
 from nnet.autograd.tensor import Tensor
 from nnet.kernels.batchnorm import BatchStats, recorded_vjp
-from nnet.kernels.channels import per_channel
+from nnet.kernels.channels import column_sums, per_channel
 from nnet.kernels.pool import (
     MaxPool2dBackward,
     first_max,
@@ -49,7 +49,7 @@ def normalise_and_pool(
     rows = centred.reshape(-1, c)
     m = rows.shape[0]
     y = np.multiply(rows, rows)  # the squares, then the normalised output in the same buffer
-    var = ones @ y / m
+    var = column_sums(y, ones) / m
     invstd = 1.0 / np.sqrt(var + eps)
     per_channel(np.multiply, rows, invstd if weight is None else weight * invstd, out=y)
     if bias is not None:
@@ -75,9 +75,9 @@ def routed_backward(
     g = gy.reshape(-1, c)
     rows = centred.reshape(-1, c)
     m = g.shape[0]
-    gb = ones @ g
+    gb = column_sums(g, ones)
     t = g * rows
-    gw = (ones @ t) * invstd  # sum g xhat, xhat = centred invstd
+    gw = column_sums(t, ones) * invstd  # sum g xhat, xhat = centred invstd
     scale = invstd if weight is None else weight * invstd
     if not need_x:
         return None, scale, gw, gb
@@ -110,7 +110,7 @@ class BatchNormReluPool(Function):
         kh, kw = kernel
         m = n * h * w
         ones = np.ones(m, x.dtype)
-        mean = ones @ x.reshape(m, c) / m
+        mean = column_sums(x.reshape(m, c), ones) / m
         # centred, offset-major: the one pass that reads x through strided slices
         centred = np.empty((kh * kw, n, h // kh, w // kw, c), x.dtype)
         for k, plane in enumerate(_planes(x, kernel)):

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from nnet.threads import blas_threads
+
 #: Widest row (in elements) the tiling aims for: long enough to amortise the loop, small enough
 #: that the tiled vector stays in L1.
 _ROW = 512
@@ -41,3 +43,18 @@ def per_channel(
     row[...] = v  # np.tile's Python-level checks cost more than this whole copy
     wide = ufunc(a.reshape(shape), row.reshape(-1), out=None if out is None else out.reshape(shape))
     return wide.reshape(m, c)
+
+
+def column_sums(a: np.ndarray, ones: np.ndarray) -> np.ndarray:
+    """Sum over the rows of an (M, C) array as ``ones @ a``: one BLAS pass, where a reduce over
+    axis 0 walks rows of C floats (983 us against about 5 us on the seed's (78,400, 4) input).
+
+    On one BLAS thread: a second thread only wakes for a pass this short (OpenBLAS's workers sleep
+    between products, nnet/_openblas.py) and costs more than it saves (ones @ (12544, 64):
+    43 us on one thread, 72 on two, under ``chrt -f 10`` on the 2-core test machine).
+
+    >>> column_sums(np.arange(6.0).reshape(3, 2), np.ones(3))
+    array([6., 9.])
+    """
+    with blas_threads(1):
+        return ones @ a

@@ -11,6 +11,8 @@ when K = KH KW C_in is small (S costs M K^2), as for a first layer over a few in
 
 The patch rows are ordered window-offset-major for the pool that follows, so the maxima, the ReLU
 (applied after the pool, as in bnpool.py) and the gradient's routing run over contiguous planes.
+The VJP routes and multiplies a block of images per thread and one pool offset at a time (its G_y
+slice stays in cache for the product), the blocks' sums added afterwards.
 See derivations.md#convolution-batch-norm-relu-and-max-pooling-fused.
 """
 
@@ -26,10 +28,11 @@ from nnet.autograd.tensor import Tensor
 from nnet.kernels import winograd
 from nnet.kernels.batchnorm import recorded_vjp
 from nnet.kernels.bnpool import normalise_and_pool, recorded_routing, routed_backward
-from nnet.kernels.channels import per_channel
+from nnet.kernels.channels import column_sums, per_channel
 from nnet.kernels.conv import Conv2d
 from nnet.kernels.im2col import Geometry, im2col_array
 from nnet.kernels.pool import first_max, running_max
+from nnet.threads import blas_threads, items_per_block, parallel_for
 
 #: Rows per slab of the tall products Pc^T Pc and Pc^T G (OpenBLAS multiplies a huge shared
 #: dimension into a tiny result slowly; a batch of slabs summed afterwards is fast).
@@ -37,7 +40,7 @@ _SLAB = 2048
 
 
 def _tall(a_t: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``a_t @ b`` for a (K, M) C-contiguous ``a_t`` and an (M, N) ``b``, by slabs of rows."""
+    """``a_t @ b`` for a (K, M) ``a_t`` with contiguous rows and an (M, N) ``b``, by slabs of rows."""
     k, m = a_t.shape
     slabs = m // _SLAB
     if slabs < 4:
@@ -62,6 +65,14 @@ def _gram(a: np.ndarray) -> np.ndarray:
         out[i, i:] = row
         out[i:, i] = row
     return out
+
+
+def _block_sum(parts: list[np.ndarray]) -> np.ndarray:
+    """Per-block partial sums (:func:`nnet.threads.parallel_for`'s results) added in block order."""
+    total = parts[0]
+    for part in parts[1:]:
+        total = total + part
+    return total
 
 
 def _patches_offset_major(x: np.ndarray, geo: Geometry, kernel: tuple[int, int]) -> np.ndarray:
@@ -98,9 +109,12 @@ class ConvBatchNormReluPool(Function):
         w2 = weight.reshape(k, cout)
         pt = _patches_offset_major(x, geo, kernel)  # (K + 1, M), the last row ones
         m = pt.shape[1]
-        mu = pt[:k] @ np.ones(m, pt.dtype) / m
-        pt[:k] -= mu[:, None]  # Pc^T
-        cov = _gram(pt[:k]) / m
+        with blas_threads(
+            1
+        ):  # matrix-vector products: a second BLAS thread costs more than it saves
+            mu = pt[:k] @ np.ones(m, pt.dtype) / m
+            pt[:k] -= mu[:, None]  # Pc^T
+            cov = _gram(pt[:k]) / m
         sw = cov @ w2
         var = np.einsum("kc,kc->c", w2, sw)
         invstd = 1.0 / np.sqrt(var + eps)
@@ -127,13 +141,26 @@ class ConvBatchNormReluPool(Function):
         if need_x:
             raise RuntimeError(_NO_INPUT_GRADIENT)
         pt, y, pooled, sw, invstd = ctx.saved
-        cout = y.shape[-1]
-        gp = grad.reshape(pooled.shape) * (pooled > 0)
-        gy = np.empty(y.shape, grad.dtype)
-        for k, hit in first_max(list(y), pooled, y.shape[0] - 1):
-            np.multiply(gp, hit, out=gy[k])
+        taps, rows, cout = y.shape
+        n = grad.shape[0]
+        pixels = rows // max(1, n)
+        planes = pt.reshape(pt.shape[0], taps, rows)
+        gpool = grad.reshape(pooled.shape)
+
+        def block(start: int, stop: int) -> np.ndarray:
+            # this block's (Pc^T G_y; 1^T G_y), its G_y routed from the pool a tap at a time
+            r = slice(start * pixels, stop * pixels)
+            gp = gpool[r] * (pooled[r] > 0)
+            gy = np.empty(gp.shape, grad.dtype)
+            h = np.zeros((pt.shape[0], cout), np.result_type(pt, grad))
+            for tap, hit in first_max(list(y[:, r]), pooled[r], taps - 1):
+                np.multiply(gp, hit, out=gy)
+                h += _tall(planes[:, tap, r], gy)
+            return h
+
+        min_block = items_per_block(y.nbytes // max(1, n))
+        h_ext = _block_sum(parallel_for(block, n, min_block=min_block))
         w2 = weight.data.reshape(-1, cout)
-        h_ext = _tall(pt, gy.reshape(-1, cout))  # (Pc^T G_y; 1^T G_y)
         h, g_beta = h_ext[:-1], h_ext[-1]
         g_gamma = np.einsum("kc,kc->c", w2, h) * invstd
         gw = None
@@ -167,7 +194,7 @@ class WinogradBatchNormReluPool(Function):
         centred = quads.reshape(4, -1, *quads.shape[3:])  # (4, N, H/2, W/2, C_out), owned
         rows = centred.reshape(-1, cout)
         ones = np.ones(rows.shape[0], rows.dtype)
-        mean = ones @ rows / rows.shape[0]
+        mean = column_sums(rows, ones) / rows.shape[0]
         per_channel(np.subtract, rows, mean, out=rows)
         out, y, pooled, invstd, var = normalise_and_pool(centred, ones, gamma, beta, eps)
         ctx.save_for_backward(v, centred, y, pooled, invstd, ones)

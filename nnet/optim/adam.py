@@ -9,6 +9,7 @@ import numpy as np
 
 from nnet.optim.optimizer import Optimizer, ParamsT, check_range
 from nnet.optim.sgd import decayed_gradient
+from nnet.threads import items_per_block, parallel_for
 
 
 class Adam(Optimizer):
@@ -56,7 +57,7 @@ class Adam(Optimizer):
 
     def _update(self, group: dict[str, Any], p: np.ndarray, g: np.ndarray, state: dict[str, Any],
                 tmp: np.ndarray) -> None:  # fmt: skip
-        lr, eps, (beta1, beta2) = group["lr"], group["eps"], group["betas"]
+        lr = group["lr"]
         if not state:
             state["step"] = 0
             state["exp_avg"] = np.zeros_like(p)
@@ -72,24 +73,47 @@ class Adam(Optimizer):
         state["step"] += 1
         t = state["step"]
         m, v = state["exp_avg"], state["exp_avg_sq"]
-        m *= beta1
-        if g is tmp:  # g already lives in the scratch array (decay or maximize): one temporary
-            m += (1 - beta1) * g
-        else:
-            m += np.multiply(g, 1 - beta1, out=tmp)
-        v *= beta2
-        np.multiply(g, g, out=tmp)  # g may be tmp: it is not read after this line
-        tmp *= 1 - beta2
-        v += tmp
-        if group["amsgrad"]:
-            v = np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
-        # sqrt(v_hat) + eps, then lr * m_hat / that: PyTorch's order of operations.
-        np.sqrt(v, out=tmp)
-        tmp /= math.sqrt(1 - beta2**t)
-        tmp += eps
-        np.divide(m, tmp, out=tmp)
-        tmp *= lr / (1 - beta1**t)
-        p -= tmp
+        vmax = state["max_exp_avg_sq"] if group["amsgrad"] else None
+        in_tmp = g is tmp  # g already lives in the scratch array (decay or maximize)
+        arrays = [p, g, m, v, tmp] if vmax is None else [p, g, m, v, tmp, vmax]
+        # a large parameter (a wide linear layer) a block of elements per thread
+        min_block = items_per_block(len(arrays) * p.itemsize)
+        if p.size < 2 * min_block or not all(a.flags.c_contiguous for a in arrays):
+            _moments_and_step(group, t, in_tmp, p, g, m, v, tmp, vmax)
+            return
+        flat = [a.reshape(-1) for a in arrays]  # views: the arrays are contiguous
+
+        def elements(start: int, stop: int) -> None:
+            fp, fg, fm, fv, ft, *fmax = (a[start:stop] for a in flat)
+            _moments_and_step(group, t, in_tmp, fp, fg, fm, fv, ft, fmax[0] if fmax else None)
+
+        parallel_for(elements, p.size, min_block=min_block)
+
+
+def _moments_and_step(group: dict[str, Any], t: int, in_tmp: bool, p: np.ndarray, g: np.ndarray,
+                      m: np.ndarray, v: np.ndarray, tmp: np.ndarray,
+                      vmax: np.ndarray | None) -> None:  # fmt: skip
+    """Adam's arithmetic for step ``t`` over (parts of) the parameter, its gradient, moments and
+    scratch, in place; ``in_tmp``: ``g`` is ``tmp`` (then one temporary fewer)."""
+    lr, eps, (beta1, beta2) = group["lr"], group["eps"], group["betas"]
+    m *= beta1
+    if in_tmp:
+        m += (1 - beta1) * g
+    else:
+        m += np.multiply(g, 1 - beta1, out=tmp)
+    v *= beta2
+    np.multiply(g, g, out=tmp)  # g may be tmp: it is not read after this line
+    tmp *= 1 - beta2
+    v += tmp
+    if vmax is not None:
+        v = np.maximum(vmax, v, out=vmax)
+    # sqrt(v_hat) + eps, then lr * m_hat / that: PyTorch's order of operations.
+    np.sqrt(v, out=tmp)
+    tmp /= math.sqrt(1 - beta2**t)
+    tmp += eps
+    np.divide(m, tmp, out=tmp)
+    tmp *= lr / (1 - beta1**t)
+    p -= tmp
 
 
 class AdamW(Adam):

@@ -8,6 +8,7 @@ import gc
 import multiprocessing
 import os
 import random
+import signal
 import time
 
 import numpy as np
@@ -153,6 +154,16 @@ def test_persistent_workers_after_a_break_give_the_next_epoch_whole() -> None:
     assert as_lists(many) == as_lists(one)
 
 
+def test_persistent_workers_that_died_between_epochs_are_replaced() -> None:
+    loader = workers(WhoAmI(), batch_size=2, num_workers=2, persistent_workers=True)
+    first = {pid for b in loader for pid in pids_of(b)}
+    (victim,) = [p for p in loader._pool.processes if p.pid == min(first)]
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.join(TIMEOUT)  # dead before the next epoch (one that dies during it raises, as above)
+    second = {pid for b in loader for pid in pids_of(b)}
+    assert len(second) == 2 and not second & first
+
+
 def test_two_iterations_at_once_over_persistent_workers_are_refused() -> None:
     loader = workers(TensorDataset(X), batch_size=2, num_workers=1, persistent_workers=True)
     first = iter(loader)
@@ -252,8 +263,7 @@ def test_a_worker_that_dies_is_reported() -> None:
 
 class Sleeps(Dataset):
     def __getitem__(self, i):
-        if i == 1:
-            time.sleep(30)  # unless the worker is terminated
+        time.sleep(30)  # unless the worker is terminated
         return np.zeros(1)
 
     def __len__(self):
@@ -263,7 +273,8 @@ class Sleeps(Dataset):
 def test_timeout() -> None:
     loader = DataLoader(Sleeps(), batch_size=1, num_workers=1, timeout=0.2,
                         multiprocessing_context="fork")  # fmt: skip
-    with pytest.raises(RuntimeError, match=r"timed out after 0\.2 seconds waiting for batch 1"):
+    # batch 0, whatever the machine's load: a timeout on a later batch would race the first one
+    with pytest.raises(RuntimeError, match=r"timed out after 0\.2 seconds waiting for batch 0"):
         list(loader)
 
 

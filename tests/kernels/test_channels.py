@@ -1,4 +1,5 @@
-"""per_channel: the tiled broadcast gives exactly what NumPy's plain broadcast gives."""
+"""per_channel: the tiled broadcast gives exactly what NumPy's plain broadcast gives; column_sums
+sums rows on one BLAS thread and puts the count back."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nnet.kernels.channels import per_channel
+from nnet.kernels.channels import column_sums, per_channel
+from nnet.threads import blas_info
 
 
 @given(
@@ -27,3 +29,10 @@ def test_matches_plain_broadcast(m, c, ufunc, in_place, transposed, seed):
     np.testing.assert_array_equal(got, want)
     if in_place:
         np.testing.assert_array_equal(a, want)
+
+
+def test_column_sums_on_one_blas_thread_restores_the_count():
+    a = np.random.default_rng(0).standard_normal((3000, 5))
+    before = blas_info()["threads"]
+    np.testing.assert_allclose(column_sums(a, np.ones(3000)), a.sum(axis=0), rtol=1e-12)
+    assert blas_info()["threads"] == before

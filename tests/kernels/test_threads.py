@@ -8,8 +8,10 @@ import pytest
 
 import nnet
 import nnet.nn.functional as F
+from nnet import nn
+from nnet import threads as nnet_threads
+from nnet.kernels import ConvBatchNormReluPool, winograd
 from nnet.kernels import conv as fused_conv
-from nnet.kernels import winograd
 
 
 @pytest.fixture
@@ -44,3 +46,31 @@ def test_conv_on_two_threads_matches_one(path, monkeypatch, two_threads):
         results.append(_conv_step(x, w, b, g))
     for a, a0 in zip(results[1], results[0], strict=True):
         np.testing.assert_allclose(a, a0, rtol=1e-12, atol=1e-12)
+
+
+def _block_step(model, x, x_grad, g_seed):
+    xt = nnet.Tensor(x.copy(), requires_grad=x_grad)
+    y = model(xt)
+    params = [xt, *model.parameters()] if x_grad else list(model.parameters())
+    g = np.random.default_rng(g_seed).standard_normal(y.shape)
+    grads = [a.numpy() for a in nnet.grad(y, params, g)]
+    return type(y.grad_fn), [y.numpy(), *grads, *[b.numpy().copy() for b in model.buffers()]]
+
+
+def test_narrow_block_backward_on_two_threads_matches_one(monkeypatch, two_threads):
+    """ConvBatchNormReluPool's backward (routing and the patch products, a block of images per
+    thread, summed afterwards) against one thread."""
+    monkeypatch.setattr(nnet_threads, "MIN_BLOCK_BYTES", 1)  # one image a block: several per thread
+    x = np.random.default_rng(1).standard_normal((7, 8, 8, 1))
+    results = []
+    for count in (1, 2):
+        nnet.set_num_threads(count)
+        nnet.manual_seed(0)
+        model = nn.Sequential(nn.Conv2d(1, 16, 3), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2))
+        model = model.double()
+        model[1].weight.data[...] = np.linspace(-1.5, 2.0, 16)  # a negative scale too
+        used, arrays = _block_step(model, x, False, 2)
+        assert used is ConvBatchNormReluPool
+        results.append(arrays)
+    for a, a0 in zip(results[1], results[0], strict=True):
+        np.testing.assert_allclose(a, a0, rtol=1e-10, atol=1e-12)
