@@ -2,8 +2,9 @@
 
 OpenBLAS reads ``OPENBLAS_THREAD_TIMEOUT`` once, when the library loads, and by default its workers spin
 for 2**28 cycles (about 0.1 s) after each product. Spinning workers hold the cores that nnet's own
-threads need for the NumPy passes that follow (a wide CNN training step at two threads took 22.7 ms
-against 20.2 at one; with the timeout at 2**10 cycles, 15.5 ms: measured by benchmarks/threads_policy.py).
+threads need for the NumPy passes that follow (a wide CNN training step: 20.05 ms at one thread, 19.67
+at two with spinning workers, 15.30 at two with the timeout at 2**10 cycles; ``python -m
+benchmarks.threads_policy --rounds 3 --realtime``, 2026-12-04).
 nnet sets it only when the user has not and NumPy is not loaded yet; :mod:`nnet.threads` reads what
 OpenBLAS got and keeps BLAS on one thread when its workers still spin.
 """

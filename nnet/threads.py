@@ -155,8 +155,9 @@ SPIN_LIMIT = 16
 def _blas_count(n: int) -> int:
     """BLAS's thread count when nnet uses ``n``: ``n``, unless BLAS's idle workers would spin on the
     cores nnet's threads need; then one, and nnet's threads alone use the cores (parallel_for).
-    Measured (benchmarks/threads_policy.py, wide CNN step, two threads): spinning BLAS at two threads
-    22.7 ms, one thread everywhere 20.2 ms, BLAS at one under nnet's two threads 16-18 ms."""
+    Measured by ``python -m benchmarks.threads_policy --rounds 3 --realtime`` (wide CNN step):
+    one thread 20.05 ms; two threads with BLAS spinning at two 19.67 ms, with BLAS at one inside
+    nnet's two 16.38 ms."""
     return 1 if n > 1 and _blas.workers_spin() else n
 
 
