@@ -39,8 +39,8 @@ import numpy as np
 
 __all__ = [
     "available_cores",
-    "blas_threads",
     "blas_for",
+    "blas_threads",
     "get_num_threads",
     "items_per_block",
     "parallel_for",
