@@ -200,7 +200,7 @@ class WinogradBatchNormReluPool(Function):
             conv.images(start, stop)
             return plane_sums(centred[:, start:stop].reshape(4, -1, cout), ones)
 
-        mean = block_sum(parallel_for(convolve, n, min_block=conv.step)) / m
+        mean = block_sum(parallel_for(convolve, n, min_block=conv.min_block)) / m
 
         def centre(start: int, stop: int) -> None:
             part = centred[:, start:stop].reshape(4, -1, cout)
