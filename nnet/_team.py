@@ -2,17 +2,27 @@
 
 Each worker waits on a lock of its own; handing it a block is one release, and collecting the
 result one acquire. Both wait in C with the GIL released. A ``ThreadPoolExecutor`` does the same
-with a queue, a future and a condition variable per block, all in Python: under ``chrt -f 10`` on
-the project's 2-core machine an empty two-thread ``parallel_for`` took 52 us through it and 6 us
-through this handshake (``python -m benchmarks.crossovers handoff``), and the splits that pay
-depend on that cost.
+with a queue, a future and a condition variable per block, in Python: two empty blocks took 31.0 us
+through it and 24.7 us through these locks (``python -m benchmarks.handoff handoff`` under
+``chrt -f 10`` on the project's 2-core machine). Most of what remains is waking a thread on the
+other core, so a block should carry a few hundred microseconds of NumPy work to pay.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
+
+#: The interpreter's switch interval (seconds) while a team's tasks run. A thread whose NumPy call
+#: ends while another holds the GIL sleeps until it is handed over; with the default 5 ms, the
+#: thread that let go can take it back call after call before the sleeper wakes (waking a thread
+#: on another core takes 20-30 us here). The wide CNN's Winograd block, forward + VJP at two
+#: threads: 8.38 ms at 5 ms, 7.77 ms at 0.1 ms (12.96 at one thread; ``python -m
+#: benchmarks.handoff switch`` under ``chrt -f 10``).
+SWITCH_INTERVAL = 1e-4
+
 
 class _Worker:
     """One thread that runs the tasks it is handed, one at a time, until handed ``None``."""
@@ -73,6 +83,8 @@ class Team:
         this returns or raises; the first exception in block order is raised."""
         if len(others) > len(self._workers) or not self._busy.acquire(blocking=False):
             return None
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(interval, SWITCH_INTERVAL))
         try:
             workers = self._workers[: len(others)]
             for worker, task in zip(workers, others, strict=True):
@@ -92,6 +104,7 @@ class Team:
                 raise errors[0]
             return results
         finally:
+            sys.setswitchinterval(interval)
             self._busy.release()
 
     def stop(self) -> None:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -276,23 +275,12 @@ def parallel_for(fn: Callable[[int, int], T], n: int, *, min_block: int = 1) -> 
         return [fn(0, n)]
     bounds = [n * i // threads for i in range(threads + 1)]
     team = _workers(get_num_threads())
-    interval = sys.getswitchinterval()
     with blas_threads(1):
-        sys.setswitchinterval(min(interval, SWITCH_INTERVAL))
-        try:
-            parts = team.run(
-                lambda: fn(bounds[0], bounds[1]),
-                [partial(fn, bounds[i], bounds[i + 1]) for i in range(1, threads)],
-            )
-        finally:
-            sys.setswitchinterval(interval)
+        parts = team.run(
+            lambda: fn(bounds[0], bounds[1]),
+            [partial(fn, bounds[i], bounds[i + 1]) for i in range(1, threads)],
+        )
     return [fn(0, n)] if parts is None else parts
-
-
-#: The interpreter's switch interval (seconds) while :func:`parallel_for`'s blocks run. A thread
-#: whose NumPy call ends while another holds the GIL waits for it, and with the default 5 ms the
-#: thread that released it can take it back again and again before the waiting one wakes.
-SWITCH_INTERVAL = 1e-4
 
 
 #: Bytes a block of :func:`parallel_for` should hold at least. A block's NumPy calls each hold the GIL

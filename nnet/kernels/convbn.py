@@ -28,7 +28,7 @@ from nnet.autograd.tensor import Tensor
 from nnet.kernels import winograd
 from nnet.kernels.batchnorm import recorded_vjp
 from nnet.kernels.bnpool import block_sum, normalise_and_pool, recorded_routing, routed_backward
-from nnet.kernels.channels import column_sums, per_channel, plane_sums
+from nnet.kernels.channels import per_channel, plane_sums
 from nnet.kernels.conv import Conv2d
 from nnet.kernels.im2col import Geometry, im2col_array
 from nnet.kernels.pool import first_max, running_max
@@ -200,7 +200,7 @@ class WinogradBatchNormReluPool(Function):
             conv.images(start, stop)
             return plane_sums(centred[:, start:stop].reshape(4, -1, cout), ones)
 
-        mean = block_sum(parallel_for(convolve, n, min_block=conv.min_block)) / m
+        mean = block_sum(parallel_for(convolve, n, min_block=conv.step)) / m
 
         def centre(start: int, stop: int) -> None:
             part = centred[:, start:stop].reshape(4, -1, cout)

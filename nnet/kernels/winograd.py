@@ -24,7 +24,6 @@ from nnet.threads import parallel_for
 
 #: Floats a block of images may span across its transforms and products (about 1 MB of float32).
 BLOCK_FLOATS = 2**19
-STEP_FLOATS = 2**19
 
 #: G: the kernel transform's 4x3 matrix (U = G w G^T per input / output channel pair).
 G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
@@ -196,10 +195,10 @@ def input_transform_adjoint(
     return out
 
 
-def _images_per_block(n: int, tiles: int, channels: int, floats: int = 0) -> int:
+def _images_per_block(n: int, tiles: int, channels: int) -> int:
     """Images per block, so that a block's transforms and products (about 16 (C_in + C_out) floats
     per tile) stay in a core's cache between passes."""
-    return max(1, min(n, (floats or BLOCK_FLOATS) // max(1, 16 * channels * tiles)))
+    return max(1, min(n, BLOCK_FLOATS // max(1, 16 * channels * tiles)))
 
 
 class Forward:
@@ -220,14 +219,13 @@ class Forward:
         self.u = kernel_transform(w)
         self.dtype = np.result_type(x, w)
         self.y = np.empty((2, 2, n, th, tw, cout) if quads else (n, h, wd, cout), self.dtype)
-        self.step = _images_per_block(n, th * tw, cin + cout, STEP_FLOATS)
-        self.min_block = _images_per_block(n, th * tw, cin + cout)
+        self.step = _images_per_block(n, th * tw, cin + cout)
         self.v = np.empty((4, 4, n, th, tw, cin), self.dtype) if keep else None
 
     def images(self, start: int, stop: int) -> None:
         """Transforms, products and output of images ``start:stop``."""
         x, v, step, (th, tw) = self.x, self.v, self.step, self.tiles
-        n, h, wd, cin = x.shape
+        h, wd, cin = x.shape[1:]
         cout = self.u.shape[2]
         # scratch per call: the transforms when they are not kept, and the products
         scratch = None if v is not None else np.empty((4, 4, step, th, tw, cin), self.dtype)
@@ -257,7 +255,7 @@ def conv(
     NHWC ``x`` with the (3, 3, C_in, C_out) kernel ``w``, plus ``bias``, a block of images at a time;
     with ``quads`` (even H and W), y as each tile's four output planes (2, 2, N, H/2, W/2, C_out)."""
     f = Forward(x, w, bias, keep, quads)
-    parallel_for(f.images, x.shape[0], min_block=f.min_block)
+    parallel_for(f.images, x.shape[0], min_block=f.step)
     return f.transforms(), f.y
 
 
@@ -285,8 +283,7 @@ class Adjoint:
         self.dtype = np.result_type(v, w)
         self.gx = np.empty(x_shape, self.dtype) if need_x else None
         self.v4 = v.reshape(16, n, th * tw, self.cin)
-        self.step = _images_per_block(n, th * tw, self.cin + self.cout, STEP_FLOATS)
-        self.min_block = _images_per_block(n, th * tw, self.cin + self.cout)
+        self.step = _images_per_block(n, th * tw, self.cin + self.cout)
 
     def images(self, g: np.ndarray, start: int, stop: int) -> np.ndarray:
         """The input gradient of images ``start:stop`` and their share of dU, for the output
@@ -324,4 +321,4 @@ def conv_vjp(
     """(input gradient, kernel gradient) of :func:`conv` for the output gradient ``g``, from its saved
     transforms ``v`` (:class:`Adjoint`), a block of images per thread."""
     adj = Adjoint(v, w, x_shape, need_x, need_w, quads)
-    return adj.finish(parallel_for(partial(adj.images, g), x_shape[0], min_block=adj.min_block))
+    return adj.finish(parallel_for(partial(adj.images, g), x_shape[0], min_block=adj.step))
