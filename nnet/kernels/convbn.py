@@ -67,14 +67,6 @@ def _gram(a: np.ndarray) -> np.ndarray:
     return out
 
 
-def _block_sum(parts: list[np.ndarray]) -> np.ndarray:
-    """Per-block partial sums (:func:`nnet.threads.parallel_for`'s results) added in block order."""
-    total = parts[0]
-    for part in parts[1:]:
-        total = total + part
-    return total
-
-
 def _patches_offset_major(x: np.ndarray, geo: Geometry, kernel: tuple[int, int]) -> np.ndarray:
     """The patch matrix transposed, with a row of ones below it: (K + 1, M), the columns (output
     pixels) in window-offset-major order (KH_p, KW_p, N, OH_p, OW_p) for pool windows ``kernel``
@@ -159,7 +151,7 @@ class ConvBatchNormReluPool(Function):
             return h
 
         min_block = items_per_block(y.nbytes // max(1, n))
-        h_ext = _block_sum(parallel_for(block, n, min_block=min_block))
+        h_ext = block_sum(parallel_for(block, n, min_block=min_block))
         w2 = weight.data.reshape(-1, cout)
         h, g_beta = h_ext[:-1], h_ext[-1]
         g_gamma = np.einsum("kc,kc->c", w2, h) * invstd
