@@ -64,8 +64,10 @@ CONFIGS = {
 
 def count(ranks: int, mode: str, batch: int, steps: int) -> int:
     """Instructions callgrind counts for the whole run of ``steps`` steps (on rank 1 of 2)."""
+    # a fixed hash seed: with a random one, dict and set layouts differ between the short and the
+    # long run, and the difference moved a step's count by about 0.1 M
     env = {**os.environ, "NNET_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-           "PYTHONPATH": str(Path(__file__).resolve().parents[1])}  # fmt: skip
+           "PYTHONHASHSEED": "0", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
         script = [sys.executable, "-c", STEPS, mode, str(steps), str(batch), str(DATA)]
