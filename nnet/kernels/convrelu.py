@@ -1,0 +1,194 @@
+"""Convolution blocks with the ReLU right after the convolution, each as one primitive:
+``conv-relu-bn-pool`` (batch norm in training mode after the ReLU) and ``conv-relu-pool``.
+
+Both start from the convolution's output laid out window-offset-major, (KH_p KW_p, N OH_p OW_p,
+C_out) for pool windows that tile it, so that the ReLU, the statistics, the maxima and every pass of
+the VJP run over contiguous planes: Winograd's output tiles give those planes for free (a 2x2 pool,
+winograd.py), else the patch matrix is built in that order with a row of ones that adds the bias
+(convbn.py) and the input takes no gradient (a network's first layer).
+
+Batch norm after the ReLU is a per-channel affine map ``y = a r + b'`` of r = relu(z) (a = gamma /
+sqrt(var + eps), b' = beta - a mean), and max commutes with an increasing map: the pool takes the
+maximum of ``sign(a) r`` and the normalisation runs on the quarter-size result, ``|a| max + b'``.
+Only the statistics need the full-size r. In the VJP the pool routes g to each window's first
+maximum (that of y, for a != 0; the first offset for a = 0, where every y of the window ties), so
+g_beta = sum g and g_gamma = sum g xhat(r at the maximum) are quarter-size sums too, and the
+convolution's gradient is, per offset plane, [r > 0] (c1 r + c0) plus the routed a g [r_max > 0].
+See derivations.md#convolution-relu-batch-norm-and-max-pooling-fused.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from nnet.autograd.activation import Relu
+from nnet.autograd.function import Function
+from nnet.autograd.grad_mode import grad_enabled
+from nnet.autograd.tensor import Tensor
+from nnet.kernels import winograd
+from nnet.kernels.batchnorm import recorded_vjp
+from nnet.kernels.bnpool import _planes
+from nnet.kernels.channels import column_sums, per_channel
+from nnet.kernels.conv import Conv2d, takes_winograd
+from nnet.kernels.convbn import _patches_offset_major, _tall
+from nnet.kernels.im2col import Geometry
+from nnet.kernels.pool import MaxPool2dBackward, first_max, running_max
+
+#: Unreachable through the layers (the registry picks the patch path only for an input that takes
+#: no gradient); a direct caller that breaks that contract is told what went wrong.
+_NO_INPUT_GRADIENT = (
+    "{}: the patch path computes no gradient for its input: use it only on an input that does "
+    "not require one (the layers do), or where the convolution takes Winograd's F(2x2, 3x3)"
+)
+
+
+def winograd_path(x_shape: tuple[int, ...], w_shape: tuple[int, ...], geo: Geometry,
+                  kernel: tuple[int, int]) -> bool:  # fmt: skip
+    """Whether the block's convolution runs Winograd's F(2x2, 3x3), whose output tiles are the
+    planes of a 2x2 pool."""
+    return kernel == (2, 2) and takes_winograd(x_shape, w_shape, geo)
+
+
+def _conv_planes(ctx: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
+                 geo: Geometry, kernel: tuple[int, int]) -> np.ndarray:  # fmt: skip
+    """z = conv(x) + bias as (KH_p KW_p, N OH_p OW_p, C_out) offset planes (owned); ``ctx`` keeps
+    what :func:`_conv_vjp` needs (Winograd's input transforms, or the patches)."""
+    kh, kw, cin, cout = weight.shape
+    taps = kernel[0] * kernel[1]
+    ctx.winograd = winograd_path(x.shape, weight.shape, geo, kernel)
+    if ctx.winograd:
+        v, quads = winograd.conv(x, weight, bias, keep=grad_enabled.get(), quads=True)
+        ctx.conv_saved = v
+        return quads.reshape(taps, -1, cout)
+    pt = _patches_offset_major(x, geo, kernel)  # (K + 1, M), the last row ones
+    k = kh * kw * cin
+    w_ext = np.empty((k + 1, cout), np.result_type(weight, x))
+    w_ext[:k] = weight.reshape(k, cout)
+    w_ext[k] = 0 if bias is None else bias
+    ctx.conv_saved = pt
+    return (pt.T @ w_ext).reshape(taps, -1, cout)
+
+
+def _recorded_routing(grad: Tensor, planes: np.ndarray, pooled: np.ndarray,
+                      shape: tuple[int, ...], kernel: tuple[int, int]) -> Tensor:  # fmt: skip
+    """``grad`` routed to each window's first maximum of the offset ``planes``, as an op linear in
+    ``grad`` (differentiable again): NHWC of ``shape``."""
+    nhwc = np.empty(shape, planes.dtype)
+    for plane, part in zip(_planes(nhwc, kernel), planes, strict=True):
+        plane[...] = part.reshape(plane.shape)
+    return MaxPool2dBackward.apply(grad, nhwc, pooled.reshape(grad.shape), kernel)
+
+
+def _conv_vjp(ctx: Any, dz: np.ndarray, name: str) -> tuple[Any, Any, Any]:
+    """(gx, g_weight, g_bias) of :func:`_conv_planes` for its planes' gradient ``dz``."""
+    x, weight = ctx.inputs[0], ctx.inputs[1]
+    need_x, need_w, need_b = ctx.needs_input_grad[:3]
+    cout = dz.shape[-1]
+    if ctx.winograd:
+        n, h, w = x.data.shape[:3]
+        quads = dz.reshape(2, 2, n, h // 2, w // 2, cout)
+        gx, gw = winograd.conv_vjp(
+            quads, ctx.conv_saved, weight.data, x.data.shape, need_x, need_w, True
+        )
+        rows = dz.reshape(-1, cout)
+        gb = column_sums(rows, np.ones(rows.shape[0], rows.dtype)) if need_b else None
+        return gx, gw, gb
+    if need_x:
+        raise RuntimeError(_NO_INPUT_GRADIENT.format(name))
+    h_ext = _tall(ctx.conv_saved, dz.reshape(-1, cout))  # (P^T dz; 1^T dz)
+    gw = h_ext[:-1].reshape(weight.data.shape) if need_w else None
+    return None, gw, h_ext[-1] if need_b else None
+
+
+class ConvReluBatchNormPool(Function):
+    """z = maxpool(bn(relu(conv(x)))), batch norm in training mode after the ReLU, windows tiling
+    the conv's output: the pool of sign(a) relu(conv(x)), then |a| max + beta - a mean per channel;
+    VJP through the routed maxima. See
+    derivations.md#convolution-relu-batch-norm-and-max-pooling-fused."""
+
+    def forward(ctx, x, weight, conv_bias, gamma, beta, eps, stats, geo, kernel):
+        r = _conv_planes(ctx, x, weight, conv_bias, geo, kernel)
+        np.maximum(r, 0, out=r)  # the ReLU in place: z is not kept, r > 0 is its mask
+        taps, rows, cout = r.shape
+        flat = r.reshape(-1, cout)
+        m = flat.shape[0]
+        ones = np.ones(m, r.dtype)
+        mean = column_sums(flat, ones) / m
+        squares = per_channel(np.subtract, flat, mean)
+        np.multiply(squares, squares, out=squares)
+        var = column_sums(squares, ones) / m
+        del squares
+        invstd = 1.0 / np.sqrt(var + eps)
+        a = invstd if gamma is None else gamma * invstd
+        sign = np.sign(a)
+        # the pool of y = a r + b' is |a| times the pool of sign(a) r (ties where y ties: all of a
+        # window when a = 0); with every a > 0, sign(a) r is r itself
+        planes = r if bool(np.all(sign > 0)) else per_channel(np.multiply, flat, sign).reshape(r.shape)
+        pooled = np.empty((rows, cout), r.dtype)
+        running_max(pooled, planes)
+        shift = -a * mean if beta is None else beta - a * mean
+        out = per_channel(np.multiply, pooled, np.abs(a))
+        per_channel(np.add, out, shift, out=out)
+        ctx.save_for_backward(r, planes, pooled, mean, invstd, a)
+        stats.mean, stats.var = mean, var
+        n, (oh, ow) = x.shape[0], geo[4]
+        return out.reshape(n, oh // kernel[0], ow // kernel[1], cout)
+
+    def vjp_arrays(ctx, grad):
+        need_gamma, need_beta = ctx.needs_input_grad[3:5]
+        r, planes, pooled, mean, invstd, a = ctx.saved
+        taps, rows, cout = r.shape
+        m = taps * rows
+        g = grad.reshape(rows, cout)
+        ones = np.ones(rows, g.dtype)
+        sign = np.sign(a)
+        # r where each window's g goes: the maximum of sign(a) r, the first offset where a = 0
+        r_hit = pooled * sign
+        if not bool(np.all(sign)):
+            np.copyto(r_hit, r[0], where=sign == 0)
+        g_beta = column_sums(g, ones)
+        g_gamma = column_sums(g * (r_hit - mean), ones) * invstd  # sum g xhat
+        # dr = a (g_y - g_beta/m - xhat g_gamma/m), times relu's [r > 0]: per plane, where r > 0,
+        # c1 r + c0, plus a g [r_hit > 0] routed to the window's maximum
+        c1 = -a * invstd * g_gamma / m
+        c0 = -a * g_beta / m - c1 * mean
+        gq = g * a
+        gq *= r_hit > 0
+        dz = np.empty(r.shape, g.dtype)
+        routed = np.empty((rows, cout), g.dtype)
+        for tap, hit in first_max(list(planes), pooled, taps - 1):
+            d = dz[tap]
+            per_channel(np.multiply, r[tap], c1, out=d)
+            per_channel(np.add, d, c0, out=d)
+            d *= r[tap] > 0
+            np.multiply(hit, gq, out=routed)
+            d += routed
+        gx, gw, gb = _conv_vjp(ctx, dz, "ConvReluBatchNormPool")
+        return (
+            gx, gw, gb, g_gamma if need_gamma else None, g_beta if need_beta else None,
+            None, None, None, None,
+        )  # fmt: skip
+
+    def vjp(ctx, grad):
+        # recorded (create_graph), the composition's: the convolution and the ReLU recomputed as
+        # ops (batch norm's VJP depends on them), the pool's routing, batch norm's VJP, the ReLU's
+        # mask, then the convolution's own recorded VJP
+        x, weight, conv_bias, gamma, _, eps, _, geo, kernel = ctx.inputs
+        _, planes, pooled, _, _, _ = ctx.saved
+        token = grad_enabled.set(True)  # a hooked backward (trace, anomaly) calls this unrecorded
+        try:
+            z = Conv2d.apply(x, weight, conv_bias, geo)
+            r = Relu.apply(z)
+        finally:
+            grad_enabled.reset(token)
+        gy = _recorded_routing(grad, planes, pooled, z.data.shape, kernel)
+        needs = ctx.needs_input_grad
+        conv_needs = needs[0] or needs[1] or needs[2]
+        gr, g_gamma, g_beta = recorded_vjp((conv_needs, *needs[3:5]), gy, r, gamma, eps)
+        gx = gw = gb = None
+        if conv_needs:
+            gz = gr * Tensor._make((z.data > 0).astype(gr.dtype), False, None)
+            gx, gw, gb, _ = z.grad_fn.vjp(gz)
+        return gx, gw, gb, g_gamma, g_beta, None, None, None, None
