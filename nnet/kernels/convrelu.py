@@ -111,7 +111,7 @@ class ConvReluBatchNormPool(Function):
     def forward(ctx, x, weight, conv_bias, gamma, beta, eps, stats, geo, kernel):
         r = _conv_planes(ctx, x, weight, conv_bias, geo, kernel)
         np.maximum(r, 0, out=r)  # the ReLU in place: z is not kept, r > 0 is its mask
-        taps, rows, cout = r.shape
+        _, rows, cout = r.shape
         flat = r.reshape(-1, cout)
         m = flat.shape[0]
         ones = np.ones(m, r.dtype)
@@ -125,7 +125,9 @@ class ConvReluBatchNormPool(Function):
         sign = np.sign(a)
         # the pool of y = a r + b' is |a| times the pool of sign(a) r (ties where y ties: all of a
         # window when a = 0); with every a > 0, sign(a) r is r itself
-        planes = r if bool(np.all(sign > 0)) else per_channel(np.multiply, flat, sign).reshape(r.shape)
+        planes = (
+            r if bool(np.all(sign > 0)) else per_channel(np.multiply, flat, sign).reshape(r.shape)
+        )
         pooled = np.empty((rows, cout), r.dtype)
         running_max(pooled, planes)
         shift = -a * mean if beta is None else beta - a * mean

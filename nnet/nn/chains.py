@@ -31,6 +31,7 @@ from nnet.autograd.tensor import Tensor
 from nnet.kernels import registry
 from nnet.kernels.batchnorm import BatchStats
 from nnet.kernels.mode import fused_enabled
+
 Layers = tuple[str, ...]
 
 CONV_BN_RELU_POOL = ("conv2d", "batch_norm", "relu", "max_pool2d")
