@@ -166,6 +166,10 @@ CASES: dict[str, tuple[Any, tuple[Any, ...]]] = {
         nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.BatchNorm2d(4), nn.MaxPool2d(2)),
         (_x(2, 4, 4, 1),),
     ),
+    "conv-relu-pool": (
+        nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.MaxPool2d(2)),
+        (_x(2, 4, 4, 1),),
+    ),
     "bn-relu-pool": (
         nn.Sequential(nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2)),
         (_x(2, 4, 4, 8, grad=True),),

@@ -159,6 +159,12 @@ def relu_block(draw: Draw, rng: np.random.Generator) -> tuple[Any, ...]:
     return tuple(args)
 
 
+def relu_pool_block(draw: Draw, rng: np.random.Generator) -> tuple[Any, ...]:
+    """:func:`relu_block`'s convolutions and windows, with no batch norm."""
+    x, weight, conv_bias, *_, geo, kernel = relu_block(draw, rng)
+    return x, weight, conv_bias, geo, kernel
+
+
 def conv_relu_pool(draw: Draw, rng: np.random.Generator) -> tuple[Any, ...]:
     """Nothing takes a gradient; fewer than 4 input channels take the channel-first layout."""
     kh, kw, cin, cout = draw(1, 3), draw(1, 3), draw(1, 5), draw(1, 4)

@@ -194,3 +194,44 @@ class ConvReluBatchNormPool(Function):
             gz = gr * Tensor._make((z.data > 0).astype(gr.dtype), False, None)
             gx, gw, gb, _ = z.grad_fn.vjp(gz)
         return gx, gw, gb, g_gamma, g_beta, None, None, None, None
+
+
+class ConvReluPool(Function):
+    """z = maxpool(relu(conv(x))) in training, windows tiling the conv's output: the maxima of the
+    offset planes, then the ReLU on the quarter-size result (max and ReLU commute, gradients and
+    ties included); VJP: g [z > 0] to each window's first maximum, then the convolution's. See
+    derivations.md#convolution-relu-batch-norm-and-max-pooling-fused."""
+
+    def forward(ctx, x, weight, bias, geo, kernel):
+        z = _conv_planes(ctx, x, weight, bias, geo, kernel)
+        pooled = np.empty(z.shape[1:], z.dtype)
+        running_max(pooled, z)
+        ctx.save_for_backward(z, pooled)
+        n, (oh, ow) = x.shape[0], geo[4]
+        return np.maximum(pooled, 0).reshape(n, oh // kernel[0], ow // kernel[1], z.shape[-1])
+
+    def vjp_arrays(ctx, grad):
+        z, pooled = ctx.saved
+        gq = grad.reshape(pooled.shape) * (pooled > 0)  # relu'(0) = 0; NaN > 0 is False, as relu's
+        dz = np.empty(z.shape, gq.dtype)
+        for tap, hit in first_max(list(z), pooled, z.shape[0] - 1):
+            np.multiply(hit, gq, out=dz[tap])
+        gx, gw, gb = _conv_vjp(ctx, dz, "ConvReluPool")
+        return gx, gw, gb, None, None
+
+    def vjp(ctx, grad):
+        # recorded (create_graph): the ReLU's mask and the pool's routing (linear in grad), then
+        # the convolution's recorded VJP, its input and kernel as ops
+        x, weight, bias, geo, kernel = ctx.inputs
+        z_planes, pooled = ctx.saved
+        token = grad_enabled.set(True)  # a hooked backward (trace, anomaly) calls this unrecorded
+        try:
+            z = Conv2d.apply(x, weight, bias, geo)
+        finally:
+            grad_enabled.reset(token)
+        mask = Tensor._make((pooled > 0).reshape(grad.shape).astype(grad.dtype), False, None)
+        gz = _recorded_routing(grad * mask, z_planes, pooled, z.data.shape, kernel)
+        gx, gw, gb, _ = z.grad_fn.vjp(gz)
+        needs = ctx.needs_input_grad
+        return (gx if needs[0] else None, gw if needs[1] else None, gb if needs[2] else None,
+                None, None)  # fmt: skip
