@@ -71,6 +71,13 @@ def _conv_planes(ctx: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray |
     return (pt.T @ w_ext).reshape(taps, -1, cout)
 
 
+def _relu(rows: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``np.maximum(rows, 0)`` for (M, C) ``rows`` (NaN and signed zeros kept) against a row of
+    zeros: NumPy's loop against a scalar 0 has no vector path (0.47 ms on (50176, 32) float32,
+    0.15 against zeros)."""
+    return per_channel(np.maximum, rows, np.zeros(rows.shape[-1], rows.dtype), out=out)
+
+
 def _recorded_routing(grad: Tensor, planes: np.ndarray, pooled: np.ndarray,
                       shape: tuple[int, ...], kernel: tuple[int, int]) -> Tensor:  # fmt: skip
     """``grad`` routed to each window's first maximum of the offset ``planes``, as an op linear in
@@ -110,9 +117,9 @@ class ConvReluBatchNormPool(Function):
 
     def forward(ctx, x, weight, conv_bias, gamma, beta, eps, stats, geo, kernel):
         r = _conv_planes(ctx, x, weight, conv_bias, geo, kernel)
-        np.maximum(r, 0, out=r)  # the ReLU in place: z is not kept, r > 0 is its mask
         _, rows, cout = r.shape
         flat = r.reshape(-1, cout)
+        _relu(flat, out=flat)  # in place: z is not kept, r > 0 is its mask
         m = flat.shape[0]
         ones = np.ones(m, r.dtype)
         mean = column_sums(flat, ones) / m
@@ -208,7 +215,7 @@ class ConvReluPool(Function):
         running_max(pooled, z)
         ctx.save_for_backward(z, pooled)
         n, (oh, ow) = x.shape[0], geo[4]
-        return np.maximum(pooled, 0).reshape(n, oh // kernel[0], ow // kernel[1], z.shape[-1])
+        return _relu(pooled).reshape(n, oh // kernel[0], ow // kernel[1], z.shape[-1])
 
     def vjp_arrays(ctx, grad):
         z, pooled = ctx.saved
