@@ -35,6 +35,7 @@ from nnet.kernels.conv import Conv2d, takes_winograd
 from nnet.kernels.convbn import _patches_offset_major, _tall
 from nnet.kernels.im2col import Geometry
 from nnet.kernels.pool import MaxPool2dBackward, first_max, running_max
+from nnet.threads import items_per_block, parallel_for
 
 #: Unreachable through the layers (the registry picks the patch path only for an input that takes
 #: no gradient); a direct caller that breaks that contract is told what went wrong.
@@ -88,25 +89,51 @@ def _recorded_routing(grad: Tensor, planes: np.ndarray, pooled: np.ndarray,
     return MaxPool2dBackward.apply(grad, nhwc, pooled.reshape(grad.shape), kernel)
 
 
-def _conv_vjp(ctx: Any, dz: np.ndarray, name: str) -> tuple[Any, Any, Any]:
-    """(gx, g_weight, g_bias) of :func:`_conv_planes` for its planes' gradient ``dz``."""
+def _conv_vjp(ctx: Any, shape: tuple[int, ...], dtype: Any, grads: Any, name: str) -> tuple:
+    """(gx, g_weight, g_bias) of :func:`_conv_planes` whose planes, ``shape`` (taps, rows, C_out),
+    get the gradient that ``grads(rows, target)`` yields as (tap, d) for a slice of rows (whole
+    images), d written into ``target(tap)``. A block of images per thread: on the patch path each
+    plane's d goes into P^T d while it is in cache; Winograd's adjoint takes them all at the end."""
     x, weight = ctx.inputs[0], ctx.inputs[1]
     need_x, need_w, need_b = ctx.needs_input_grad[:3]
-    cout = dz.shape[-1]
-    if ctx.winograd:
-        n, h, w = x.data.shape[:3]
-        quads = dz.reshape(2, 2, n, h // 2, w // 2, cout)
-        gx, gw = winograd.conv_vjp(
-            quads, ctx.conv_saved, weight.data, x.data.shape, need_x, need_w, True
-        )
-        rows = dz.reshape(-1, cout)
-        gb = column_sums(rows, np.ones(rows.shape[0], rows.dtype)) if need_b else None
-        return gx, gw, gb
-    if need_x:
+    taps, rows, cout = shape
+    n = x.data.shape[0]
+    pixels = rows // max(1, n)
+    patch = not ctx.winograd
+    if patch and need_x:
         raise RuntimeError(_NO_INPUT_GRADIENT.format(name))
-    h_ext = _tall(ctx.conv_saved, dz.reshape(-1, cout))  # (P^T dz; 1^T dz)
-    gw = h_ext[:-1].reshape(weight.data.shape) if need_w else None
-    return None, gw, h_ext[-1] if need_b else None
+    dz = None if patch else np.empty(shape, dtype)
+    pt = ctx.conv_saved.reshape(-1, taps, rows) if patch else None
+
+    def block(start: int, stop: int) -> np.ndarray | None:
+        r = slice(start * pixels, stop * pixels)
+        if dz is not None:
+            for _ in grads(r, lambda tap: dz[tap, r]):
+                pass
+            return None
+        assert pt is not None
+        scratch = np.empty((stop - start) * pixels * cout, dtype).reshape(-1, cout)
+        h = np.zeros((pt.shape[0], cout), np.result_type(pt, dtype))
+        for tap, d in grads(r, lambda tap: scratch):
+            h += _tall(pt[:, tap, r], d)  # (P^T d; 1^T d) of this plane's rows
+        return h
+
+    parts = parallel_for(
+        block, n, min_block=items_per_block(taps * pixels * cout * np.dtype(dtype).itemsize)
+    )
+    if dz is None:
+        h_ext: Any = parts[0]
+        for part in parts[1:]:
+            h_ext = h_ext + part
+        gw = h_ext[:-1].reshape(weight.data.shape) if need_w else None
+        return None, gw, h_ext[-1] if need_b else None
+    quads = dz.reshape(2, 2, n, x.data.shape[1] // 2, x.data.shape[2] // 2, cout)
+    gx, gw = winograd.conv_vjp(
+        quads, ctx.conv_saved, weight.data, x.data.shape, need_x, need_w, True
+    )
+    flat = dz.reshape(-1, cout)
+    gb = column_sums(flat, np.ones(flat.shape[0], flat.dtype)) if need_b else None
+    return gx, gw, gb
 
 
 class ConvReluBatchNormPool(Function):
@@ -165,16 +192,20 @@ class ConvReluBatchNormPool(Function):
         c0 = -a * g_beta / m - c1 * mean
         gq = g * a
         gq *= r_hit > 0
-        dz = np.empty(r.shape, g.dtype)
-        routed = np.empty((rows, cout), g.dtype)
-        for tap, hit in first_max(list(planes), pooled, taps - 1):
-            d = dz[tap]
-            per_channel(np.multiply, r[tap], c1, out=d)
-            per_channel(np.add, d, c0, out=d)
-            d *= r[tap] > 0
-            np.multiply(hit, gq, out=routed)
-            d += routed
-        gx, gw, gb = _conv_vjp(ctx, dz, "ConvReluBatchNormPool")
+
+        def grads(rs: slice, target: Any) -> Any:
+            gq_rows = gq[rs]
+            routed = np.empty(gq_rows.shape, g.dtype)
+            for tap, hit in first_max([p[rs] for p in planes], pooled[rs], taps - 1):
+                d, r_rows = target(tap), r[tap, rs]
+                per_channel(np.multiply, r_rows, c1, out=d)
+                per_channel(np.add, d, c0, out=d)
+                d *= r_rows > 0
+                np.multiply(hit, gq_rows, out=routed)
+                d += routed
+                yield tap, d
+
+        gx, gw, gb = _conv_vjp(ctx, r.shape, g.dtype, grads, "ConvReluBatchNormPool")
         return (
             gx, gw, gb, g_gamma if need_gamma else None, g_beta if need_beta else None,
             None, None, None, None,
@@ -220,10 +251,14 @@ class ConvReluPool(Function):
     def vjp_arrays(ctx, grad):
         z, pooled = ctx.saved
         gq = grad.reshape(pooled.shape) * (pooled > 0)  # relu'(0) = 0; NaN > 0 is False, as relu's
-        dz = np.empty(z.shape, gq.dtype)
-        for tap, hit in first_max(list(z), pooled, z.shape[0] - 1):
-            np.multiply(hit, gq, out=dz[tap])
-        gx, gw, gb = _conv_vjp(ctx, dz, "ConvReluPool")
+
+        def grads(rs: slice, target: Any) -> Any:
+            for tap, hit in first_max([p[rs] for p in z], pooled[rs], z.shape[0] - 1):
+                d = target(tap)
+                np.multiply(hit, gq[rs], out=d)
+                yield tap, d
+
+        gx, gw, gb = _conv_vjp(ctx, z.shape, gq.dtype, grads, "ConvReluPool")
         return gx, gw, gb, None, None
 
     def vjp(ctx, grad):
