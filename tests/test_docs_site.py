@@ -109,6 +109,36 @@ def test_every_public_name_has_a_docstring(name):
     )
 
 
+def undocumented_members(cls: type) -> list[str]:
+    """The public methods and properties of ``cls`` (defined in nnet) with no docstring of their
+    own or inherited (``inspect.getdoc`` looks up the base classes, as ``help`` does)."""
+    missing = []
+    for name in dir(cls):
+        if name.startswith("_"):
+            continue
+        owner = next((k for k in cls.__mro__ if name in vars(k)), None)
+        member = vars(owner)[name] if owner is not None else None
+        if owner is None or not owner.__module__.startswith("nnet"):
+            continue
+        if (inspect.isfunction(member) or isinstance(member, property)) and not inspect.getdoc(
+            getattr(cls, name)
+        ):
+            missing.append(f"{cls.__name__}.{name}")
+    return missing
+
+
+@pytest.mark.parametrize("name", API_MODULES)
+def test_every_public_method_has_a_docstring(name):
+    """``help(t.exp)`` and the reference pages say what each method does."""
+    extras = {"nnet.onnx": "onnx", "nnet.distributed": "mpi4py"}
+    if name in extras:
+        pytest.importorskip(extras[name], reason="an extra of nnet that is not installed")
+    module = importlib.import_module(name)
+    classes = [getattr(module, n) for n in public_names(module)]
+    missing = [m for c in classes if inspect.isclass(c) for m in undocumented_members(c)]
+    assert not missing, f"public methods without a docstring: {missing}"
+
+
 def test_the_docstring_check_finds_a_missing_one():
     module = ModuleType("fake", "A module.")
 

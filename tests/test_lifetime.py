@@ -3,7 +3,9 @@ variable and its line; loops that release their graphs stay silent."""
 
 from __future__ import annotations
 
+import gc
 import warnings
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -128,3 +130,23 @@ def test_the_switch_turns_it_off() -> None:
     finally:
         set_graph_warnings(previous)
     assert previous is True
+
+
+def test_the_scan_keeps_no_deleted_variable_alive() -> None:
+    """Reading a function frame's variables must not keep them: before Python 3.13 ``f_locals`` is a
+    snapshot dict the frame holds until its next read, so a deleted loss (with its graph) would live
+    on until the next boundary."""
+    w = nnet.ones(3, requires_grad=True)
+    opt = nnet.optim.SGD([w], lr=0.1)
+
+    def step() -> bool:
+        loss = (w * nnet.ones(3)).sum()
+        loss.backward()
+        opt.step()  # a boundary: scans this frame
+        ref = weakref.ref(loss)
+        del loss
+        gc.collect()
+        return ref() is None  # checked while the frame is still running
+
+    step()  # the first boundary may only set the mark; the second scans
+    assert step()

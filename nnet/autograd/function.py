@@ -87,9 +87,12 @@ class Function:
     _output: weakref.ReferenceType[Tensor] | None
 
     def forward(self, *args: Any, **params: Any) -> np.ndarray:
+        """The op's value from the input arrays (and keyword parameters); every subclass defines it."""
         raise NotImplementedError(f"{type(self).__name__} must define forward(ctx, *arrays)")
 
     def vjp(self, grad: Tensor) -> tuple[Tensor | None, ...] | Tensor | None:
+        """The gradients with respect to the inputs from the output's gradient ``grad``, as
+        tensors (recorded under ``create_graph``); every subclass defines it (derivations.md)."""
         raise NotImplementedError(f"{type(self).__name__} must define vjp(ctx, grad)")
 
     def vjp_arrays(self, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
@@ -134,6 +137,7 @@ class Function:
 
     @property
     def output(self) -> Tensor:
+        """The tensor this node computed, for a ``saves_output`` primitive's VJP (held weakly)."""
         ref = self._output
         out = ref() if ref is not None else None
         if out is None:
@@ -147,6 +151,7 @@ class Function:
 
     @property
     def name(self) -> str:
+        """The op's name in traces, drawings and errors (the class name)."""
         return type(self).__name__
 
     def __repr__(self) -> str:

@@ -9,36 +9,15 @@ into ``.grad`` and runs its hooks when the last one has arrived. Without hooks n
 
 from __future__ import annotations
 
-import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
+
+from nnet.autograd.hook_table import Hook, HookTable, RemovableHandle
 
 if TYPE_CHECKING:
     from nnet.autograd.tensor import Tensor
 
-Hook = Callable[["Tensor"], None]
-
-# The hooks of each leaf by its id, beside a weak reference whose callback drops the entry when the
-# leaf dies (so an id is never reused for a stale entry). Keyed by id, not by the tensor: tensor
-# ``==`` is elementwise, which a dict of weak keys would call.
-_hooks: dict[int, tuple[weakref.ref[Tensor], dict[int, Hook]]] = {}
-_next_key = iter(range(1 << 62)).__next__
-
-
-class RemovableHandle:
-    """What a ``register_*_hook`` returns: ``handle.remove()`` takes the hook away again."""
-
-    def __init__(self, tensor: Tensor, key: int) -> None:
-        self._tensor = weakref.ref(tensor)
-        self._key = key
-
-    def remove(self) -> None:
-        t = self._tensor()
-        entry = _hooks.get(id(t)) if t is not None else None
-        if entry is not None:
-            entry[1].pop(self._key, None)
-            if not entry[1]:
-                del _hooks[id(t)]
+_hooks = HookTable()
 
 
 def register(tensor: Tensor, hook: Hook) -> RemovableHandle:
@@ -61,23 +40,7 @@ def register(tensor: Tensor, hook: Hook) -> RemovableHandle:
         )
     if not callable(hook):
         raise TypeError(f"register_post_accumulate_grad_hook: {hook!r} is not callable")
-    key = _next_key()
-    k = id(tensor)
-    if k not in _hooks:
-        _hooks[k] = (weakref.ref(tensor, _forget(k)), {})
-    _hooks[k][1][key] = hook
-    return RemovableHandle(tensor, key)
-
-
-def _forget(k: int) -> Callable[[weakref.ref[Tensor]], None]:
-    """The callback that drops a dead leaf's entry (binding the dict: at interpreter exit the
-    module's globals may already be gone)."""
-    hooks = _hooks
-
-    def forget(_: weakref.ref[Tensor]) -> None:
-        hooks.pop(k, None)
-
-    return forget
+    return _hooks.add(tensor, hook)
 
 
 def any_hooks() -> bool:
@@ -108,6 +71,5 @@ def hooked_edge_counts(roots: Sequence[Tensor]) -> dict[int, int]:
 
 def run(leaf: Tensor) -> None:
     """Run ``leaf``'s hooks (a copy of the list: a hook may remove itself)."""
-    entry = _hooks.get(id(leaf))
-    for hook in list(entry[1].values()) if entry is not None else ():
+    for hook in _hooks.hooks(leaf):
         hook(leaf)

@@ -29,6 +29,7 @@ past the latest ``optimizer.step()`` (a graph built across steps). Operations ca
 from __future__ import annotations
 
 import dis
+import inspect
 import linecache
 import sys
 import warnings
@@ -52,6 +53,8 @@ _marks: dict[str, int] = {}
 #: The creation numbers at the latest optimizer steps, oldest first (a bounded window).
 _steps: list[int] = []
 _warned: set[tuple[str, int, str]] = set()
+#: Whether ``frame.f_locals`` of a function is a cached dict snapshot (before PEP 667, Python 3.13).
+_SNAPSHOT_LOCALS = sys.version_info < (3, 13)
 
 
 class GraphLifetimeWarning(UserWarning):
@@ -169,6 +172,22 @@ def _warn(frame: FrameType, line: int, name: str, message: str) -> None:
     )
 
 
+def _local_items(frame: FrameType) -> list[tuple[str, Any]]:
+    """The frame's variables, without keeping them alive after this call.
+
+    Before Python 3.13, reading ``f_locals`` of a function's frame fills a dict that the frame keeps
+    until its next read: a value the user then deletes (``del loss``) would stay alive until the next
+    boundary, graph and saved arrays included. So the snapshot is emptied once read. Only a
+    function's (optimized) frame has a snapshot; a module's or class body's ``f_locals`` is its real
+    namespace and is left alone.
+    """
+    namespace = frame.f_locals
+    items = list(namespace.items())
+    if _SNAPSHOT_LOCALS and frame.f_code.co_flags & inspect.CO_OPTIMIZED:
+        namespace.clear()
+    return items
+
+
 def at_boundary(kind: str, frame: FrameType | None) -> None:
     """An iteration boundary of ``kind`` reached from ``frame`` (the loop's frame, in user code)."""
     if not _enabled.get():
@@ -185,7 +204,7 @@ def at_boundary(kind: str, frame: FrameType | None) -> None:
     frame = _user_frame(frame)
     if mark is None or frame is None:
         return
-    for name, value in list(frame.f_locals.items()):
+    for name, value in _local_items(frame):
         # exact types, the cheapest tests: most of a frame's values are neither (a Parameter,
         # a Tensor subclass, is a leaf and holds no graph)
         cls = type(value)

@@ -17,8 +17,55 @@ from nnet.autograd.tensor import Tensor
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _SQRT_HALF = math.sqrt(0.5)
-# NumPy has no erf; the C library's, one element at a time (about 0.4 us each: see gelu's tanh form)
+# NumPy has no erf. Float64 (and integer) inputs get the C library's, one element at a time (exact,
+# about 0.1-0.4 us each); float32 and float16 get the vectorized approximation below (in float32).
 _erf_objects = np.frompyfunc(math.erf, 1, 1)
+# erfc(z) = t exp(-z^2 + P(t)), t = 1 / (1 + z/2), for z >= 0: the Chebyshev fit of Numerical Recipes
+# (section 6.2, "erfcc"), fractional error below 1.2e-7 everywhere; P's coefficients from t^0 up.
+_ERFC_P = (-1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806, 0.27886807, -1.13520398,
+           1.48851587, -0.82215223, 0.17087277)  # fmt: skip
+# erf(z) = z (2/sqrt(pi)) sum_n (-1)^n z^2n / (n! (2n + 1)) for |z| < 1/2, where 1 - erfc loses the
+# relative precision; seven terms leave under 3e-8 there.
+_ERF_SERIES = tuple(
+    _TWO_OVER_SQRT_PI * (-1) ** n / (math.factorial(n) * (2 * n + 1)) for n in range(7)
+)
+# Elements per pass: 16 K float32 keep the ~30 temporaries of a block in the core's cache (measured
+# 7.4 ms per million elements against 13 ms at 64 K and 18 ms unblocked; math.erf element by
+# element: 68 ms).
+_ERF_BLOCK = 16384
+
+
+def _erf_block(z: np.ndarray) -> np.ndarray:
+    """erf of a 1-d float32 array, within 4 ulp (tests/test_grad_unary.py)."""
+    dtype = np.float32
+    a = np.abs(z)
+    t = dtype(1.0) / (dtype(1.0) + dtype(0.5) * a)
+    p = np.full_like(a, _ERFC_P[-1])
+    for c in _ERFC_P[-2::-1]:
+        p *= t
+        p += dtype(c)
+    p -= a * a
+    np.exp(p, out=p)
+    p *= t
+    erf_big = dtype(1.0) - p
+    a2 = a * a
+    s = np.full_like(a, _ERF_SERIES[-1])
+    for c in _ERF_SERIES[-2::-1]:
+        s *= a2
+        s += dtype(c)
+    s *= a
+    return np.copysign(np.where(a < 0.5, s, erf_big), z)
+
+
+def _erf(a: np.ndarray) -> np.ndarray:
+    if a.dtype not in (np.float32, np.float16):
+        dtype = a.dtype if a.dtype.kind == "f" else np.float64
+        return np.asarray(_erf_objects(a), dtype=dtype)  # a 0-d input gives a Python float
+    flat = a.reshape(-1).astype(np.float32, copy=False)
+    out = np.empty_like(flat)
+    for i in range(0, flat.size, _ERF_BLOCK):
+        out[i : i + _ERF_BLOCK] = _erf_block(flat[i : i + _ERF_BLOCK])
+    return out.reshape(a.shape).astype(a.dtype, copy=False)
 
 
 class Log1p(Function):
@@ -59,9 +106,7 @@ class Erf(Function):
     elementwise = True
 
     def forward(ctx, a):
-        a = np.asarray(a)
-        dtype = a.dtype if a.dtype.kind == "f" else np.float64
-        return np.asarray(_erf_objects(a), dtype=dtype)  # a 0-d input gives a Python float
+        return _erf(np.asarray(a))
 
     def vjp(ctx, grad):
         a = ctx.inputs[0]

@@ -124,14 +124,17 @@ class Tensor(TorchAliases):
     # -- attributes -------------------------------------------------------------------------------
     @property
     def shape(self) -> tuple[int, ...]:
+        """The array's shape, a tuple of ints (``size()`` in PyTorch's spelling)."""
         return self.data.shape
 
     @property
     def ndim(self) -> int:
+        """Number of dimensions (``dim()``)."""
         return self.data.ndim
 
     @property
     def dtype(self) -> np.dtype:
+        """The NumPy dtype of the data (float32 by default)."""
         return self.data.dtype
 
     def size(self, dim: int | None = None) -> Any:
@@ -210,6 +213,7 @@ class Tensor(TorchAliases):
         return self.data
 
     def tolist(self) -> Any:
+        """The values as nested Python lists (a Python number for a 0-d tensor); no gradient."""
         return self.data.tolist()
 
     def detach(self) -> Tensor:
@@ -359,9 +363,11 @@ class Tensor(TorchAliases):
         return _ops.astype(self, dtype)
 
     def float(self) -> Tensor:
+        """A float32 copy, recorded (the gradient flows back cast to this tensor's dtype)."""
         return _ops.astype(self, np.float32)
 
     def double(self) -> Tensor:
+        """A float64 copy, recorded (the gradient flows back cast to this tensor's dtype)."""
         return _ops.astype(self, np.float64)
 
     def to(self, *args: Any, **kwargs: Any) -> Tensor:
@@ -572,6 +578,7 @@ class Tensor(TorchAliases):
         return _ops.relu(self)
 
     def pow(self, exponent: Any) -> Tensor:
+        """``self ** exponent`` elementwise, with broadcasting (:func:`nnet.power`)."""
         return _ops.power(self, exponent)
 
     def clip(self, min: Any = None, max: Any = None) -> Tensor:
@@ -734,6 +741,7 @@ class Tensor(TorchAliases):
         return _ops.scatter_add(self, dim, index, src)
 
     def take_along_dim(self, indices: Any, dim: int | None = None) -> Tensor:
+        """The values at ``indices`` along ``dim`` (PyTorch's name for :func:`nnet.take_along_axis`)."""
         return _ops.take_along_axis(self, indices, dim)
 
     def dot(self, other: Any) -> Tensor:
@@ -761,6 +769,7 @@ class Tensor(TorchAliases):
         return _ops.broadcast_to(self, shape)
 
     def expand(self, *shape: Any) -> Tensor:
+        """A broadcast view to ``shape`` (PyTorch's name for :func:`nnet.broadcast_to`)."""
         return _ops.broadcast_to(self, _ops.shape_arg(shape))
 
 
@@ -773,3 +782,21 @@ from nnet.autograd import version as _versions  # noqa: E402
 _add, _sub, _mul, _div, _neg = (
     _ops.Add.apply, _ops.Sub.apply, _ops.Mul.apply, _ops.Div.apply, _ops.Neg.apply
 )  # fmt: skip
+
+
+def _document_delegates(cls: type, module: Any) -> None:
+    """Give each undocumented method that runs the nnet function of its name (``t.exp()`` is
+    ``nnet.exp(t)``) that function's summary line and a pointer to it, so that ``help(t.exp)`` and
+    the API pages say what it does. Only the summary: the function's examples stay in one place."""
+    for name, method in vars(cls).items():
+        if name.startswith("_") or not callable(method) or method.__doc__:
+            continue
+        doc = getattr(getattr(module, name, None), "__doc__", None)
+        if doc:
+            summary = doc.strip().split("\n\n")[0]
+            method.__doc__ = (
+                f"{summary}\n\nThe method form of :func:`nnet.{name}` (``nnet.{name}(t, ...)``)."
+            )
+
+
+_document_delegates(Tensor, _ops)

@@ -43,6 +43,7 @@ class TorchAliases:
         return _t(self) - _scaled(other, alpha)
 
     def mul(self, other: Any) -> Tensor:
+        """``self * other``, with broadcasting."""
         return _t(self) * other
 
     def div(self, other: Any, *, rounding_mode: str | None = None) -> Tensor:
@@ -55,24 +56,31 @@ class TorchAliases:
         return _t(self) / other
 
     def neg(self) -> Tensor:
+        """``-self``."""
         return -_t(self)
 
     def eq(self, other: Any) -> Tensor:
+        """``self == other`` elementwise, as a bool tensor (no gradient)."""
         return _t(self) == other
 
     def ne(self, other: Any) -> Tensor:
+        """``self != other`` elementwise, as a bool tensor (no gradient)."""
         return _t(self) != other
 
     def lt(self, other: Any) -> Tensor:
+        """``self < other`` elementwise, as a bool tensor (no gradient)."""
         return _t(self) < other
 
     def le(self, other: Any) -> Tensor:
+        """``self <= other`` elementwise, as a bool tensor (no gradient)."""
         return _t(self) <= other
 
     def gt(self, other: Any) -> Tensor:
+        """``self > other`` elementwise, as a bool tensor (no gradient)."""
         return _t(self) > other
 
     def ge(self, other: Any) -> Tensor:
+        """``self >= other`` elementwise, as a bool tensor (no gradient)."""
         return _t(self) >= other
 
     # -- products with PyTorch's shape rules ------------------------------------------------------
@@ -86,12 +94,15 @@ class TorchAliases:
 
     # -- shapes and dtypes of other tensors -------------------------------------------------------
     def expand_as(self, other: Any) -> Tensor:
+        """Broadcast to ``other``'s shape."""
         return _t(self).expand(*other.shape)
 
     def view_as(self, other: Any) -> Tensor:
+        """Reshaped to ``other``'s shape."""
         return _t(self).reshape(other.shape)
 
     def type_as(self, other: Any) -> Tensor:
+        """Converted to ``other``'s dtype."""
         return _t(self).to(other.dtype)
 
     def contiguous(self) -> Tensor:
@@ -119,17 +130,21 @@ class TorchAliases:
 
     # -- new tensors like this one (no graph) -----------------------------------------------------
     def new_zeros(self, *size: Any, dtype: Any = None) -> Tensor:
+        """Zeros of ``size``, in this tensor's dtype unless ``dtype`` is given (no graph)."""
         return _t(self).new_full(_size(size), 0, dtype=dtype)
 
     def new_ones(self, *size: Any, dtype: Any = None) -> Tensor:
+        """Ones of ``size``, in this tensor's dtype unless ``dtype`` is given (no graph)."""
         return _t(self).new_full(_size(size), 1, dtype=dtype)
 
     def new_full(self, size: Any, fill_value: Any, *, dtype: Any = None) -> Tensor:
+        """``fill_value`` in ``size``, in this tensor's dtype unless ``dtype`` is given (no graph)."""
         from nnet.autograd.tensor import Tensor
 
         return Tensor(np.full(_size((size,)), fill_value, dtype=dtype or _t(self).dtype))
 
     def new_tensor(self, data: Any, *, dtype: Any = None) -> Tensor:
+        """A leaf holding a copy of ``data``, in this tensor's dtype unless ``dtype`` is given."""
         from nnet.autograd.tensor import Tensor
 
         values = data.detach().numpy() if isinstance(data, Tensor) else data
@@ -137,29 +152,36 @@ class TorchAliases:
 
     # -- truth over dims (no gradient) ------------------------------------------------------------
     def all(self, dim: Any = None, keepdim: bool = False) -> Tensor:
+        """Whether all values are true (nonzero), over ``dim`` or all (no gradient)."""
         from nnet.autograd.tensor import Tensor
 
         return Tensor(np.all(_t(self).data, axis=dim, keepdims=keepdim))
 
     def any(self, dim: Any = None, keepdim: bool = False) -> Tensor:
+        """Whether any value is true (nonzero), over ``dim`` or all (no gradient)."""
         from nnet.autograd.tensor import Tensor
 
         return Tensor(np.any(_t(self).data, axis=dim, keepdims=keepdim))
 
     # -- dtype conversions (last: `int` and `bool` would shadow the builtins above) ----------------
     def long(self) -> Tensor:
+        """Converted to int64 (no gradient)."""
         return _t(self).to(np.int64)
 
     def half(self) -> Tensor:
+        """Converted to float16."""
         return _t(self).to(np.float16)
 
     def byte(self) -> Tensor:
+        """Converted to uint8 (no gradient)."""
         return _t(self).to(np.uint8)
 
     def int(self) -> Tensor:
+        """Converted to int32 (no gradient)."""
         return _t(self).to(np.int32)
 
     def bool(self) -> Tensor:
+        """Converted to bool (no gradient)."""
         return _t(self).to(np.bool_)
 
 

@@ -9,39 +9,20 @@ they receive a Tensor wrapping the array, under ``create_graph`` the recorded gr
 A tensor marks what the walk must do with its gradient in one slot, ``_retains_grad``: ``RETAIN``
 (``retain_grad()``) and ``HOOKS`` as bits, so the walk tests one attribute per tensor as before and a
 backward without hooks pays nothing more. The hooks themselves live here, by tensor id beside a weak
-reference that drops them with the tensor (tensor ``==`` is elementwise, so tensors are not dict keys).
+reference that drops them with the tensor (hook_table.py).
 """
 
 from __future__ import annotations
 
-import weakref
-from collections.abc import Callable
-from typing import Any
-
+from nnet.autograd.hook_table import Hook, HookTable, RemovableHandle
 from nnet.autograd.tensor import HOOKS, Tensor
 
-Hook = Callable[[Tensor], Any]
 
-_hooks: dict[int, tuple[weakref.ref[Tensor], dict[int, Hook]]] = {}
-_next_key = iter(range(1 << 62)).__next__
+def _no_hooks_left(tensor: Tensor) -> None:
+    tensor._retains_grad = tensor._retains_grad & ~HOOKS
 
 
-class RemovableHandle:
-    """What ``register_hook`` returns: ``handle.remove()`` takes the hook away again."""
-
-    def __init__(self, tensor: Tensor, key: int) -> None:
-        self._tensor = weakref.ref(tensor)
-        self._key = key
-
-    def remove(self) -> None:
-        t = self._tensor()
-        entry = _hooks.get(id(t)) if t is not None else None
-        if t is None or entry is None:
-            return
-        entry[1].pop(self._key, None)
-        if not entry[1]:
-            del _hooks[id(t)]
-            t._retains_grad = t._retains_grad & ~HOOKS
+_hooks = HookTable(on_empty=_no_hooks_left)
 
 
 def register(tensor: Tensor, hook: Hook) -> RemovableHandle:
@@ -53,31 +34,15 @@ def register(tensor: Tensor, hook: Hook) -> RemovableHandle:
         )
     if not callable(hook):
         raise TypeError(f"register_hook: {hook!r} is not callable")
-    k = id(tensor)
-    if k not in _hooks:
-        _hooks[k] = (weakref.ref(tensor, _forget(k)), {})
-    key = _next_key()
-    _hooks[k][1][key] = hook
+    handle = _hooks.add(tensor, hook)
     tensor._retains_grad = tensor._retains_grad | HOOKS
-    return RemovableHandle(tensor, key)
-
-
-def _forget(k: int) -> Callable[[weakref.ref[Tensor]], None]:
-    """The callback that drops a dead tensor's hooks (binding the dict: at interpreter exit the
-    module's globals may already be gone)."""
-    hooks = _hooks
-
-    def forget(_: weakref.ref[Tensor]) -> None:
-        hooks.pop(k, None)
-
-    return forget
+    return handle
 
 
 def run(tensor: Tensor, grad: Tensor) -> Tensor:
     """``grad`` passed through ``tensor``'s hooks in order (a copy of the list: a hook may remove
     itself); a hook's Tensor result replaces it, after a check of its shape."""
-    entry = _hooks.get(id(tensor))
-    for hook in list(entry[1].values()) if entry is not None else ():
+    for hook in _hooks.hooks(tensor):
         out = hook(grad)
         if out is None:
             continue

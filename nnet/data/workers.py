@@ -4,8 +4,9 @@ Each worker has two pipes: tasks in (an epoch's sample order once, then batch nu
 out. Batch ``k`` goes to worker ``k % N``, and each worker answers its tasks in order, so the main
 process reads batch ``k`` from that worker's pipe and the batches come out in the order of one
 process, with no reordering. At most ``prefetch_factor`` batches per worker are asked for ahead.
-The pipes carry only small messages towards the workers, so the main process never blocks on a
-worker that is itself blocked writing a batch back.
+A thread in each worker moves its task messages into a queue as they arrive, so the main process's
+sends never wait for a busy worker (an epoch's order can exceed a pipe's buffer, and a worker may sit
+in ``worker_init_fn`` or on a slow batch), and ``timeout`` bounds every wait of the main process.
 
 Seeding follows PyTorch: the loader draws ``base_seed`` from its generator each epoch; worker ``i``
 seeds nnet's generator and Python's ``random`` with ``base_seed + i``, and the global NumPy state
@@ -16,8 +17,10 @@ from __future__ import annotations
 
 import multiprocessing
 import pickle
+import queue
 import random
 import sys
+import threading
 import time
 import traceback
 from collections import deque
@@ -102,6 +105,22 @@ def _describe(k: int, index: np.ndarray) -> str:
     return f"while loading batch {k} (sample indices [{shown}])"
 
 
+def _receive(tasks: Connection, inbox: queue.SimpleQueue[Any]) -> None:
+    """Move each task message into ``inbox`` as it arrives; ``None`` (stop) once told to stop, or
+    when the main process is gone (its sentinel, since a forked sibling may hold the pipe open)."""
+    parent = multiprocessing.parent_process()
+    watched: list[Any] = [tasks] if parent is None else [tasks, parent.sentinel]
+    try:
+        while tasks in wait(watched):
+            message = tasks.recv()
+            inbox.put(message)
+            if message is None:
+                return
+    except (EOFError, OSError):  # the main process closed the pipe
+        pass
+    inbox.put(None)
+
+
 def _worker_loop(tasks: Connection, results: Connection, dataset: Any, collate_fn: Any,
                  worker_init_fn: Any, worker_id: int, num_workers: int, base_seed: int,
                  dtype: np.dtype) -> None:  # fmt: skip
@@ -115,23 +134,23 @@ def _worker_loop(tasks: Connection, results: Connection, dataset: Any, collate_f
     random.seed(seed)
     manual_seed(seed)
     np.random.seed(np.random.SeedSequence([base_seed, worker_id]).generate_state(4))  # noqa: NPY002
+    inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    threading.Thread(target=_receive, args=(tasks, inbox), daemon=True).start()
     init_error = None
     if worker_init_fn is not None:
         try:
             worker_init_fn(worker_id)
         except Exception:
             init_error = _error(worker_id, "in worker_init_fn")
-    parent = multiprocessing.parent_process()
-    watched: list[Any] = [tasks] if parent is None else [tasks, parent.sentinel]
     order: np.ndarray = np.arange(0)
     size = 1
     backlog: deque[Any] = deque()
     try:
         while True:
-            if not backlog and tasks not in wait(watched):  # the main process died silently
-                return
-            while tasks.poll():  # read all that was sent, so a stop behind queued batches is seen
-                backlog.append(tasks.recv())
+            if not backlog:
+                backlog.append(inbox.get())
+            while not inbox.empty():  # all that was sent, so a stop behind queued batches is seen
+                backlog.append(inbox.get_nowait())
             if None in backlog:
                 return
             message = backlog.popleft()

@@ -80,10 +80,12 @@ class MNIST(TensorDataset):
 
     @property
     def images(self) -> np.ndarray:
+        """All images, float32 in [0, 1], shape (N, 28, 28, 1) (NHWC)."""
         return self.arrays[0]
 
     @property
     def labels(self) -> np.ndarray:
+        """All labels, int64, shape (N,)."""
         return self.arrays[1]
 
     def _find(self, stem: str, download: bool, mirrors: list[str] | None) -> Path:

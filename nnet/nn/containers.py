@@ -83,6 +83,7 @@ class Sequential(Module):
         return items[_index(index, len(items), "Sequential")][1]  # type: ignore[return-value]
 
     def append(self, module: Module) -> Sequential:
+        """Add ``module`` at the end (named by its position); returns the Sequential."""
         self.add_module(str(len(self)), module)
         return self
 
@@ -123,15 +124,18 @@ class ModuleList(Module):
         self._renumber(values)  # type: ignore[arg-type]
 
     def append(self, module: Module) -> ModuleList:
+        """Add ``module`` at the end; returns the list."""
         self.add_module(str(len(self)), module)
         return self
 
     def extend(self, modules: Iterable[Module]) -> ModuleList:
+        """Add each of ``modules`` at the end; returns the list."""
         for m in modules:
             self.append(m)
         return self
 
     def insert(self, index: int, module: Module) -> None:
+        """Put ``module`` before position ``index`` (the others are renumbered)."""
         values = list(self._modules.values())
         values.insert(index, module)
         self._renumber(values)  # type: ignore[arg-type]
@@ -167,14 +171,18 @@ class ModuleDict(Module):
         return key in self._modules
 
     def keys(self) -> Iterable[str]:
+        """The names, in insertion order."""
         return self._modules.keys()
 
     def values(self) -> Iterable[Module]:
+        """The modules, in insertion order."""
         return self._modules.values()  # type: ignore[return-value]
 
     def items(self) -> Iterable[tuple[str, Module]]:
+        """``(name, module)`` pairs, in insertion order."""
         return self._modules.items()  # type: ignore[return-value]
 
     def update(self, modules: Mapping[str, Module]) -> None:
+        """Add (or replace) each ``name: module`` of ``modules``."""
         for k, m in modules.items():
             self.add_module(k, m)

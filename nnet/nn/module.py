@@ -94,6 +94,8 @@ class Module(hooks.ModuleHooks):
         object.__setattr__(self, "training", True)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """The module's computation; every subclass defines it. Call the module itself, not
+        ``forward``, so that its hooks run."""
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -213,15 +215,18 @@ class Module(hooks.ModuleHooks):
             stack.extend(reversed(children))
 
     def modules(self) -> Iterator[Module]:
+        """This module and every module inside it, depth first (each once)."""
         for _, m in self.named_modules():
             yield m
 
     def named_children(self) -> Iterator[tuple[str, Module]]:
+        """The direct submodules, as ``(name, module)`` pairs."""
         for name, m in self._modules.items():
             if m is not None:
                 yield name, m
 
     def children(self) -> Iterator[Module]:
+        """The direct submodules."""
         for _, m in self.named_children():
             yield m
 
@@ -240,13 +245,17 @@ class Module(hooks.ModuleHooks):
         return self._named_members("_parameters", recurse)  # type: ignore[return-value]
 
     def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
+        """The parameters of this module (and of its submodules when ``recurse``), each once: what
+        an optimizer takes."""
         for _, p in self.named_parameters(recurse):
             yield p
 
     def named_buffers(self, recurse: bool = True) -> Iterator[tuple[str, Tensor]]:
+        """The buffers (untrained state such as running statistics), as ``(name, tensor)`` pairs."""
         return self._named_members("_buffers", recurse)
 
     def buffers(self, recurse: bool = True) -> Iterator[Tensor]:
+        """The buffers (state that is not trained, such as running statistics)."""
         for _, b in self.named_buffers(recurse):
             yield b
 
@@ -269,6 +278,7 @@ class Module(hooks.ModuleHooks):
         return self.train(False)
 
     def requires_grad_(self, requires_grad: bool = True) -> Module:
+        """Set ``requires_grad`` on every parameter (``False`` freezes the module); returns the module."""
         for p in self.parameters():
             p.requires_grad_(requires_grad)
         return self
@@ -303,9 +313,11 @@ class Module(hooks.ModuleHooks):
         return self
 
     def float(self) -> Module:
+        """Parameters and buffers to float32, in place; returns the module."""
         return self.to(np.float32)
 
     def double(self) -> Module:
+        """Parameters and buffers to float64, in place; returns the module."""
         return self.to(np.float64)
 
     # -- state ------------------------------------------------------------------------------------

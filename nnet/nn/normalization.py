@@ -47,6 +47,7 @@ class _BatchNorm(Module):
             self.register_buffer("num_batches_tracked", None)
 
     def reset_running_stats(self) -> None:
+        """Running mean back to 0, running variance to 1 and the batch count to 0 (as new)."""
         if self.running_mean is not None and self.running_var is not None:
             self.running_mean.data[...] = 0
             self.running_var.data[...] = 1

@@ -49,6 +49,7 @@ class LRScheduler:
         self.step()
 
     def lr_at(self, base_lr: float, epoch: int) -> float:
+        """The learning rate at ``epoch`` of a group that started at ``base_lr``; each schedule defines it."""
         raise NotImplementedError
 
     def step(self) -> None:
@@ -209,6 +210,7 @@ class ReduceLROnPlateau:
         self.last_epoch = 0
 
     def is_better(self, value: float, best: float) -> bool:
+        """Whether ``value`` improves on ``best`` by more than the threshold, in ``mode``'s direction."""
         if self.mode == "min":
             bound = (
                 best * (1 - self.threshold)
@@ -222,6 +224,8 @@ class ReduceLROnPlateau:
         return value > bound
 
     def step(self, metric: float) -> None:
+        """Record one epoch's ``metric``; lower the learning rates after ``patience`` epochs
+        without improvement."""
         value = float(metric)
         self.last_epoch += 1
         if self.is_better(value, self.best):

@@ -78,6 +78,7 @@ class ModelCheck:
 
     @property
     def ok(self) -> bool:
+        """Whether every node's check passed (also the report's truth value)."""
         return all(c.passed for c in self.nodes)
 
     def __bool__(self) -> bool:
@@ -85,6 +86,7 @@ class ModelCheck:
 
     @property
     def failures(self) -> list[NodeCheck]:
+        """The nodes whose check failed."""
         return [c for c in self.nodes if not c.passed]
 
     def __str__(self) -> str:

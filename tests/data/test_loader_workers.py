@@ -278,6 +278,16 @@ def test_timeout() -> None:
         list(loader)
 
 
+def test_timeout_bounds_a_worker_stuck_in_worker_init_fn_with_a_long_order() -> None:
+    """The epoch's order (20,000 int64 indices, more than a pipe's buffer) reaches a worker that is
+    still in worker_init_fn: the main process must not block sending it, so the timeout fires."""
+    loader = DataLoader(TensorDataset(np.zeros((20_000, 1))), batch_size=4, num_workers=1,
+                        timeout=0.2, worker_init_fn=lambda _: time.sleep(60),
+                        multiprocessing_context="fork")  # fmt: skip
+    with pytest.raises(RuntimeError, match=r"timed out after 0\.2 seconds waiting for batch 0"):
+        list(loader)
+
+
 class Counts(Dataset):
     """Counts the samples loaded, across the forked workers."""
 
