@@ -1,8 +1,10 @@
 """Run the suite: ``python -m benchmarks`` or ``python benchmarks/run.py``.
 
 Options: ``--quick`` (fewer, shorter rounds), ``--json PATH`` (results for ``compare.py``),
-``--only NAME[,NAME]`` (a subset; ``--list`` shows the names). Each benchmark prints its own figures as
-it finishes; one combined table follows at the end.
+``--only NAME[,NAME]`` (a subset; ``--list`` shows the names), ``--threads 1,default`` (the suite once per
+thread setting, each in a subprocess, then one table with the ratios of every setting side by side;
+threads_table.py). Each benchmark prints its own figures as it finishes; one combined table follows at
+the end.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import importlib
 import os
 import time
 
+from benchmarks import threads_table
 from benchmarks.results import LEGEND, Row, print_row, table, write_json
 from benchmarks.timing import (
     CONTENDED,
@@ -94,6 +97,12 @@ def main(argv: list[str] | None = None) -> int:
         "--rounds", type=int, metavar="N", help="rounds per benchmark (default 5, quick 2)"
     )
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    parser.add_argument(
+        "--threads",
+        metavar="N|default[,...]",
+        help="run the suite once per setting (e.g. 1,default), each in a subprocess, and print the "
+        "ratios of every setting side by side; --json PATH then writes one file per setting",
+    )
     args = parser.parse_args(argv)
     if args.list:
         for name in BENCHMARKS:
@@ -108,6 +117,14 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(
                 f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}"
             )
+    if args.threads is not None:
+        try:
+            settings = threads_table.parse_settings(args.threads)
+        except ValueError as exc:
+            parser.error(str(exc))
+        return threads_table.run_settings(
+            settings, sys.argv[1:] if argv is None else argv, args.json
+        )
     cfg = Config.make(args.quick)
     if args.rounds:
         cfg.rounds = args.rounds

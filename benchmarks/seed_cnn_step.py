@@ -2,7 +2,7 @@
 
 conv3x3(1->4)-relu-maxpool2-bn, conv3x3(4->8)-relu-maxpool2-bn, flatten, linear 392->196, relu,
 dropout 0.5, linear 196->10; input (100, 28, 28, 1); Adam lr 1e-3; cross-entropy on class indices.
-Target (issue 5): at most 1.0x PyTorch.
+Target (issue 12): at most 0.8x PyTorch (issue 5 asked for 1.0x).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ def run(cfg: Config) -> list[Row]:
     sides, why = training_sides("seed_cnn", x, y, "adam", 1e-3)
     measured = measure(sides, cfg, unavailable=why)
     row = Row(
-        NAME, "seed CNN step, batch 100", "ms", target="<= 1.0x PyTorch", bounds=[("torch", 1.0)]
+        NAME, "seed CNN step, batch 100", "ms", target="<= 0.8x PyTorch", bounds=[("torch", 0.8)]
     )
     return [fill(row, measured, lambda s: s * 1e3)]
 

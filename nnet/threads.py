@@ -31,7 +31,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import TypeVar
 
@@ -39,6 +39,7 @@ import numpy as np
 
 __all__ = [
     "available_cores",
+    "blas_for",
     "blas_threads",
     "get_num_threads",
     "items_per_block",
@@ -231,6 +232,20 @@ def blas_threads(n: int) -> Iterator[None]:
     finally:
         if before is not None:
             _blas.set_threads(before)
+
+
+#: Products of fewer multiply-adds run on one BLAS thread (:func:`blas_for`). A second thread halves
+#: such a product when timed alone, but inside a training step it costs more than it saves: each
+#: thread writes its half of the result into its own core's cache, and the single-threaded NumPy passes
+#: that follow read it back across cores (the seed CNN's step, products of 2.8M-7.7M multiply-adds:
+#: 4.66 ms with BLAS on one thread, 5.62 on two; ``python -m benchmarks.threads_policy``).
+SMALL_PRODUCT_MACS = 2**24
+
+
+def blas_for(macs: int) -> AbstractContextManager[None]:
+    """The BLAS threads for a product of ``macs`` multiply-adds: one when it is below
+    :data:`SMALL_PRODUCT_MACS`, else the count as set (a no-op context)."""
+    return blas_threads(1) if macs < SMALL_PRODUCT_MACS else nullcontext()
 
 
 def _workers(n: int) -> ThreadPoolExecutor:

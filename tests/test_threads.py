@@ -145,3 +145,36 @@ def test_a_worker_error_reaches_the_caller_after_every_block_ended(restore_threa
     with pytest.raises(RuntimeError, match="block failed"):
         threads.parallel_for(block, 4)
     assert done == [0]
+
+
+def test_small_products_run_on_one_blas_thread_and_large_ones_on_the_count(restore_threads):
+    if not threads.blas_info()["controllable"]:
+        pytest.skip("BLAS thread count not controllable here")
+    nnet.set_num_threads(2)
+    threads._blas.set_threads(2)  # as when BLAS's workers do not spin
+    with threads.blas_for(threads.SMALL_PRODUCT_MACS - 1):
+        assert threads.blas_info()["threads"] == 1
+    assert threads.blas_info()["threads"] == 2
+    with threads.blas_for(threads.SMALL_PRODUCT_MACS):
+        assert threads.blas_info()["threads"] == 2
+
+
+def test_the_kernel_gradient_splits_only_above_the_small_product_size(restore_threads, monkeypatch):
+    from nnet.kernels import conv
+
+    nnet.set_num_threads(2)
+    rng = np.random.default_rng(0)
+    seen: list[int] = []
+
+    def product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        seen.append(a.shape[0])
+        return a.T @ b
+
+    a, b = rng.standard_normal((8192, 9)), rng.standard_normal((8192, 4))
+    monkeypatch.setattr(conv, "tall_product", product)
+    np.testing.assert_allclose(conv.weight_product(a, b), a.T @ b)
+    assert seen == [8192]  # 295k multiply-adds: one block
+    seen.clear()
+    monkeypatch.setattr(conv, "SMALL_PRODUCT_MACS", 8192 * 9 * 4 // 2)
+    np.testing.assert_allclose(conv.weight_product(a, b), a.T @ b)
+    assert sorted(seen) == [4096, 4096]

@@ -26,7 +26,7 @@ from nnet.kernels.im2col import (
     im2col_array,
     patch_windows,
 )
-from nnet.threads import parallel_for
+from nnet.threads import SMALL_PRODUCT_MACS, blas_for, parallel_for
 
 #: A 3x3 stride-1 'same' convolution takes Winograd's F(2x2, 3x3) (winograd.py) with at least this
 #: many input channels, C_in C_out at least WINOGRAD_MIN_PRODUCT and WINOGRAD_MIN_PIXELS output
@@ -109,10 +109,18 @@ def _input_grad_by_chunks(
 def weight_product(patches: np.ndarray, g2: np.ndarray) -> np.ndarray:
     """``patches^T g2`` (the kernel gradient) with the rows split over nnet's threads, each block's
     product by :func:`tall_product`, the partial sums added at the end."""
+    rows, k = patches.shape
+    macs = rows * k * g2.shape[1]
+    # blocks of at least SMALL_PRODUCT_MACS / 2: the seed's few-channel products are memory-bound,
+    # and a second core reading half of them from the first core's cache gains nothing (threads.py)
+    min_block = max(CHUNK_ROWS, rows * SMALL_PRODUCT_MACS // (2 * max(1, macs)))
+    if rows < 2 * min_block:
+        with blas_for(macs):
+            return tall_product(patches, g2)
     parts = parallel_for(
         lambda start, stop: tall_product(patches[start:stop], g2[start:stop]),
-        patches.shape[0],
-        min_block=CHUNK_ROWS,
+        rows,
+        min_block=min_block,
     )
     out = parts[0]
     for p in parts[1:]:
@@ -141,7 +149,8 @@ class Conv2d(Function):
             ctx.save_for_backward(cols)
             return y
         cols = im2col_array(x, geo).reshape(-1, kh * kw * cin)  # a view of (T, C, M) memory
-        y = cols @ w2
+        with blas_for(cols.shape[0] * w2.size):
+            y = cols @ w2
         if bias is not None:
             per_channel(np.add, y, bias, out=y)
         ctx.save_for_backward(cols)
@@ -191,7 +200,8 @@ class Conv2d(Function):
         if need_x and cin >= COLUMN_MAJOR_BELOW:
             gx = _input_grad_by_chunks(g2, w, x.data.shape, geo)
         elif need_x:
-            gcols = (w.reshape(kh * kw * cin, cout) @ g2.T).reshape(kh * kw, cin, -1)
+            with blas_for(g2.size * kh * kw * cin):
+                gcols = (w.reshape(kh * kw * cin, cout) @ g2.T).reshape(kh * kw, cin, -1)
             gx = col2im_array(gcols.transpose(2, 0, 1), x.data.shape, geo)
         return gx, gw, gb, None
 

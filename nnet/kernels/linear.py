@@ -14,6 +14,7 @@ from nnet.autograd.function import Function
 from nnet.autograd.linalg import tall_product
 from nnet.autograd.tensor import Tensor
 from nnet.kernels.channels import per_channel
+from nnet.threads import blas_for
 
 
 class Linear(Function):
@@ -21,7 +22,9 @@ class Linear(Function):
     the rows of x and g. See derivations.md#linear-fused."""
 
     def forward(ctx, x, weight, bias):
-        y = x.reshape(-1, weight.shape[0]) @ weight
+        x2 = x.reshape(-1, weight.shape[0])
+        with blas_for(x2.shape[0] * weight.size):
+            y = x2 @ weight
         if bias is not None:
             per_channel(np.add, y, bias, out=y)
         return y.reshape(x.shape[:-1] + weight.shape[1:])
@@ -42,9 +45,10 @@ class Linear(Function):
         n_in, n_out = weight.data.shape
         g2 = grad.reshape(-1, n_out)
         x2 = x.data.reshape(-1, n_in)
-        gx = (g2 @ weight.data.T).reshape(x.data.shape) if need_x else None
-        gw = tall_product(x2, g2) if need_w else None
-        gb = np.ones(g2.shape[0], g2.dtype) @ g2 if need_b else None
+        with blas_for(x2.shape[0] * weight.data.size):  # each product's multiply-adds
+            gx = (g2 @ weight.data.T).reshape(x.data.shape) if need_x else None
+            gw = tall_product(x2, g2) if need_w else None
+            gb = np.ones(g2.shape[0], g2.dtype) @ g2 if need_b else None
         return gx, gw, gb
 
 
