@@ -30,12 +30,14 @@ import ctypes
 import os
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
+
+from nnet._team import Team
 
 __all__ = [
     "available_cores",
@@ -164,7 +166,7 @@ def _blas_count(n: int) -> int:
 
 _lock = threading.Lock()
 _count: int | None = None
-_pool: ThreadPoolExecutor | None = None
+_team: Team | None = None
 
 
 def get_num_threads() -> int:
@@ -194,12 +196,12 @@ def set_num_threads(n: int) -> None:
     Raises ``ValueError`` when ``n`` is not a positive integer. More threads than cores are allowed
     (as in PyTorch) but only slow things down.
     """
-    global _count, _pool
+    global _count, _team
     n = _parse_count(n, "set_num_threads")
     with _lock:
-        if _count != n and _pool is not None:
-            _pool.shutdown(wait=True)
-            _pool = None
+        if _count != n and _team is not None:
+            _team.stop()
+            _team = None
         _count = n
         _blas.set_threads(_blas_count(n))
 
@@ -248,24 +250,24 @@ def blas_for(macs: int) -> AbstractContextManager[None]:
     return blas_threads(1) if macs < SMALL_PRODUCT_MACS else nullcontext()
 
 
-def _workers(n: int) -> ThreadPoolExecutor:
-    global _pool
+def _workers(n: int) -> Team:
+    global _team
     with _lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=n - 1, thread_name_prefix="nnet-worker")
-        return _pool
+        if _team is None:
+            _team = Team(n - 1)
+        return _team
 
 
-def _forget_pool_after_fork() -> None:
-    """A forked child (a DataLoader worker) has only the forking thread: the parent's pool has no
-    threads there and its lock may be held by one that is gone, so the child starts afresh."""
-    global _pool, _lock
-    _pool = None
+def _forget_team_after_fork() -> None:
+    """A forked child (a DataLoader worker) has only the forking thread: the parent's workers have
+    no threads there and its locks may be held by ones that are gone, so the child starts afresh."""
+    global _team, _lock
+    _team = None
     _lock = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):  # not on Windows, which cannot fork
-    os.register_at_fork(after_in_child=_forget_pool_after_fork)
+    os.register_at_fork(after_in_child=_forget_team_after_fork)
 
 
 def parallel_for(fn: Callable[[int, int], T], n: int, *, min_block: int = 1) -> list[T]:
@@ -273,7 +275,9 @@ def parallel_for(fn: Callable[[int, int], T], n: int, *, min_block: int = 1) -> 
 
     The blocks run at once, the first on the calling thread and the others on nnet's workers, with
     BLAS limited to one thread each; results come back in block order and a worker's exception is
-    raised here. With one thread, or fewer than ``2 * min_block`` items, it is just ``[fn(0, n)]``.
+    raised here. With one thread, or fewer than ``2 * min_block`` items, it is just ``[fn(0, n)]``,
+    as it is when the workers are busy: for a call from inside a block, or from a second thread
+    while another's blocks run.
     ``fn`` should do NumPy work only: worker threads do not see the caller's context variables
     (grad mode, fusion switches), so recording tensor operations there would use the defaults.
 
@@ -285,14 +289,13 @@ def parallel_for(fn: Callable[[int, int], T], n: int, *, min_block: int = 1) -> 
     if threads <= 1:
         return [fn(0, n)]
     bounds = [n * i // threads for i in range(threads + 1)]
-    pool = _workers(get_num_threads())
+    team = _workers(get_num_threads())
     with blas_threads(1):
-        futures = [pool.submit(fn, bounds[i], bounds[i + 1]) for i in range(1, threads)]
-        try:
-            first = fn(bounds[0], bounds[1])
-        finally:
-            wait(futures)  # no block may outlive the call, even when the first one failed
-    return [first, *[f.result() for f in futures]]
+        parts = team.run(
+            lambda: fn(bounds[0], bounds[1]),
+            [partial(fn, bounds[i], bounds[i + 1]) for i in range(1, threads)],
+        )
+    return [fn(0, n)] if parts is None else parts
 
 
 #: Bytes a block of :func:`parallel_for` should hold at least. A block's NumPy calls each hold the GIL

@@ -147,6 +147,25 @@ def test_a_worker_error_reaches_the_caller_after_every_block_ended(restore_threa
     assert done == [0]
 
 
+def test_parallel_for_inside_a_block_runs_inline(restore_threads):
+    """A block that calls parallel_for again finds the workers busy and runs that call itself,
+    instead of waiting for a worker that is waiting for it."""
+    nnet.set_num_threads(2)
+    inner = threads.parallel_for(lambda a, b: threads.parallel_for(lambda c, d: (c, d), 10), 4)
+    assert inner == [[(0, 10)], [(0, 10)]]
+
+
+def test_changing_the_count_ends_the_old_workers(restore_threads):
+    nnet.set_num_threads(2)
+    threads.parallel_for(lambda a, b: None, 4)
+    before = {t for t in threading.enumerate() if t.name.startswith("nnet-worker")}
+    assert before
+    nnet.set_num_threads(3)
+    assert not any(t.is_alive() for t in before)
+    names = threads.parallel_for(lambda a, b: threading.current_thread().name, 6)
+    assert len(set(names)) == 3
+
+
 def test_small_products_run_on_one_blas_thread_and_large_ones_on_the_count(restore_threads):
     if not threads.blas_info()["controllable"]:
         pytest.skip("BLAS thread count not controllable here")

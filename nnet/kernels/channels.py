@@ -18,11 +18,18 @@ from nnet.threads import blas_threads
 _ROW = 512
 
 
+def _rows_contiguous(a: np.ndarray) -> bool:
+    """Whether each (M, C) plane of ``a`` (its last two axes) is one contiguous block, so that it
+    can be viewed as (M / L, L C) without a copy, whatever the strides between planes."""
+    item = a.itemsize
+    return a.strides[-1] == item and a.strides[-2] == a.shape[-1] * item
+
+
 def per_channel(
     ufunc: np.ufunc, a: np.ndarray, v: Any, out: np.ndarray | None = None
 ) -> np.ndarray:
-    """``ufunc(a, v)`` for an (M, C) array ``a`` and a per-channel (C,) vector ``v`` (``out``: where
-    to write, possibly ``a`` itself).
+    """``ufunc(a, v)`` for an (M, C) array ``a``, or a stack (..., M, C) of planes each contiguous,
+    and a per-channel (C,) vector ``v`` (``out``: where to write, possibly ``a`` itself).
 
     >>> a = np.arange(8.0).reshape(4, 2)
     >>> per_channel(np.add, a, np.array([10.0, 20.0]))
@@ -31,18 +38,33 @@ def per_channel(
            [14., 25.],
            [16., 27.]])
     """
-    m, c = a.shape
+    m, c = a.shape[-2:]
     tiles = 1
     while (tiles * 2) * c <= _ROW and m % (tiles * 2) == 0:
         tiles *= 2
-    contiguous = a.flags.c_contiguous and (out is None or out.flags.c_contiguous)
+    contiguous = _rows_contiguous(a) and (out is None or _rows_contiguous(out))
     if tiles == 1 or not contiguous:
         return ufunc(a, v, out=out)
-    shape = (m // tiles, tiles * c)
+    shape = (*a.shape[:-2], m // tiles, tiles * c)
     row = np.empty((tiles, c), np.result_type(v))
     row[...] = v  # np.tile's Python-level checks cost more than this whole copy
+    # with contiguous planes these reshapes are views, so ``out`` is written in place
     wide = ufunc(a.reshape(shape), row.reshape(-1), out=None if out is None else out.reshape(shape))
-    return wide.reshape(m, c)
+    return wide.reshape(a.shape)
+
+
+def plane_sums(a: np.ndarray, ones: np.ndarray) -> np.ndarray:
+    """Per-channel sums over a stack (P, M, C) of planes, each contiguous: :func:`column_sums` of
+    every plane (``ones`` holds at least M ones), added in plane order.
+
+    >>> plane_sums(np.arange(12.0).reshape(2, 3, 2), np.ones(3))
+    array([30., 36.])
+    """
+    m = a.shape[1]
+    total = column_sums(a[0], ones[:m])
+    for plane in a[1:]:
+        total += column_sums(plane, ones[:m])
+    return total
 
 
 def column_sums(a: np.ndarray, ones: np.ndarray) -> np.ndarray:

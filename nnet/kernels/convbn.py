@@ -27,8 +27,8 @@ from nnet.autograd.grad_mode import grad_enabled
 from nnet.autograd.tensor import Tensor
 from nnet.kernels import winograd
 from nnet.kernels.batchnorm import recorded_vjp
-from nnet.kernels.bnpool import normalise_and_pool, recorded_routing, routed_backward
-from nnet.kernels.channels import column_sums, per_channel
+from nnet.kernels.bnpool import block_sum, normalise_and_pool, recorded_routing, routed_backward
+from nnet.kernels.channels import per_channel, plane_sums
 from nnet.kernels.conv import Conv2d
 from nnet.kernels.im2col import Geometry, im2col_array
 from nnet.kernels.pool import first_max, running_max
@@ -65,14 +65,6 @@ def _gram(a: np.ndarray) -> np.ndarray:
         out[i, i:] = row
         out[i:, i] = row
     return out
-
-
-def _block_sum(parts: list[np.ndarray]) -> np.ndarray:
-    """Per-block partial sums (:func:`nnet.threads.parallel_for`'s results) added in block order."""
-    total = parts[0]
-    for part in parts[1:]:
-        total = total + part
-    return total
 
 
 def _patches_offset_major(x: np.ndarray, geo: Geometry, kernel: tuple[int, int]) -> np.ndarray:
@@ -159,7 +151,7 @@ class ConvBatchNormReluPool(Function):
             return h
 
         min_block = items_per_block(y.nbytes // max(1, n))
-        h_ext = _block_sum(parallel_for(block, n, min_block=min_block))
+        h_ext = block_sum(parallel_for(block, n, min_block=min_block))
         w2 = weight.data.reshape(-1, cout)
         h, g_beta = h_ext[:-1], h_ext[-1]
         g_gamma = np.einsum("kc,kc->c", w2, h) * invstd
@@ -189,15 +181,25 @@ class WinogradBatchNormReluPool(Function):
 
     def forward(ctx, x, weight, conv_bias, gamma, beta, eps, stats, geo, kernel):
         # the conv bias is left out: batch norm subtracts it again (it only moves the running mean)
-        v, quads = winograd.conv(x, weight, None, keep=grad_enabled.get(), quads=True)
-        cout = weight.shape[3]
-        centred = quads.reshape(4, -1, *quads.shape[3:])  # (4, N, H/2, W/2, C_out), owned
-        rows = centred.reshape(-1, cout)
-        ones = np.ones(rows.shape[0], rows.dtype)
-        mean = column_sums(rows, ones) / rows.shape[0]
-        per_channel(np.subtract, rows, mean, out=rows)
-        out, y, pooled, invstd, var = normalise_and_pool(centred, ones, gamma, beta, eps)
-        ctx.save_for_backward(v, centred, y, pooled, invstd, ones)
+        conv = winograd.Forward(x, weight, None, keep=grad_enabled.get(), quads=True)
+        n, cout = x.shape[0], weight.shape[3]
+        centred = conv.y.reshape(4, n, *conv.y.shape[3:])  # (4, N, H/2, W/2, C_out), owned
+        m = centred.size // cout
+        ones = np.ones(m // 4, centred.dtype)
+
+        def convolve(start: int, stop: int) -> np.ndarray:
+            # these images' convolution, and their sums while the last block is in cache
+            conv.images(start, stop)
+            return plane_sums(centred[:, start:stop].reshape(4, -1, cout), ones)
+
+        mean = block_sum(parallel_for(convolve, n, min_block=conv.step)) / m
+
+        def centre(start: int, stop: int) -> None:
+            part = centred[:, start:stop].reshape(4, -1, cout)
+            per_channel(np.subtract, part, mean, out=part)
+
+        out, y, pooled, invstd, var = normalise_and_pool(centred, ones, gamma, beta, eps, centre)
+        ctx.save_for_backward(conv.transforms(), centred, y, pooled, invstd, ones)
         stats.mean = mean if conv_bias is None else mean + conv_bias
         stats.var = var
         return out
@@ -207,14 +209,19 @@ class WinogradBatchNormReluPool(Function):
         need_x, need_w, need_b, need_gamma, need_beta = ctx.needs_input_grad[:5]
         v, *saved = ctx.saved
         g_w = None if gamma is None else gamma.data
-        t, scale, g_gamma, g_beta = routed_backward(grad, tuple(saved), g_w, need_x or need_w)
+        adj = winograd.Adjoint(v, weight.data, x.data.shape, need_x, need_w, True)
+
+        def convolve(start: int, stop: int, t: np.ndarray, scale: np.ndarray) -> np.ndarray:
+            # dz = t scale for these images, then their share of the convolution's VJP
+            part = t[:, start:stop].reshape(4, -1, t.shape[-1])
+            per_channel(np.multiply, part, scale, out=part)
+            return adj.images(t.reshape(2, 2, *t.shape[1:]), start, stop)
+
+        then = convolve if need_x or need_w else None
+        g_gamma, g_beta, du = routed_backward(grad, tuple(saved), g_w, then)
         gx = gw = None
-        if t is not None:
-            gz = t.reshape(-1, t.shape[-1])
-            per_channel(np.multiply, gz, scale, out=gz)
-            gx, gw = winograd.conv_vjp(
-                t.reshape(2, 2, *t.shape[1:]), v, weight.data, x.data.shape, need_x, need_w, True
-            )
+        if then is not None:
+            gx, gw = adj.finish(du)
         gb = np.zeros(grad.shape[-1], grad.dtype) if need_b else None
         return (
             gx, gw, gb, g_gamma if need_gamma else None, g_beta if need_beta else None,

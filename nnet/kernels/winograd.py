@@ -14,6 +14,7 @@ adjoints then start from views instead of negated copies. See derivations.md#con
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -200,38 +201,112 @@ def _images_per_block(n: int, tiles: int, channels: int) -> int:
     return max(1, min(n, BLOCK_FLOATS // max(1, 16 * channels * tiles)))
 
 
+class Forward:
+    """:func:`conv`'s work, a range of images at a time (:meth:`images`), so that a caller can run
+    more of its own per-image work in the same blocks of nnet's threads (convbn.py).
+
+    ``transforms`` (when ``keep``) and ``y`` are filled for the images each call covers; ``step``
+    is the images per block whose transforms and products stay in a core's cache."""
+
+    def __init__(
+        self, x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, keep: bool, quads: bool
+    ) -> None:
+        n, h, wd, cin = x.shape
+        cout = w.shape[3]
+        self.tiles = _tiles(h, wd)
+        th, tw = self.tiles
+        self.x, self.bias, self.quads = x, bias, quads
+        self.u = kernel_transform(w)
+        self.dtype = np.result_type(x, w)
+        self.y = np.empty((2, 2, n, th, tw, cout) if quads else (n, h, wd, cout), self.dtype)
+        self.step = _images_per_block(n, th * tw, cin + cout)
+        self.v = np.empty((4, 4, n, th, tw, cin), self.dtype) if keep else None
+
+    def images(self, start: int, stop: int) -> None:
+        """Transforms, products and output of images ``start:stop``."""
+        x, v, step, (th, tw) = self.x, self.v, self.step, self.tiles
+        h, wd, cin = x.shape[1:]
+        cout = self.u.shape[2]
+        # scratch per call: the transforms when they are not kept, and the products
+        scratch = None if v is not None else np.empty((4, 4, step, th, tw, cin), self.dtype)
+        m = np.empty((16, step * th * tw, cout), self.dtype)
+        for a in range(start, stop, step):
+            b = min(stop, a + step)
+            vb = v[:, :, a:b] if v is not None else scratch[:, :, : b - a]  # type: ignore[index]
+            va = input_transform(x[a:b], out=vb)
+            ma = np.matmul(va, self.u, out=m[:, : (b - a) * th * tw])
+            if self.bias is not None:
+                # A^T e_1 = (1, 1): the bias added to plane (1, 1) reaches a tile's four outputs once
+                per_channel(np.add, ma[5], self.bias, out=ma[5])
+            part = self.y[:, :, a:b] if self.quads else self.y[a:b]
+            output_transform(ma, (b - a, h, wd, cout), out=part, quads=self.quads)
+
+    def transforms(self) -> np.ndarray | None:
+        """V, (16, N th tw, C_in), for the kernel gradient (None unless kept)."""
+        if self.v is None:
+            return None
+        return self.v.reshape(16, -1, self.v.shape[-1])
+
+
 def conv(
     x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, keep: bool = True, quads: bool = False
 ) -> tuple[np.ndarray | None, np.ndarray]:
     """(V, y): the input transforms (when ``keep``, for the kernel gradient) and the convolution of
     NHWC ``x`` with the (3, 3, C_in, C_out) kernel ``w``, plus ``bias``, a block of images at a time;
     with ``quads`` (even H and W), y as each tile's four output planes (2, 2, N, H/2, W/2, C_out)."""
-    n, h, wd, cin = x.shape
-    cout = w.shape[3]
-    th, tw = _tiles(h, wd)
-    u = kernel_transform(w)
-    dtype = np.result_type(x, w)
-    y = np.empty((2, 2, n, th, tw, cout) if quads else (n, h, wd, cout), dtype)
-    step = _images_per_block(n, th * tw, cin + cout)
-    v = np.empty((4, 4, n, th, tw, cin), dtype) if keep else None
+    f = Forward(x, w, bias, keep, quads)
+    parallel_for(f.images, x.shape[0], min_block=f.step)
+    return f.transforms(), f.y
 
-    def images(start: int, stop: int) -> None:
-        # scratch per thread: the transforms when they are not kept, and the products
-        scratch = None if keep else np.empty((4, 4, step, th, tw, cin), dtype)
-        m = np.empty((16, step * th * tw, cout), dtype)
-        for a in range(start, stop, step):
-            b = min(stop, a + step)
-            vb = v[:, :, a:b] if v is not None else scratch[:, :, : b - a]  # type: ignore[index]
-            va = input_transform(x[a:b], out=vb)
-            ma = np.matmul(va, u, out=m[:, : (b - a) * th * tw])
-            if bias is not None:
-                # A^T e_1 = (1, 1): the bias added to plane (1, 1) reaches a tile's four outputs once
-                per_channel(np.add, ma[5], bias, out=ma[5])
-            part = y[:, :, a:b] if quads else y[a:b]
-            output_transform(ma, (b - a, h, wd, cout), out=part, quads=quads)
 
-    parallel_for(images, n, min_block=step)
-    return (v.reshape(16, n * th * tw, cin) if v is not None else None), y
+class Adjoint:
+    """:func:`conv_vjp`'s work, a range of images at a time (:meth:`images`, which returns that
+    range's share of dU): dM = A G A^T, then dU = V^T dM and dV = dM U^T, each product's adjoint
+    transform a block of images at a time; the output gradient as the four planes with ``quads``.
+    ``gx`` is filled for the images each call covers; :meth:`finish` adds the shares of dU."""
+
+    def __init__(
+        self,
+        v: np.ndarray,
+        w: np.ndarray,
+        x_shape: tuple[int, ...],
+        need_x: bool,
+        need_w: bool,
+        quads: bool = False,
+    ) -> None:
+        n, h, wd = x_shape[:3]
+        self.cin, self.cout = w.shape[2:]
+        th, tw = _tiles(h, wd)
+        self.x_shape, self.quads = x_shape, quads
+        self.need_x, self.need_w = need_x, need_w
+        self.ut = kernel_transform(w).swapaxes(1, 2)
+        self.dtype = np.result_type(v, w)
+        self.gx = np.empty(x_shape, self.dtype) if need_x else None
+        self.v4 = v.reshape(16, n, th * tw, self.cin)
+        self.step = _images_per_block(n, th * tw, self.cin + self.cout)
+
+    def images(self, g: np.ndarray, start: int, stop: int) -> np.ndarray:
+        """The input gradient of images ``start:stop`` and their share of dU, for the output
+        gradient ``g`` (of all images)."""
+        cin, cout = self.cin, self.cout
+        du = np.zeros((16, cin, cout), self.dtype)
+        part = np.empty_like(du)
+        for a in range(start, stop, self.step):
+            b = min(stop, a + self.step)
+            dm = output_transform_adjoint(g[:, :, a:b] if self.quads else g[a:b], self.quads)
+            if self.need_w:
+                np.matmul(self.v4[:, a:b].reshape(16, -1, cin).swapaxes(1, 2), dm, out=part)
+                du += part
+            if self.gx is not None:
+                input_transform_adjoint(dm @ self.ut, (b - a, *self.x_shape[1:]), out=self.gx[a:b])
+        return du
+
+    def finish(self, parts: list[np.ndarray]) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(input gradient, kernel gradient) from every range's share of dU, in range order."""
+        du = parts[0]
+        for p in parts[1:]:
+            du += p
+        return self.gx, (kernel_transform_adjoint(du) if self.need_w else None)
 
 
 def conv_vjp(
@@ -244,33 +319,6 @@ def conv_vjp(
     quads: bool = False,
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """(input gradient, kernel gradient) of :func:`conv` for the output gradient ``g``, from its saved
-    transforms ``v``: dM = A G A^T, then dU = V^T dM and dV = dM U^T, each product's adjoint
-    transform a block of images at a time; ``g`` as the four planes with ``quads``."""
-    n, h, wd = x_shape[:3]
-    cout = g.shape[-1]
-    cin = w.shape[2]
-    th, tw = _tiles(h, wd)
-    pixels = th * tw
-    ut = kernel_transform(w).swapaxes(1, 2)
-    gx = np.empty(x_shape, g.dtype)
-    v4 = v.reshape(16, n, pixels, cin)
-    step = _images_per_block(n, pixels, cin + cout)
-
-    def images(start: int, stop: int) -> np.ndarray:
-        du = np.zeros((16, cin, cout), np.result_type(v, g))  # this block's share of dU
-        part = np.empty_like(du)
-        for a in range(start, stop, step):
-            b = min(stop, a + step)
-            dm = output_transform_adjoint(g[:, :, a:b] if quads else g[a:b], quads)
-            if need_w:
-                np.matmul(v4[:, a:b].reshape(16, -1, cin).swapaxes(1, 2), dm, out=part)
-                du += part
-            if need_x:
-                input_transform_adjoint(dm @ ut, (b - a, *x_shape[1:]), out=gx[a:b])
-        return du
-
-    parts = parallel_for(images, n, min_block=step)
-    du = parts[0]
-    for p in parts[1:]:
-        du += p
-    return (gx if need_x else None), (kernel_transform_adjoint(du) if need_w else None)
+    transforms ``v`` (:class:`Adjoint`), a block of images per thread."""
+    adj = Adjoint(v, w, x_shape, need_x, need_w, quads)
+    return adj.finish(parallel_for(partial(adj.images, g), x_shape[0], min_block=adj.step))

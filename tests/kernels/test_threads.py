@@ -3,6 +3,9 @@ small enough that two threads each take several."""
 
 from __future__ import annotations
 
+from functools import partial
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -10,8 +13,10 @@ import nnet
 import nnet.nn.functional as F
 from nnet import nn
 from nnet import threads as nnet_threads
-from nnet.kernels import ConvBatchNormReluPool, winograd
+from nnet._team import Team
+from nnet.kernels import REGISTRY, BatchStats, ConvBatchNormReluPool, winograd
 from nnet.kernels import conv as fused_conv
+from tests.kernels.test_registry import _clone, check
 
 
 @pytest.fixture
@@ -75,3 +80,52 @@ def test_narrow_block_backward_on_two_threads_matches_one(monkeypatch, two_threa
         results.append(arrays)
     for a, a0 in zip(results[1], results[0], strict=True):
         np.testing.assert_allclose(a, a0, rtol=1e-10, atol=1e-12)
+
+
+#: Registry entries whose kernels split their passes over nnet's threads.
+SPLIT = ("conv2d", "bn_relu_pool", "conv_bn_relu_pool_narrow", "conv_bn_relu_pool_winograd")
+
+
+def _draw(rng: np.random.Generator, lo: int, hi: int) -> int:
+    return int(rng.integers(lo, hi + 1))
+
+
+def _array_run(entry: Any, args: tuple[Any, ...], seed: int) -> list[np.ndarray]:
+    """The kernel's value, batch statistics and array VJPs on fresh copies of ``args``."""
+    kargs = _clone(args)
+    y = entry.run(*kargs)
+    leaves = [a for a in kargs if isinstance(a, nnet.Tensor) and a.requires_grad]
+    g = np.random.default_rng(seed).standard_normal(y.shape)
+    grads = nnet.grad(y, leaves, g, allow_unused=True) if leaves and y.requires_grad else []
+    stats = [s for a in kargs if isinstance(a, BatchStats) for s in (a.mean, a.var)]
+    return [y.numpy(), *stats, *[np.zeros(0) if d is None else d.numpy() for d in grads]]
+
+
+@pytest.mark.parametrize("name", SPLIT)
+def test_split_kernels_match_their_composition_and_one_thread(name, monkeypatch, two_threads):
+    """With blocks of one image, two threads each take several blocks: the registry's check
+    (values, statistics, array and recorded VJPs against the composition) holds on that path, and
+    the results equal one thread's to rounding (the blocks' partial sums add in another order)."""
+    monkeypatch.setattr(nnet_threads, "MIN_BLOCK_BYTES", 1)
+    monkeypatch.setattr(winograd, "BLOCK_FLOATS", 1)
+    monkeypatch.setattr(fused_conv, "CHUNK_ROWS", 1)
+    team_runs: list[int] = []
+    real_run = Team.run
+
+    def counted(self: Team, first: Any, others: list[Any]) -> Any:
+        team_runs.append(len(others))
+        return real_run(self, first, others)
+
+    monkeypatch.setattr(Team, "run", counted)
+    entry = next(k for k in REGISTRY if k.name == name)
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        args = entry.case(partial(_draw, rng), rng)
+        nnet.set_num_threads(2)
+        check(entry, args, np.random.default_rng(seed + 100))
+        two = _array_run(entry, args, seed)
+        nnet.set_num_threads(1)
+        one = _array_run(entry, args, seed)
+        for a, a0 in zip(two, one, strict=True):
+            np.testing.assert_allclose(a, a0, rtol=1e-12, atol=1e-12)
+    assert any(team_runs), f"{name}: no case split over two threads"
