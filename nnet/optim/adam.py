@@ -7,6 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from nnet.autograd.tensor import Tensor
+from nnet.autograd.version import bump
+from nnet.optim import flat
 from nnet.optim.optimizer import Optimizer, ParamsT, check_range
 from nnet.optim.sgd import decayed_gradient
 from nnet.threads import items_per_block, parallel_for
@@ -43,6 +46,7 @@ class Adam(Optimizer):
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                         amsgrad=amsgrad, maximize=maximize)  # fmt: skip
         super().__init__(params, defaults)
+        self._flats: dict[int, flat.Flat] = {}  # per group: its small parameters' flat arrays
 
     def _check_group(self, group: dict[str, Any]) -> None:
         name = type(self).__name__
@@ -54,6 +58,31 @@ class Adam(Optimizer):
         check_range(name, "beta1 (betas[0])", betas[0], 0.0, 1.0)
         check_range(name, "beta2 (betas[1])", betas[1], 0.0, 1.0)
         check_range(name, "weight_decay", group["weight_decay"], 0.0)
+
+    def _step_group(self, group: dict[str, Any], params: list[Tensor]) -> None:
+        """The group's small parameters in one update over flat arrays (nnet/optim/flat.py), the
+        others one at a time."""
+        small = [p for p in params if p.data.size <= flat.FLAT_MAX_ELEMENTS]
+        if len(small) >= 2:
+            states = [self.state.setdefault(p, {}) for p in small]
+            if flat.eligible(small, states):
+                self._flat_step(group, small, states)
+                params = [p for p in params if p.data.size > flat.FLAT_MAX_ELEMENTS]
+        super()._step_group(group, params)
+
+    def _flat_step(self, group: dict[str, Any], small: list[Tensor],
+                   states: list[dict[str, Any]]) -> None:  # fmt: skip
+        keys = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
+        f = self._flats.get(id(group))
+        if f is None or not f.current(small, states, keys):
+            f = self._flats[id(group)] = flat.build(small, states, keys)
+        flat.gather(f)
+        shared = {"step": states[0].get("step", 0), **f.buffers}
+        self._update(group, f.p, f.g, shared, f.tmp)
+        flat.scatter(f)
+        for p, state in zip(small, states, strict=True):
+            state["step"] = shared["step"]
+            bump(p.data)  # a graph that saved p before this step can't backward again
 
     def _update(self, group: dict[str, Any], p: np.ndarray, g: np.ndarray, state: dict[str, Any],
                 tmp: np.ndarray) -> None:  # fmt: skip

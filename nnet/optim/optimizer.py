@@ -111,18 +111,20 @@ class Optimizer:
                 loss = closure()
         with no_grad():
             for group in self.param_groups:
-                for p in group["params"]:
-                    if p.grad is None:
-                        continue
-                    state = self.state.get(p)
-                    if state is None:
-                        state = self.state[p] = {}
-                    tmp = self._scratch.get(p)
-                    if tmp is None or tmp.shape != p.data.shape or tmp.dtype != p.data.dtype:
-                        tmp = self._scratch[p] = np.empty_like(p.data)
-                    self._update(group, p.data, p.grad.data, state, tmp)
-                    bump(p.data)  # a graph that saved p before this step can't backward again
+                self._step_group(group, [p for p in group["params"] if p.grad is not None])
         return loss
+
+    def _step_group(self, group: dict[str, Any], params: list[Tensor]) -> None:
+        """Update ``params`` (those of ``group`` that have a gradient) one at a time."""
+        for p in params:
+            state = self.state.get(p)
+            if state is None:
+                state = self.state[p] = {}
+            tmp = self._scratch.get(p)
+            if tmp is None or tmp.shape != p.data.shape or tmp.dtype != p.data.dtype:
+                tmp = self._scratch[p] = np.empty_like(p.data)
+            self._update(group, p.data, p.grad.data, state, tmp)  # type: ignore[union-attr]
+            bump(p.data)  # a graph that saved p before this step can't backward again
 
     def _update(self, group: dict[str, Any], p: np.ndarray, g: np.ndarray, state: dict[str, Any],
                 tmp: np.ndarray) -> None:  # fmt: skip
