@@ -220,6 +220,8 @@ def run_backward(
         elif id(t) in wanted:
             captured[id(t)] = g if create_graph else _make(g if own else g.copy(), False, None)
     if captured is None:
+        if leaf_hooks._at_end:
+            leaf_hooks.run_backward_end(record.keys())  # every leaf given a gradient, early or now
         return None
     return [captured.get(id(t)) for t in capture]  # type: ignore[union-attr]
 

@@ -33,6 +33,7 @@ _yield = getattr(os, "sched_yield", lambda: time.sleep(0))
 
 class _World:
     comm: Any = None  # mpi4py's COMM_WORLD, or None in a world of one
+    MPI: Any = None  # the mpi4py.MPI module once joined (an import per collective costs ~1 us)
     rank = 0
     size = 1
     local_size = 1  # ranks on this node
@@ -72,7 +73,7 @@ def init() -> int:
     if _world.initialised:
         return _world.size
     if launched():
-        MPI = mpi()
+        MPI = _world.MPI = mpi()
         comm = MPI.COMM_WORLD
         _world.comm, _world.rank, _world.size = comm, comm.Get_rank(), comm.Get_size()
         node = comm.Split_type(MPI.COMM_TYPE_SHARED)
@@ -160,7 +161,7 @@ def all_reduce(x: Any, op: str = "sum") -> Any:
         raise ValueError(f"all_reduce: op must be one of {', '.join(_OPS)}, got {op!r}")
     data = _buffer(x, "all_reduce")
     if init() > 1:
-        MPI = mpi()
+        MPI = _world.MPI
         mpi_op = MPI.MAX if op == "max" else MPI.MIN if op == "min" else MPI.SUM
         wait(_world.comm.Iallreduce(MPI.IN_PLACE, data, op=mpi_op))
         if op == "mean":
@@ -178,7 +179,7 @@ def wait(*requests: Any) -> None:
     within microseconds; a wait longer than a few milliseconds (another rank writing a
     checkpoint, or descheduled) sleeps instead, so that it does not keep its core busy.
     """
-    MPI = mpi()
+    MPI = _world.MPI or mpi()
     pending = list(requests)
     test = MPI.Request.Testall
     if test(pending):

@@ -6,19 +6,29 @@ registration (roughly the order in which the backward finishes them). Each param
 post-accumulate-grad hook: the engine runs it as soon as that parameter's ``.grad`` is final, the
 hook copies it into its bucket, and a bucket whose parameters are all in is sent with a
 non-blocking ``Iallreduce`` while the backward goes on. The last hook of the backward waits for all
-buckets and writes the averages back into ``.grad``, so ``optimizer.step()`` reads averaged
-gradients. Buckets are started in index order on every rank, so the collectives always match.
+buckets and makes each ``.grad`` the average, so ``optimizer.step()`` reads averaged gradients.
+Buckets are started in index order on every rank, so the collectives always match.
+
+A model whose gradients fit in one bucket (the default cap holds the seed CNN's 79 k parameters)
+has nothing to start before the backward's last gradient, so it skips the per-parameter hooks,
+whose edge counting costs the engine a walk over the graph in every backward: one callback at the
+backward's end fills the bucket and averages it.
+
+The averaged ``.grad`` of each parameter is a view of its bucket's buffer, not a copy written back
+(a pass over every gradient saved), and each averaging takes a fresh buffer, so a ``.grad`` that a
+caller keeps from one step is never overwritten by the next.
 """
 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
+from nnet.autograd import leaf_hooks
 from nnet.autograd.tensor import Tensor
 from nnet.distributed import comm
 from nnet.nn.module import Module
@@ -34,12 +44,30 @@ class _Bucket:
         for p in params:
             self.offsets.append(total)
             total += p.data.size
-        self.buffer = np.empty(total, params[0].data.dtype)
-        # each parameter's slot, shaped like it: made once, not in every hook of every step
-        self.views = [self.buffer[o : o + p.data.size].reshape(p.data.shape)
-                      for o, p in zip(self.offsets, params, strict=True)]  # fmt: skip
+        self.size = total
+        self.renew()
         self.waiting = len(params)
         self.request: Any = None
+
+    def renew(self) -> None:
+        """A fresh buffer and each parameter's slot in it, shaped like it: the old buffer now
+        belongs to the ``.grad`` views made from it."""
+        self.buffer = np.empty(self.size, self.params[0].data.dtype)
+        self.views = [self.buffer[o : o + p.data.size].reshape(p.data.shape)
+                      for o, p in zip(self.offsets, self.params, strict=True)]  # fmt: skip
+
+    def fill(self, i: int, grad: np.ndarray, scale: float) -> None:
+        """Parameter ``i``'s gradient times ``scale`` into its slot (dividing on the way in: the
+        sum that comes back is the average)."""
+        np.multiply(grad, scale, out=self.views[i], casting="unsafe")
+
+    def hand_out(self) -> None:
+        """Make each parameter's ``.grad`` its averaged slot, and take a fresh buffer."""
+        for p, view in zip(self.params, self.views, strict=True):
+            p.grad = Tensor._make(view, False, None)
+        self.renew()
+        self.waiting = len(self.params)
+        self.request = None
 
 
 class DistributedDataParallel(Module):
@@ -90,6 +118,10 @@ class DistributedDataParallel(Module):
         self._mpi = comm.mpi()
         params = [p for p in module.parameters() if p.requires_grad]
         self._buckets = _buckets(list(reversed(params)), int(bucket_cap_mb * 2**20))
+        if len(self._buckets) == 1:
+            handle = leaf_hooks.register_backward_end(self._at_backward_end())
+            weakref.finalize(self, handle.remove)
+            return
         for b, bucket in enumerate(self._buckets):
             for i, p in enumerate(bucket.params):
                 hook = self._hook(b, i)
@@ -130,14 +162,40 @@ class DistributedDataParallel(Module):
                 return
             bucket = self._buckets[b]
             assert p.grad is not None  # the engine runs the hook after accumulating into .grad
-            # dividing on the way in: the sum that comes back is the average
-            np.multiply(p.grad.data, 1.0 / self._size, out=bucket.views[i], casting="unsafe")
+            bucket.fill(i, p.grad.data, 1.0 / self._size)
             bucket.waiting -= 1
             # a bucket just filled may start; one in flight needs MPI calls to move on
             if bucket.waiting == 0 or self._next:
                 self._start_ready()
 
         return on_final_gradient
+
+    def _at_backward_end(self) -> Any:
+        """The one-bucket model's callback: after a backward that gave every parameter a gradient,
+        average them all (one all-reduce); after one that reached only some, leave the bucket
+        partly filled for the next forward to report; ignore backwards of other models."""
+        wrapper = weakref.ref(self)
+
+        def at_backward_end(leaf_ids: Collection[int]) -> None:
+            self = wrapper()
+            if self is None or not self._sync:
+                return
+            bucket = self._buckets[0]
+            reached = [i for i, p in enumerate(bucket.params) if id(p) in leaf_ids]
+            if not reached:
+                return
+            if len(reached) < len(bucket.params):
+                bucket.waiting = len(bucket.params) - len(reached)
+                return
+            scale = 1.0 / self._size
+            for i, p in enumerate(bucket.params):
+                assert p.grad is not None  # reached: the engine accumulated into .grad
+                bucket.fill(i, p.grad.data, scale)
+            MPI = self._mpi
+            comm.wait(self._comm.Iallreduce(MPI.IN_PLACE, bucket.buffer, op=MPI.SUM))
+            bucket.hand_out()
+
+        return at_backward_end
 
     def _start_ready(self) -> None:
         """Start the ready buckets in index order (the same order on every rank), and when the
@@ -154,11 +212,7 @@ class DistributedDataParallel(Module):
             return
         comm.wait(*started)
         for bucket in self._buckets:
-            for p, view in zip(bucket.params, bucket.views, strict=True):
-                assert p.grad is not None
-                np.copyto(p.grad.data, view)
-            bucket.waiting = len(bucket.params)
-            bucket.request = None
+            bucket.hand_out()
         self._next = 0
 
     def _check_finished(self) -> None:

@@ -136,6 +136,26 @@ def test_hooks_only_on_leaves_that_require_gradients():
         w.register_post_accumulate_grad_hook(3)
 
 
+def test_backward_end_callbacks_see_every_leaf_once_per_backward():
+    w, b = nnet.tensor([1.0, 2.0], requires_grad=True), nnet.tensor([3.0], requires_grad=True)
+    hooked = nnet.tensor([1.0], requires_grad=True)  # one leaf finished early, by its count
+    hooked.register_post_accumulate_grad_hook(lambda t: None)
+    calls = []
+    handle = leaf_hooks.register_backward_end(
+        lambda ids: calls.append(({id(w), id(b), id(hooked)} & set(ids), w.grad.tolist()))
+    )
+    ((w * b).sum() * hooked).sum().backward()
+    assert calls == [({id(w), id(b), id(hooked)}, [3.0, 3.0])]  # after accumulating
+    nnet.grad((w * w).sum(), [w])  # returns gradients, accumulates nothing: no call
+    (w * 2).sum().backward()
+    assert len(calls) == 2 and calls[1][0] == {id(w)}
+    handle.remove()
+    (w * 2).sum().backward()
+    assert len(calls) == 2
+    with pytest.raises(TypeError, match="is not callable"):
+        leaf_hooks.register_backward_end(3)
+
+
 # -- the differentiable all-reduce and SyncBatchNorm ------------------------------------------------
 @given(a=arrays(shapes(max_dims=3, min_side=0, max_side=3)), seed=seeds)
 def test_all_reduce_gradient(a, seed):

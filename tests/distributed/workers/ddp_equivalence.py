@@ -5,6 +5,8 @@
   by rank 0 alone on the whole batches;
 * SyncBatchNorm's fused kernel gives the composition's output, first and second derivatives
   (create_graph) and running statistics, with different rows (and row counts) on the two ranks;
+* the same with one bucket (averaged at the backward's end, no per-parameter hooks), and a
+  ``.grad`` kept from one step is not overwritten by the next averaging;
 * no_sync: gradients accumulated locally over two micro-batches, then averaged, equal the
   average over ranks of the summed gradients;
 * DistributedSampler: the two ranks' shards are disjoint, cover the data set, and set_epoch
@@ -57,17 +59,27 @@ def train(model: nn.Module, shard: bool) -> None:
         optimizer.step()
 
 
-ddp = dist.DistributedDataParallel(dist.convert_sync_batchnorm(make()), bucket_cap_mb=0.001)
-assert len(ddp._buckets) > 1  # several buckets, so some start while the backward runs
-train(ddp, shard=True)
-if rank == 0:
-    reference = make()
-    train(reference, shard=False)
-    got, want = ddp.module.state_dict(), reference.state_dict()
-    for name in want:
-        a, b = got[name].astype(np.float64), want[name].astype(np.float64)
-        scale = max(1.0, float(np.abs(b).max()))
-        assert np.abs(a - b).max() <= 2e-5 * scale, (name, np.abs(a - b).max(), scale)
+# several buckets, so some start while the backward runs (per-parameter hooks); and one bucket,
+# averaged by one callback at the backward's end
+for cap in (0.001, 1.0):
+    ddp = dist.DistributedDataParallel(dist.convert_sync_batchnorm(make()), bucket_cap_mb=cap)
+    assert (len(ddp._buckets) > 1) == (cap < 0.1), len(ddp._buckets)
+    train(ddp, shard=True)
+    if rank == 0:
+        reference = make()
+        train(reference, shard=False)
+        got, want = ddp.module.state_dict(), reference.state_dict()
+        for name in want:
+            a, b = got[name].astype(np.float64), want[name].astype(np.float64)
+            scale = max(1.0, float(np.abs(b).max()))
+            assert np.abs(a - b).max() <= 2e-5 * scale, (cap, name, np.abs(a - b).max(), scale)
+    # a .grad kept from one step is not overwritten by the next averaging (a fresh buffer)
+    kept = [p.grad for p in ddp.parameters()]
+    copies = [g.data.copy() for g in kept]
+    train(ddp, shard=True)
+    assert all(np.array_equal(g.data, c) for g, c in zip(kept, copies, strict=True))
+    assert all(p.grad is not g for p, g in zip(ddp.parameters(), kept, strict=True))
+    del ddp
 
 
 # SyncBatchNorm: the fused kernel against its composition, over the two ranks' rows
