@@ -32,9 +32,9 @@ from nnet.kernels.channels import per_channel, plane_sums
 from nnet.kernels.conv import Conv2d
 from nnet.kernels.im2col import Geometry, im2col_array
 from nnet.kernels.pool import first_max, running_max
-from nnet.threads import blas_threads, items_per_block, parallel_for
+from nnet.threads import items_per_block, parallel_for
 
-#: Rows per slab of the tall products Pc^T Pc and Pc^T G (OpenBLAS multiplies a huge shared
+#: Rows per slab of the tall product Pc^T G (OpenBLAS multiplies a huge shared
 #: dimension into a tiny result slowly; a batch of slabs summed afterwards is fast).
 _SLAB = 2048
 
@@ -55,31 +55,18 @@ def _tall(a_t: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-def _gram(a: np.ndarray) -> np.ndarray:
-    """``a @ a.T`` for a short, very wide ``a`` (K, M), one matrix-vector product per row of the
-    upper triangle: OpenBLAS's product with a K x K result took 0.49 ms for (9, 50176), these 0.25."""
-    k = a.shape[0]
-    out = np.empty((k, k), a.dtype)
-    for i in range(k):
-        row = a[i:] @ a[i]
-        out[i, i:] = row
-        out[i:, i] = row
-    return out
-
-
-def _patches_offset_major(x: np.ndarray, geo: Geometry, kernel: tuple[int, int]) -> np.ndarray:
-    """The patch matrix transposed, with a row of ones below it: (K + 1, M), the columns (output
-    pixels) in window-offset-major order (KH_p, KW_p, N, OH_p, OW_p) for pool windows ``kernel``
-    that tile the convolution's output. The ones make the products add beta and sum G_y."""
+def _patches_offset_major(x: np.ndarray, geo: Geometry, kernel: tuple[int, int],
+                          out: np.ndarray) -> None:  # fmt: skip
+    """Write the patch matrix of ``x`` transposed into ``out``, (K + 1, KH_p, KW_p, N, OH_p, OW_p):
+    the columns (output pixels) window-offset-major for pool windows ``kernel`` that tile the
+    convolution's output, and a row of ones below, which makes the products add beta and sum G_y."""
     cols = im2col_array(x, geo)  # (M, T, C), rows (n, r, c)
     n = x.shape[0]
     (oh, ow), (ph, pw) = geo[4], kernel
     k = cols.shape[1] * cols.shape[2]
-    out = np.empty((k + 1, ph, pw, n, oh // ph, ow // pw), x.dtype)
     src = cols.reshape(n, oh // ph, ph, ow // pw, pw, k).transpose(5, 2, 4, 0, 1, 3)
     np.copyto(out[:k], src)
     out[k] = 1
-    return out.reshape(k + 1, -1)
 
 
 #: Unreachable through the layers (the registry picks this op only for an input that takes no
@@ -99,14 +86,31 @@ class ConvBatchNormReluPool(Function):
         kh, kw, cin, cout = weight.shape
         k = kh * kw * cin
         w2 = weight.reshape(k, cout)
-        pt = _patches_offset_major(x, geo, kernel)  # (K + 1, M), the last row ones
-        m = pt.shape[1]
-        with blas_threads(
-            1
-        ):  # matrix-vector products: a second BLAS thread costs more than it saves
-            mu = pt[:k] @ np.ones(m, pt.dtype) / m
-            pt[:k] -= mu[:, None]  # Pc^T
-            cov = _gram(pt[:k]) / m
+        n, (oh, ow), (ph, pw) = x.shape[0], geo[4], kernel
+        taps, pixels = ph * pw, (oh // ph) * (ow // pw)
+        pt = np.empty((k + 1, taps, n * pixels), x.dtype)  # P^T, the last row ones
+        pt6 = pt.reshape(k + 1, ph, pw, n, oh // ph, ow // pw)
+        m = pt.shape[1] * pt.shape[2]
+        ones = np.ones(n * pixels, x.dtype)
+        # three blocks of images per thread: patches and their sums; centring and the covariance;
+        # the product, the pool and the ReLU (the last two need the statistics of every image)
+        min_block = items_per_block(taps * pixels * cout * x.itemsize)
+
+        def columns(start: int, stop: int) -> np.ndarray:
+            return pt[:k, :, start * pixels : stop * pixels].swapaxes(0, 1)  # (taps, K, rows)
+
+        def patches(start: int, stop: int) -> np.ndarray:
+            _patches_offset_major(x[start:stop], geo, kernel, pt6[:, :, :, start:stop])
+            return (columns(start, stop) @ ones[: (stop - start) * pixels]).sum(axis=0)
+
+        mu = block_sum(parallel_for(patches, n, min_block=min_block)) / m
+
+        def covariance(start: int, stop: int) -> np.ndarray:
+            pc = columns(start, stop)
+            pc -= mu[:, None]  # Pc^T
+            return (pc @ pc.swapaxes(1, 2)).sum(axis=0)
+
+        cov = block_sum(parallel_for(covariance, n, min_block=min_block)) / m
         sw = cov @ w2
         var = np.einsum("kc,kc->c", w2, sw)
         invstd = 1.0 / np.sqrt(var + eps)
@@ -115,17 +119,22 @@ class ConvBatchNormReluPool(Function):
         w_ext = np.empty((k + 1, cout), np.result_type(w2, scale))
         np.multiply(w2, scale, out=w_ext[:k])
         w_ext[k] = 0 if beta is None else beta
-        y = pt.T @ w_ext
-        taps = kernel[0] * kernel[1]
-        y = y.reshape(taps, m // taps, cout)
+        y = np.empty((taps, n * pixels, cout), np.result_type(pt, w_ext))
         pooled = np.empty(y.shape[1:], y.dtype)
-        running_max(pooled, y)
-        ctx.save_for_backward(pt, y, pooled, sw, invstd)
+        out = np.empty_like(pooled)
+
+        def normalise(start: int, stop: int) -> None:
+            r = slice(start * pixels, stop * pixels)
+            np.matmul(pt[:, :, r].swapaxes(0, 1).swapaxes(1, 2), w_ext, out=y[:, r])
+            running_max(pooled[r], y[:, r])
+            np.maximum(pooled[r], 0, out=out[r])
+
+        parallel_for(normalise, n, min_block=min_block)
+        ctx.save_for_backward(pt.reshape(k + 1, -1), y, pooled, sw, invstd)
         mean = mu @ w2
         stats.mean = mean if conv_bias is None else mean + conv_bias
         stats.var = var
-        n, (oh, ow) = x.shape[0], geo[4]
-        return np.maximum(pooled, 0).reshape(n, oh // kernel[0], ow // kernel[1], cout)
+        return out.reshape(n, oh // ph, ow // pw, cout)
 
     def vjp_arrays(ctx, grad):
         _, weight, _, gamma, _, _, _, _, _ = ctx.inputs
