@@ -162,6 +162,14 @@ CASES: dict[str, tuple[Any, tuple[Any, ...]]] = {
         nn.Sequential(nn.Conv2d(32, 32, 3), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2)),
         (_x(6, 16, 16, 32, grad=True),),
     ),
+    "conv-relu-bn-pool": (
+        nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.BatchNorm2d(4), nn.MaxPool2d(2)),
+        (_x(2, 4, 4, 1),),
+    ),
+    "conv-relu-pool": (
+        nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.MaxPool2d(2)),
+        (_x(2, 4, 4, 1),),
+    ),
     "bn-relu-pool": (
         nn.Sequential(nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2)),
         (_x(2, 4, 4, 8, grad=True),),

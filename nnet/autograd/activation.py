@@ -99,6 +99,7 @@ def tanh(a: Any) -> Tensor:
 
 def relu(a: Any) -> Tensor:
     """Elementwise max(a, 0); its derivative at 0 is taken as 0."""
-    if type(a) is Pending and deferring():  # a pending layer's output: may fuse (pending.py)
+    # a pending layer's output, or an image batch that a max-pool may follow: may fuse (pending.py)
+    if (type(a) is Pending or (isinstance(a, Tensor) and a.ndim == 4)) and deferring():
         return defer("relu", a, (), a.shape, a.requires_grad)
     return Relu.apply(a)

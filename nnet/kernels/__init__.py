@@ -12,6 +12,7 @@ from nnet.kernels.bnpool import BatchNormReluPool
 from nnet.kernels.channels import per_channel
 from nnet.kernels.conv import Conv2d
 from nnet.kernels.convbn import ConvBatchNormReluPool, WinogradBatchNormReluPool
+from nnet.kernels.convrelu import ConvReluBatchNormPool, ConvReluPool
 from nnet.kernels.crossentropy import SoftmaxCrossEntropy
 from nnet.kernels.im2col import Col2ImPadded, Geometry, Im2Col, geometry
 from nnet.kernels.linear import Linear
@@ -45,6 +46,8 @@ __all__ = [
     "Col2ImPadded",
     "Conv2d",
     "ConvBatchNormReluPool",
+    "ConvReluBatchNormPool",
+    "ConvReluPool",
     "Geometry",
     "Im2Col",
     "Kernel",

@@ -141,6 +141,30 @@ def winograd_block(draw: Draw, rng: np.random.Generator) -> tuple[Any, ...]:
     return _block_args(rng, x, _t(rng, (3, 3, 16, 64)), draw, geo, (2, 2))
 
 
+def relu_block(draw: Draw, rng: np.random.Generator) -> tuple[Any, ...]:
+    """Winograd's sizes (the input may take a gradient), or the patch path (it takes none, any
+    kernel and windows that tile the output); gamma with negative and zero entries."""
+    if draw(0, 1):
+        args = list(winograd_block(draw, rng))
+    else:
+        kh, kw, cin, cout = 2 * draw(0, 1) + 1, 2 * draw(0, 1) + 1, draw(1, 3), draw(1, 4)
+        kernel = (draw(1, 2), draw(1, 2))
+        shape = (draw(1, 3), kernel[0] * draw(1, 3), kernel[1] * draw(2, 3), cin)
+        geo = geometry(shape, (kh, kw), (1, 1), (1, 1), ((kh // 2,) * 2, (kw // 2,) * 2))
+        x = _t(rng, shape, grad=False)
+        args = list(_block_args(rng, x, _t(rng, (kh, kw, cin, cout)), draw, geo, kernel))
+    gamma = args[3]
+    if gamma is not None and draw(0, 1):
+        gamma.data[:: draw(2, 3)] = 0.0  # every y of a window ties: the pool's first offset
+    return tuple(args)
+
+
+def relu_pool_block(draw: Draw, rng: np.random.Generator) -> tuple[Any, ...]:
+    """:func:`relu_block`'s convolutions and windows, with no batch norm."""
+    x, weight, conv_bias, *_, geo, kernel = relu_block(draw, rng)
+    return x, weight, conv_bias, geo, kernel
+
+
 def conv_relu_pool(draw: Draw, rng: np.random.Generator) -> tuple[Any, ...]:
     """Nothing takes a gradient; fewer than 4 input channels take the channel-first layout."""
     kh, kw, cin, cout = draw(1, 3), draw(1, 3), draw(1, 5), draw(1, 4)

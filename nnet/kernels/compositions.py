@@ -128,6 +128,22 @@ def conv_batch_norm_relu_max_pool2d(
     return max_pool2d(relu(batch_norm_train(z, gamma, beta, eps, stats)), kernel)
 
 
+def conv_relu_batch_norm_max_pool2d(
+    x: Tensor,
+    weight: Tensor,
+    conv_bias: Tensor | None,
+    gamma: Tensor | None,
+    beta: Tensor | None,
+    eps: float,
+    stats: BatchStats,
+    geo: Geometry,
+    kernel: tuple[int, int],
+) -> Tensor:
+    """``max_pool2d(batch_norm_train(relu(conv2d(x))), kernel)``."""
+    r = relu(conv2d(x, weight, conv_bias, geo))
+    return max_pool2d(batch_norm_train(r, gamma, beta, eps, stats), kernel)
+
+
 def conv_relu_max_pool2d(
     x: Tensor, weight: Tensor, bias: Tensor | None, geo: Geometry, kernel: tuple[int, int]
 ) -> Tensor:

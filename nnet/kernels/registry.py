@@ -31,11 +31,12 @@ from nnet.autograd.function import Function
 from nnet.autograd.grad_mode import grad_enabled
 from nnet.autograd.ops import relu
 from nnet.autograd.tensor import Tensor
-from nnet.kernels import bnpool, cases, compositions, convpool
+from nnet.kernels import bnpool, cases, compositions, convpool, convrelu
 from nnet.kernels.batchnorm import BatchNorm, batch_norm_eval, batch_norm_train
 from nnet.kernels.bnpool import MIN_PIXEL_BYTES, BatchNormReluPool, batch_norm_relu_pool
 from nnet.kernels.conv import Conv2d, conv2d, takes_winograd
 from nnet.kernels.convbn import ConvBatchNormReluPool, WinogradBatchNormReluPool
+from nnet.kernels.convrelu import ConvReluBatchNormPool, ConvReluPool
 from nnet.kernels.crossentropy import SoftmaxCrossEntropy, softmax_cross_entropy
 from nnet.kernels.im2col import Geometry
 from nnet.kernels.linear import Linear, linear
@@ -139,6 +140,22 @@ def _winograd_block_applies(x: Tensor, weight: Tensor, conv_bias: Any, gamma: An
     )
 
 
+def _relu_block_applies(x: Tensor, weight: Tensor, conv_bias: Any, gamma: Any, beta: Any,
+                        eps: float, stats: Any, geo: Geometry, kernel: Any) -> bool:  # fmt: skip
+    return _block_tiles(x, geo, kernel) and (
+        convrelu.winograd_path(x.shape, weight.shape, geo, kernel)
+        or not (x.requires_grad and grad_enabled.get())
+    )
+
+
+def _relu_pool_block_applies(x: Tensor, weight: Tensor, bias: Any, geo: Geometry,
+                             kernel: Any) -> bool:  # fmt: skip
+    return _block_tiles(x, geo, kernel) and (
+        convrelu.winograd_path(x.shape, weight.shape, geo, kernel)
+        or not (x.requires_grad and grad_enabled.get())
+    )
+
+
 def _conv_relu_pool_applies(x: Tensor, weight: Tensor, bias: Tensor | None, geo: Geometry,
                             kernel: Any) -> bool:  # fmt: skip
     return _not_recording(x, weight, bias) and convpool.fits(geo, x.shape, kernel)
@@ -213,9 +230,22 @@ REGISTRY: tuple[Kernel, ...] = (
         f"{MIN_PIXEL_BYTES} bytes or more", cases.winograd_block,
     ),
     Kernel(
+        "conv_relu_bn_pool", ("conv2d", "relu", "batch_norm", "max_pool2d"),
+        ConvReluBatchNormPool, _block(ConvReluBatchNormPool),
+        compositions.conv_relu_batch_norm_max_pool2d, _relu_block_applies,
+        "training; pool windows tile the output; the convolution takes Winograd's F(2x2, 3x3) "
+        "with a 2x2 pool, or the input takes no gradient", cases.relu_block,
+    ),
+    Kernel(
         "conv_relu_pool_inference", ("conv2d", "relu", "max_pool2d"), None, _conv_relu_pool,
         compositions.conv_relu_max_pool2d, _conv_relu_pool_applies,
         "nothing recorded; stride 1, dilation 1; pool stride = kernel", cases.conv_relu_pool,
+    ),
+    Kernel(
+        "conv_relu_pool", ("conv2d", "relu", "max_pool2d"), ConvReluPool, _block(ConvReluPool),
+        compositions.conv_relu_max_pool2d, _relu_pool_block_applies,
+        "pool windows tile the output; the convolution takes Winograd's F(2x2, 3x3) with a 2x2 "
+        "pool, or the input takes no gradient", cases.relu_pool_block,
     ),
     Kernel(
         "softmax_cross_entropy", ("cross_entropy",), SoftmaxCrossEntropy, softmax_cross_entropy,

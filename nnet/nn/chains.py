@@ -3,9 +3,11 @@
 A define-by-run ``forward`` that calls ``conv``, ``bn``, ``nnet.relu`` and ``pool`` one at a time
 leaves a chain of pending tensors, each holding its layer and its input. When the last one's value
 is needed, :func:`resolve` walks the chain back to a computed tensor and runs it from there, the
-longest runs first, as :mod:`nnet.nn.fusion` does for ``Sequential``:
+longest runs first (``Sequential`` calls its layers inside its own call, so its runs fuse here
+too):
 
-* ``conv2d, batch_norm, relu, max_pool2d`` (batch statistics);
+* ``conv2d, batch_norm, relu, max_pool2d`` and ``conv2d, relu, batch_norm, max_pool2d`` (batch
+  statistics);
 * ``conv2d, relu, max_pool2d``;
 * ``batch_norm, relu, max_pool2d`` (batch statistics);
 * ``relu, max_pool2d``;
@@ -13,7 +15,8 @@ longest runs first, as :mod:`nnet.nn.fusion` does for ``Sequential``:
 each only where the registry (nnet/kernels/registry.py, table in docs/kernels.md) has a kernel that
 applies, and only over intermediate tensors that nothing else holds; anything else runs layer by
 layer, by the same calls as the layers make when nothing is pending. Which kernel runs is the
-registry's decision, in the one place where Sequential's runs are decided too.
+registry's decision. A layer with hooks is not held back by them: a forward hook that reads its
+output resolves the run up to it (which then ends there), and a backward hook's ops do the same.
 """
 
 from __future__ import annotations
@@ -28,9 +31,14 @@ from nnet.autograd.tensor import Tensor
 from nnet.kernels import registry
 from nnet.kernels.batchnorm import BatchStats
 from nnet.kernels.mode import fused_enabled
-from nnet.nn.fusion import BN_RELU_POOL, CONV_BN_RELU_POOL, CONV_RELU_POOL, RELU_POOL
 
 Layers = tuple[str, ...]
+
+CONV_BN_RELU_POOL = ("conv2d", "batch_norm", "relu", "max_pool2d")
+CONV_RELU_BN_POOL = ("conv2d", "relu", "batch_norm", "max_pool2d")
+CONV_RELU_POOL = ("conv2d", "relu", "max_pool2d")
+BN_RELU_POOL = ("batch_norm", "relu", "max_pool2d")
+RELU_POOL = ("relu", "max_pool2d")
 
 
 def _refs(chain: list[Tensor], i: int) -> int:
@@ -91,15 +99,17 @@ def _single(x: Tensor, step: Step) -> Tensor:
     return registry.run(("max_pool2d",), x, *a)
 
 
-def _conv_bn_relu_pool(x: Tensor, steps: list[Step]) -> Tensor | None:
-    conv, bn, _, pool = steps
+def _conv_block(x: Tensor, steps: list[Step]) -> Tensor | None:
+    """conv, batch norm, ReLU and pool, batch norm before or after the ReLU."""
+    conv, pool = steps[0], steps[3]
+    bn = steps[1] if steps[1].layer == "batch_norm" else steps[2]
     kernel = _plain_pool(pool)
     if kernel is None:
         return None
     weight, conv_bias, geo = conv.args
     stats = BatchStats()
     args = (x, weight, conv_bias, bn.args[0], bn.args[1], bn.args[2], stats, geo, kernel)
-    chosen = registry.select(CONV_BN_RELU_POOL, *args)
+    chosen = registry.select(tuple(s.layer for s in steps), *args)
     if chosen is None:
         return None
     y = chosen.run(*args)
@@ -144,7 +154,8 @@ def _relu_pool(x: Tensor, steps: list[Step]) -> Tensor | None:
 
 #: The runs tried at each position, longest first.
 _RUNS: tuple[tuple[Layers, Callable[[Tensor, list[Step]], Tensor | None]], ...] = (
-    (CONV_BN_RELU_POOL, _conv_bn_relu_pool),
+    (CONV_BN_RELU_POOL, _conv_block),
+    (CONV_RELU_BN_POOL, _conv_block),
     (CONV_RELU_POOL, _conv_relu_pool),
     (BN_RELU_POOL, _bn_relu_pool),
     (RELU_POOL, _relu_pool),

@@ -16,8 +16,6 @@ from typing import Any, overload
 
 import numpy as np
 
-from nnet.kernels.mode import fused_enabled
-from nnet.nn import fusion
 from nnet.nn.module import Module
 
 
@@ -61,9 +59,8 @@ class Sequential(Module):
                 self.add_module(str(i), module)
 
     def forward(self, x: Any) -> Any:
-        if fused_enabled.get():
-            # a few runs of layers as one fused op, same values and gradients (nnet/nn/fusion.py)
-            return fusion.run(list(self._modules.values()), x)  # type: ignore[arg-type]
+        # the layers run inside this call, so runs of them fuse as in any define-by-run forward
+        # (nnet/autograd/pending.py, nnet/nn/chains.py)
         for m in self._modules.values():
             x = m(x)  # type: ignore[misc]
         return x

@@ -1,0 +1,279 @@
+"""Convolution blocks with the ReLU right after the convolution, each as one primitive:
+``conv-relu-bn-pool`` (batch norm in training mode after the ReLU) and ``conv-relu-pool``.
+
+Both start from the convolution's output laid out window-offset-major, (KH_p KW_p, N OH_p OW_p,
+C_out) for pool windows that tile it, so that the ReLU, the statistics, the maxima and every pass of
+the VJP run over contiguous planes: Winograd's output tiles give those planes for free (a 2x2 pool,
+winograd.py), else the patch matrix is built in that order with a row of ones that adds the bias
+(convbn.py) and the input takes no gradient (a network's first layer).
+
+Batch norm after the ReLU is a per-channel affine map ``y = a r + b'`` of r = relu(z) (a = gamma /
+sqrt(var + eps), b' = beta - a mean), and max commutes with an increasing map: the pool takes the
+maximum of ``sign(a) r`` and the normalisation runs on the quarter-size result, ``|a| max + b'``.
+Only the statistics need the full-size r. In the VJP the pool routes g to each window's first
+maximum (that of y, for a != 0; the first offset for a = 0, where every y of the window ties), so
+g_beta = sum g and g_gamma = sum g xhat(r at the maximum) are quarter-size sums too, and the
+convolution's gradient is, per offset plane, [r > 0] (c1 r + c0) plus the routed a g [r_max > 0].
+See derivations.md#convolution-relu-batch-norm-and-max-pooling-fused.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from nnet.autograd.activation import Relu
+from nnet.autograd.function import Function
+from nnet.autograd.grad_mode import grad_enabled
+from nnet.autograd.tensor import Tensor
+from nnet.kernels import winograd
+from nnet.kernels.batchnorm import recorded_vjp
+from nnet.kernels.bnpool import _planes
+from nnet.kernels.channels import column_sums, per_channel
+from nnet.kernels.conv import Conv2d, takes_winograd
+from nnet.kernels.convbn import _patches_offset_major, _tall
+from nnet.kernels.im2col import Geometry
+from nnet.kernels.pool import MaxPool2dBackward, first_max, running_max
+from nnet.threads import items_per_block, parallel_for
+
+#: Unreachable through the layers (the registry picks the patch path only for an input that takes
+#: no gradient); a direct caller that breaks that contract is told what went wrong.
+_NO_INPUT_GRADIENT = (
+    "{}: the patch path computes no gradient for its input: use it only on an input that does "
+    "not require one (the layers do), or where the convolution takes Winograd's F(2x2, 3x3)"
+)
+
+
+def winograd_path(x_shape: tuple[int, ...], w_shape: tuple[int, ...], geo: Geometry,
+                  kernel: tuple[int, int]) -> bool:  # fmt: skip
+    """Whether the block's convolution runs Winograd's F(2x2, 3x3), whose output tiles are the
+    planes of a 2x2 pool."""
+    return kernel == (2, 2) and takes_winograd(x_shape, w_shape, geo)
+
+
+def _conv_planes(ctx: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
+                 geo: Geometry, kernel: tuple[int, int]) -> np.ndarray:  # fmt: skip
+    """z = conv(x) + bias as (KH_p KW_p, N OH_p OW_p, C_out) offset planes (owned); ``ctx`` keeps
+    what :func:`_conv_vjp` needs (Winograd's input transforms, or the patches)."""
+    kh, kw, cin, cout = weight.shape
+    taps = kernel[0] * kernel[1]
+    ctx.winograd = winograd_path(x.shape, weight.shape, geo, kernel)
+    if ctx.winograd:
+        v, quads = winograd.conv(x, weight, bias, keep=grad_enabled.get(), quads=True)
+        ctx.conv_saved = v
+        return quads.reshape(taps, -1, cout)
+    pt = _patches_offset_major(x, geo, kernel)  # (K + 1, M), the last row ones
+    k = kh * kw * cin
+    w_ext = np.empty((k + 1, cout), np.result_type(weight, x))
+    w_ext[:k] = weight.reshape(k, cout)
+    w_ext[k] = 0 if bias is None else bias
+    ctx.conv_saved = pt
+    return (pt.T @ w_ext).reshape(taps, -1, cout)
+
+
+def _relu(rows: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``np.maximum(rows, 0)`` for (M, C) ``rows`` (NaN and signed zeros kept) against a row of
+    zeros: NumPy's loop against a scalar 0 has no vector path (0.47 ms on (50176, 32) float32,
+    0.15 against zeros)."""
+    return per_channel(np.maximum, rows, np.zeros(rows.shape[-1], rows.dtype), out=out)
+
+
+def _recorded_routing(grad: Tensor, planes: np.ndarray, pooled: np.ndarray,
+                      shape: tuple[int, ...], kernel: tuple[int, int]) -> Tensor:  # fmt: skip
+    """``grad`` routed to each window's first maximum of the offset ``planes``, as an op linear in
+    ``grad`` (differentiable again): NHWC of ``shape``."""
+    nhwc = np.empty(shape, planes.dtype)
+    for plane, part in zip(_planes(nhwc, kernel), planes, strict=True):
+        plane[...] = part.reshape(plane.shape)
+    return MaxPool2dBackward.apply(grad, nhwc, pooled.reshape(grad.shape), kernel)
+
+
+def _conv_vjp(ctx: Any, shape: tuple[int, ...], dtype: Any, grads: Any, name: str) -> tuple:
+    """(gx, g_weight, g_bias) of :func:`_conv_planes` whose planes, ``shape`` (taps, rows, C_out),
+    get the gradient that ``grads(rows, target)`` yields as (tap, d) for a slice of rows (whole
+    images), d written into ``target(tap)``. A block of images per thread: on the patch path each
+    plane's d goes into P^T d while it is in cache; Winograd's adjoint takes them all at the end."""
+    x, weight = ctx.inputs[0], ctx.inputs[1]
+    need_x, need_w, need_b = ctx.needs_input_grad[:3]
+    taps, rows, cout = shape
+    n = x.data.shape[0]
+    pixels = rows // max(1, n)
+    patch = not ctx.winograd
+    if patch and need_x:
+        raise RuntimeError(_NO_INPUT_GRADIENT.format(name))
+    dz = None if patch else np.empty(shape, dtype)
+    pt = ctx.conv_saved.reshape(-1, taps, rows) if patch else None
+
+    def block(start: int, stop: int) -> np.ndarray | None:
+        r = slice(start * pixels, stop * pixels)
+        if dz is not None:
+            for _ in grads(r, lambda tap: dz[tap, r]):
+                pass
+            return None
+        assert pt is not None
+        scratch = np.empty((stop - start) * pixels * cout, dtype).reshape(-1, cout)
+        h = np.zeros((pt.shape[0], cout), np.result_type(pt, dtype))
+        for tap, d in grads(r, lambda tap: scratch):
+            h += _tall(pt[:, tap, r], d)  # (P^T d; 1^T d) of this plane's rows
+        return h
+
+    parts = parallel_for(
+        block, n, min_block=items_per_block(taps * pixels * cout * np.dtype(dtype).itemsize)
+    )
+    if dz is None:
+        h_ext: Any = parts[0]
+        for part in parts[1:]:
+            h_ext = h_ext + part
+        gw = h_ext[:-1].reshape(weight.data.shape) if need_w else None
+        return None, gw, h_ext[-1] if need_b else None
+    quads = dz.reshape(2, 2, n, x.data.shape[1] // 2, x.data.shape[2] // 2, cout)
+    gx, gw = winograd.conv_vjp(
+        quads, ctx.conv_saved, weight.data, x.data.shape, need_x, need_w, True
+    )
+    flat = dz.reshape(-1, cout)
+    gb = column_sums(flat, np.ones(flat.shape[0], flat.dtype)) if need_b else None
+    return gx, gw, gb
+
+
+class ConvReluBatchNormPool(Function):
+    """z = maxpool(bn(relu(conv(x)))), batch norm in training mode after the ReLU, windows tiling
+    the conv's output: the pool of sign(a) relu(conv(x)), then |a| max + beta - a mean per channel;
+    VJP through the routed maxima. See
+    derivations.md#convolution-relu-batch-norm-and-max-pooling-fused."""
+
+    def forward(ctx, x, weight, conv_bias, gamma, beta, eps, stats, geo, kernel):
+        r = _conv_planes(ctx, x, weight, conv_bias, geo, kernel)
+        _, rows, cout = r.shape
+        flat = r.reshape(-1, cout)
+        _relu(flat, out=flat)  # in place: z is not kept, r > 0 is its mask
+        m = flat.shape[0]
+        ones = np.ones(m, r.dtype)
+        mean = column_sums(flat, ones) / m
+        squares = per_channel(np.subtract, flat, mean)
+        np.multiply(squares, squares, out=squares)
+        var = column_sums(squares, ones) / m
+        del squares
+        invstd = 1.0 / np.sqrt(var + eps)
+        a = invstd if gamma is None else gamma * invstd
+        sign = np.sign(a)
+        # the pool of y = a r + b' is |a| times the pool of sign(a) r (ties where y ties: all of a
+        # window when a = 0); with every a > 0, sign(a) r is r itself
+        planes = (
+            r if bool(np.all(sign > 0)) else per_channel(np.multiply, flat, sign).reshape(r.shape)
+        )
+        pooled = np.empty((rows, cout), r.dtype)
+        running_max(pooled, planes)
+        shift = -a * mean if beta is None else beta - a * mean
+        out = per_channel(np.multiply, pooled, np.abs(a))
+        per_channel(np.add, out, shift, out=out)
+        ctx.save_for_backward(r, planes, pooled, mean, invstd, a)
+        stats.mean, stats.var = mean, var
+        n, (oh, ow) = x.shape[0], geo[4]
+        return out.reshape(n, oh // kernel[0], ow // kernel[1], cout)
+
+    def vjp_arrays(ctx, grad):
+        need_gamma, need_beta = ctx.needs_input_grad[3:5]
+        r, planes, pooled, mean, invstd, a = ctx.saved
+        taps, rows, cout = r.shape
+        m = taps * rows
+        g = grad.reshape(rows, cout)
+        ones = np.ones(rows, g.dtype)
+        sign = np.sign(a)
+        # r where each window's g goes: the maximum of sign(a) r, the first offset where a = 0
+        r_hit = pooled * sign
+        if not bool(np.all(sign)):
+            np.copyto(r_hit, r[0], where=sign == 0)
+        g_beta = column_sums(g, ones)
+        g_gamma = column_sums(g * (r_hit - mean), ones) * invstd  # sum g xhat
+        # dr = a (g_y - g_beta/m - xhat g_gamma/m), times relu's [r > 0]: per plane, where r > 0,
+        # c1 r + c0, plus a g [r_hit > 0] routed to the window's maximum
+        c1 = -a * invstd * g_gamma / m
+        c0 = -a * g_beta / m - c1 * mean
+        gq = g * a
+        gq *= r_hit > 0
+
+        def grads(rs: slice, target: Any) -> Any:
+            gq_rows = gq[rs]
+            routed = np.empty(gq_rows.shape, g.dtype)
+            for tap, hit in first_max([p[rs] for p in planes], pooled[rs], taps - 1):
+                d, r_rows = target(tap), r[tap, rs]
+                per_channel(np.multiply, r_rows, c1, out=d)
+                per_channel(np.add, d, c0, out=d)
+                d *= r_rows > 0
+                np.multiply(hit, gq_rows, out=routed)
+                d += routed
+                yield tap, d
+
+        gx, gw, gb = _conv_vjp(ctx, r.shape, g.dtype, grads, "ConvReluBatchNormPool")
+        return (
+            gx, gw, gb, g_gamma if need_gamma else None, g_beta if need_beta else None,
+            None, None, None, None,
+        )  # fmt: skip
+
+    def vjp(ctx, grad):
+        # recorded (create_graph), the composition's: the convolution and the ReLU recomputed as
+        # ops (batch norm's VJP depends on them), the pool's routing, batch norm's VJP, the ReLU's
+        # mask, then the convolution's own recorded VJP
+        x, weight, conv_bias, gamma, _, eps, _, geo, kernel = ctx.inputs
+        _, planes, pooled, _, _, _ = ctx.saved
+        token = grad_enabled.set(True)  # a hooked backward (trace, anomaly) calls this unrecorded
+        try:
+            z = Conv2d.apply(x, weight, conv_bias, geo)
+            r = Relu.apply(z)
+        finally:
+            grad_enabled.reset(token)
+        gy = _recorded_routing(grad, planes, pooled, z.data.shape, kernel)
+        needs = ctx.needs_input_grad
+        conv_needs = needs[0] or needs[1] or needs[2]
+        gr, g_gamma, g_beta = recorded_vjp((conv_needs, *needs[3:5]), gy, r, gamma, eps)
+        gx = gw = gb = None
+        if conv_needs:
+            gz = gr * Tensor._make((z.data > 0).astype(gr.dtype), False, None)
+            gx, gw, gb, _ = z.grad_fn.vjp(gz)
+        return gx, gw, gb, g_gamma, g_beta, None, None, None, None
+
+
+class ConvReluPool(Function):
+    """z = maxpool(relu(conv(x))) in training, windows tiling the conv's output: the maxima of the
+    offset planes, then the ReLU on the quarter-size result (max and ReLU commute, gradients and
+    ties included); VJP: g [z > 0] to each window's first maximum, then the convolution's. See
+    derivations.md#convolution-relu-batch-norm-and-max-pooling-fused."""
+
+    def forward(ctx, x, weight, bias, geo, kernel):
+        z = _conv_planes(ctx, x, weight, bias, geo, kernel)
+        pooled = np.empty(z.shape[1:], z.dtype)
+        running_max(pooled, z)
+        ctx.save_for_backward(z, pooled)
+        n, (oh, ow) = x.shape[0], geo[4]
+        return _relu(pooled).reshape(n, oh // kernel[0], ow // kernel[1], z.shape[-1])
+
+    def vjp_arrays(ctx, grad):
+        z, pooled = ctx.saved
+        gq = grad.reshape(pooled.shape) * (pooled > 0)  # relu'(0) = 0; NaN > 0 is False, as relu's
+
+        def grads(rs: slice, target: Any) -> Any:
+            for tap, hit in first_max([p[rs] for p in z], pooled[rs], z.shape[0] - 1):
+                d = target(tap)
+                np.multiply(hit, gq[rs], out=d)
+                yield tap, d
+
+        gx, gw, gb = _conv_vjp(ctx, z.shape, gq.dtype, grads, "ConvReluPool")
+        return gx, gw, gb, None, None
+
+    def vjp(ctx, grad):
+        # recorded (create_graph): the ReLU's mask and the pool's routing (linear in grad), then
+        # the convolution's recorded VJP, its input and kernel as ops
+        x, weight, bias, geo, kernel = ctx.inputs
+        z_planes, pooled = ctx.saved
+        token = grad_enabled.set(True)  # a hooked backward (trace, anomaly) calls this unrecorded
+        try:
+            z = Conv2d.apply(x, weight, bias, geo)
+        finally:
+            grad_enabled.reset(token)
+        mask = Tensor._make((pooled > 0).reshape(grad.shape).astype(grad.dtype), False, None)
+        gz = _recorded_routing(grad * mask, z_planes, pooled, z.data.shape, kernel)
+        gx, gw, gb, _ = z.grad_fn.vjp(gz)
+        needs = ctx.needs_input_grad
+        return (gx if needs[0] else None, gw if needs[1] else None, gb if needs[2] else None,
+                None, None)  # fmt: skip
