@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks.results import fmt_ratio, fmt_value
+from benchmarks.results import SIDES, fmt_ratio, fmt_value
 
 ENV_VARS = ("NNET_BENCH_THREADS", "NNET_NUM_THREADS")
 
@@ -104,7 +104,7 @@ def _title(setting: str, doc: dict[str, Any]) -> str:
 
 
 def _ratio(row: dict[str, Any], side: str) -> str:
-    if side not in row.get("values", {}):
+    if side not in row.get("values", {}) or "nnet" not in row.get("values", {}):
         return "-"
     return fmt_ratio(row.get("ratios", {}).get(side))
 
@@ -116,7 +116,7 @@ def _met(row: dict[str, Any]) -> str:
 
 
 def side_by_side(docs: dict[str, dict[str, Any]]) -> str:
-    """One line per figure: under each setting nnet's value, PyTorch's, the ratios and the verdict.
+    """One line per figure: under each setting the three sides' values, the ratios and the verdict.
 
     Figures are matched by (benchmark, metric); a figure missing under a setting shows ``-``.
     Other ratios (nnet/matmul, define-by-run / Sequential) are listed per setting after the target.
@@ -134,7 +134,7 @@ def side_by_side(docs: dict[str, dict[str, Any]]) -> str:
     head = ["benchmark", "metric", "unit"]
     for s in settings:
         t = _title(s, docs[s])
-        head += [f"nnet [{t}]", "PyTorch", "nnet/NumPy", "nnet/PyTorch", "met"]
+        head += [f"nnet [{t}]", "NumPy floor", "PyTorch", "nnet/NumPy", "nnet/PyTorch", "met"]
     head += ["target"]
     body = []
     for key in keys:
@@ -146,12 +146,11 @@ def side_by_side(docs: dict[str, dict[str, Any]]) -> str:
         for s in settings:
             r = rows[s].get(key)
             if r is None:
-                line += ["-"] * 5
+                line += ["-"] * 6
                 continue
             values = r.get("values", {})
             line += [
-                fmt_value(values.get("nnet")),
-                fmt_value(values.get("torch")) if "torch" in values else "-",
+                *(fmt_value(values.get(side)) if side in values else "-" for side in SIDES),
                 _ratio(r, "numpy"),
                 _ratio(r, "torch"),
                 _met(r),

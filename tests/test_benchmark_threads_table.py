@@ -65,6 +65,7 @@ def test_the_table_puts_each_settings_ratios_side_by_side(tt):
     )
     head, _, line = text.splitlines()[:3]
     assert "nnet [1 thread]" in head and "nnet [default (2)]" in head
+    assert head.count("NumPy floor") == 2 and head.count("PyTorch") == 4
     assert line.split()[:2] == ["seed_cnn_step", "seed"]
     cells = line.split()
     assert "0.80x" in cells and "1.25x" in cells  # 4.0 / 5.0 at one thread, 4.0 / 3.2 at two

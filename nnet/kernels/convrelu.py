@@ -63,8 +63,11 @@ def _conv_planes(ctx: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray |
         v, quads = winograd.conv(x, weight, bias, keep=grad_enabled.get(), quads=True)
         ctx.conv_saved = v
         return quads.reshape(taps, -1, cout)
-    pt = _patches_offset_major(x, geo, kernel)  # (K + 1, M), the last row ones
     k = kh * kw * cin
+    n, (oh, ow), (ph, pw) = x.shape[0], geo[4], kernel
+    pt = np.empty((k + 1, ph, pw, n, oh // ph, ow // pw), x.dtype)
+    _patches_offset_major(x, geo, kernel, pt)
+    pt = pt.reshape(k + 1, -1)  # (K + 1, M), the last row ones
     w_ext = np.empty((k + 1, cout), np.result_type(weight, x))
     w_ext[:k] = weight.reshape(k, cout)
     w_ext[k] = 0 if bias is None else bias
