@@ -14,6 +14,11 @@ has nothing to start before the backward's last gradient, so it skips the per-pa
 whose edge counting costs the engine a walk over the graph in every backward: one callback at the
 backward's end fills the bucket and averages it.
 
+When all ranks share one machine, that one bucket is summed through shared memory
+(:class:`~nnet.distributed.node_sum.NodeSum`: each rank writes its scaled gradients straight into its
+slot of an MPI shared-memory window, one barrier, a NumPy sum), not by MPI's all-reduce: 16-17 us
+against 40-60 us for the seed CNN's 79 k floats on two ranks, same bits.
+
 The averaged ``.grad`` of each parameter is a view of its bucket's buffer, not a copy written back
 (a pass over every gradient saved), and each averaging takes a fresh buffer, so a ``.grad`` that a
 caller keeps from one step is never overwritten by the next.
@@ -31,6 +36,7 @@ import numpy as np
 from nnet.autograd import leaf_hooks
 from nnet.autograd.tensor import Tensor
 from nnet.distributed import comm
+from nnet.distributed.node_sum import NodeSum
 from nnet.nn.module import Module
 
 
@@ -53,13 +59,19 @@ class _Bucket:
         """A fresh buffer and each parameter's slot in it, shaped like it: the old buffer now
         belongs to the ``.grad`` views made from it."""
         self.buffer = np.empty(self.size, self.params[0].data.dtype)
-        self.views = [self.buffer[o : o + p.data.size].reshape(p.data.shape)
-                      for o, p in zip(self.offsets, self.params, strict=True)]  # fmt: skip
+        self.views = self.views_of(self.buffer)
 
-    def fill(self, i: int, grad: np.ndarray, scale: float) -> None:
-        """Parameter ``i``'s gradient times ``scale`` into its slot (dividing on the way in: the
-        sum that comes back is the average)."""
-        np.multiply(grad, scale, out=self.views[i], casting="unsafe")
+    def views_of(self, flat: np.ndarray) -> list[np.ndarray]:
+        """Each parameter's slot in ``flat`` (an array laid out like the buffer), shaped like it."""
+        return [flat[o : o + p.data.size].reshape(p.data.shape)
+                for o, p in zip(self.offsets, self.params, strict=True)]  # fmt: skip
+
+    def fill(
+        self, i: int, grad: np.ndarray, scale: float, views: list[np.ndarray] | None = None
+    ) -> None:
+        """Parameter ``i``'s gradient times ``scale`` into its slot of the buffer (or of ``views``),
+        dividing on the way in: the sum that comes back is the average."""
+        np.multiply(grad, scale, out=(self.views if views is None else views)[i], casting="unsafe")
 
     def hand_out(self) -> None:
         """Make each parameter's ``.grad`` its averaged slot, and take a fresh buffer."""
@@ -108,6 +120,7 @@ class DistributedDataParallel(Module):
         self._buckets: list[_Bucket] = []
         self._next = 0  # the first bucket not yet started in this backward
         self._handles: list[Any] = []
+        self._node_sum: NodeSum | None = None  # one bucket, all ranks on one machine
         if self._size == 1:
             return
         _check_same_model(module)
@@ -121,6 +134,11 @@ class DistributedDataParallel(Module):
         if len(self._buckets) == 1:
             handle = leaf_hooks.register_backward_end(self._at_backward_end())
             weakref.finalize(self, handle.remove)
+            node = self._comm.Split_type(self._mpi.COMM_TYPE_SHARED)
+            if node.Get_size() == self._size:  # every rank on this machine
+                bucket = self._buckets[0]
+                self._node_sum = NodeSum(node, bucket.size, bucket.buffer.dtype)
+                self._slot_views = {id(s): bucket.views_of(s) for s in self._node_sum.own_slots()}
             return
         for b, bucket in enumerate(self._buckets):
             for i, p in enumerate(bucket.params):
@@ -188,11 +206,16 @@ class DistributedDataParallel(Module):
                 bucket.waiting = len(bucket.params) - len(reached)
                 return
             scale = 1.0 / self._size
+            shared = self._node_sum
+            views = None if shared is None else self._slot_views[id(shared.slot())]
             for i, p in enumerate(bucket.params):
                 assert p.grad is not None  # reached: the engine accumulated into .grad
-                bucket.fill(i, p.grad.data, scale)
-            MPI = self._mpi
-            comm.wait(self._comm.Iallreduce(MPI.IN_PLACE, bucket.buffer, op=MPI.SUM))
+                bucket.fill(i, p.grad.data, scale, views)
+            if shared is not None:
+                shared.total(out=bucket.buffer)
+            else:
+                MPI = self._mpi
+                comm.wait(self._comm.Iallreduce(MPI.IN_PLACE, bucket.buffer, op=MPI.SUM))
             bucket.hand_out()
 
         return at_backward_end

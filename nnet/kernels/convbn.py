@@ -55,18 +55,23 @@ def _tall(a_t: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-def _patches_offset_major(x: np.ndarray, geo: Geometry, kernel: tuple[int, int],
-                          out: np.ndarray) -> None:  # fmt: skip
-    """Write the patch matrix of ``x`` transposed into ``out``, (K + 1, KH_p, KW_p, N, OH_p, OW_p):
-    the columns (output pixels) window-offset-major for pool windows ``kernel`` that tile the
-    convolution's output, and a row of ones below, which makes the products add beta and sum G_y."""
+def _patches_offset_major(
+    x: np.ndarray, geo: Geometry, kernel: tuple[int, int], out: np.ndarray | None = None
+) -> np.ndarray:
+    """The patch matrix of ``x`` transposed, with a row of ones below it: (K + 1, M), the columns
+    (output pixels) in window-offset-major order (KH_p, KW_p, N, OH_p, OW_p) for pool windows
+    ``kernel`` that tile the convolution's output. The ones make the products add beta and sum G_y.
+    With ``out``, a (K + 1, KH_p, KW_p, N, OH_p, OW_p) array (or a view of one), the patches are
+    written there and ``out`` is returned."""
     cols = im2col_array(x, geo)  # (M, T, C), rows (n, r, c)
     n = x.shape[0]
     (oh, ow), (ph, pw) = geo[4], kernel
     k = cols.shape[1] * cols.shape[2]
+    dst = np.empty((k + 1, ph, pw, n, oh // ph, ow // pw), x.dtype) if out is None else out
     src = cols.reshape(n, oh // ph, ph, ow // pw, pw, k).transpose(5, 2, 4, 0, 1, 3)
-    np.copyto(out[:k], src)
-    out[k] = 1
+    np.copyto(dst[:k], src)
+    dst[k] = 1
+    return dst.reshape(k + 1, -1) if out is None else out
 
 
 #: Unreachable through the layers (the registry picks this op only for an input that takes no

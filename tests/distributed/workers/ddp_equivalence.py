@@ -7,6 +7,8 @@
   (create_graph) and running statistics, with different rows (and row counts) on the two ranks;
 * the same with one bucket (averaged at the backward's end, no per-parameter hooks), and a
   ``.grad`` kept from one step is not overwritten by the next averaging;
+* one bucket with every rank on this machine goes through NodeSum (shared memory), with the bits
+  of MPI's all-reduce; NodeSum's sums are exact over several rounds;
 * no_sync: gradients accumulated locally over two micro-batches, then averaged, equal the
   average over ranks of the summed gradients;
 * DistributedSampler: the two ranks' shards are disjoint, cover the data set, and set_epoch
@@ -20,11 +22,13 @@ import gc
 import weakref
 
 import numpy as np
+from mpi4py import MPI
 
 import nnet
 import nnet.distributed as dist
 from nnet import nn
 from nnet.datasets import load_digits
+from nnet.distributed.node_sum import NodeSum
 from nnet.kernels import use_fused
 from nnet.threads import available_cores
 from nnet.train.models import seed_cnn
@@ -80,6 +84,25 @@ for cap in (0.001, 1.0):
     assert all(np.array_equal(g.data, c) for g, c in zip(kept, copies, strict=True))
     assert all(p.grad is not g for p, g in zip(ddp.parameters(), kept, strict=True))
     del ddp
+
+
+# one bucket on one machine: summed through shared memory (NodeSum), the same bits as MPI's sum
+ddp = dist.DistributedDataParallel(dist.convert_sync_batchnorm(make()))
+assert ddp._node_sum is not None
+train(ddp, shard=True)
+by_mpi = dist.DistributedDataParallel(dist.convert_sync_batchnorm(make()))
+by_mpi._node_sum = None  # the MPI all-reduce path
+train(by_mpi, shard=True)
+for name, value in ddp.module.state_dict().items():
+    assert np.array_equal(value, by_mpi.module.state_dict()[name]), name
+del ddp, by_mpi
+
+# NodeSum over rounds: exact sums in rank order, each round's terms kept apart from the next's
+node = NodeSum(dist.communicator().Split_type(MPI.COMM_TYPE_SHARED), 5, np.dtype(np.float64))
+for k in range(4):
+    node.slot()[:] = np.arange(5) * (rank + 1) + k
+    total = node.total(out=np.empty(5))
+    np.testing.assert_array_equal(total, np.arange(5) * 3 + 2 * k)
 
 
 # SyncBatchNorm: the fused kernel against its composition, over the two ranks' rows

@@ -1,0 +1,155 @@
+"""distributed_breakdown: where a rank's step of the seed protocol goes, phase by phase, and what
+each of its collectives waits.
+
+distributed_epoch's configurations (seed CNN, Adam, global batch 100 of ../shared/data/mnist), run
+under ``mpiexec -n 2`` (or in one process with ``--ranks 1``), timed around each phase of the step
+as ``nnet.train.loop.train_epoch`` runs it: loading the global batch, taking this rank's rows, the
+forward, the loss, zero_grad, the backward (which holds SyncBatchNorm's backward all-reduces and
+the gradient average), the optimizer step, the accuracy count. Every wait for MPI
+(``nnet.distributed.comm.wait``) is timed too, by its place in the step, with the clock the ranks
+share (CLOCK_MONOTONIC), so that the report can say, for each collective, how far apart the ranks
+arrived (the slower rank's lead is the other's wait) and how long it took once both were there.
+
+    python -m benchmarks.distributed_breakdown [--epochs 5] [--mode sync|local|alone] [--ranks 2]
+
+``sync`` is ``mpiexec -n 2 nnet train``'s setup (SyncBatchNorm, DistributedDataParallel), ``local``
+per-rank batch norm under DDP (no buffer broadcast), ``alone`` each rank its own model, no DDP.
+Medians over the timed epochs' steps (one warm-up epoch first). Run it under the timing lock and
+``chrt`` (in front of the launcher, so that both ranks are realtime).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+from benchmarks.distributed_epoch import DATA, mpiexec
+
+PHASES = ("load", "rows", "forward", "loss", "zero_grad", "backward", "step", "accuracy")
+
+
+def worker(mode: str, epochs: int) -> None:
+    """Train under the timers; print this rank's figures as one JSON line."""
+    import numpy as np
+
+    import nnet
+    from nnet import distributed, nn
+    from nnet.data import DataLoader
+    from nnet.distributed import comm
+    from nnet.train.data import load_data
+    from nnet.train.models import seed_cnn
+
+    world, rank = distributed.init(), distributed.rank()
+    train_set, _ = load_data("mnist", str(DATA))
+    nnet.manual_seed(0)
+    model = net = seed_cnn((28, 28, 1))
+    if world > 1 and mode != "alone":
+        if mode == "sync":
+            net = distributed.convert_sync_batchnorm(net)
+        model = distributed.DistributedDataParallel(net, broadcast_buffers=False)
+    optimizer = nnet.optim.Adam(model.parameters(), lr=1e-3)
+    loader = DataLoader(train_set, batch_size=100, shuffle=True)
+    loss_fn = nn.CrossEntropyLoss()
+    waits: list[tuple[float, float]] = []  # (start, end) of every wait of the current step
+    untimed = comm.wait
+
+    def timed(*requests: Any) -> None:
+        start = time.perf_counter()
+        untimed(*requests)
+        waits.append((start, time.perf_counter()))
+
+    comm.wait = timed  # type: ignore[assignment]  # DDP and SyncBatchNorm call comm.wait
+    phases: dict[str, list[float]] = {p: [] for p in PHASES}
+    steps: list[list[tuple[float, float]]] = []
+    for epoch in range(epochs + 1):
+        distributed.barrier()
+        batches = iter(loader)
+        while True:
+            marks = [time.perf_counter()]
+            try:
+                x, y = next(batches)
+            except StopIteration:
+                break
+            marks.append(time.perf_counter())
+            if world > 1:
+                x = nnet.Tensor(np.ascontiguousarray(x.data[rank::world]))
+                y = nnet.Tensor(np.ascontiguousarray(y.data[rank::world]))
+            waits.clear()
+            marks.append(time.perf_counter())
+            logits = model(x)
+            marks.append(time.perf_counter())
+            loss = loss_fn(logits, y)
+            loss.item()
+            marks.append(time.perf_counter())
+            optimizer.zero_grad()
+            marks.append(time.perf_counter())
+            loss.backward()
+            marks.append(time.perf_counter())
+            optimizer.step()
+            marks.append(time.perf_counter())
+            int((logits.data.argmax(axis=1) == y.data).sum())
+            marks.append(time.perf_counter())
+            if epoch:
+                for name, a, b in zip(PHASES, marks, marks[1:], strict=False):
+                    phases[name].append(b - a)
+                steps.append(list(waits))
+    comm.wait = untimed  # type: ignore[assignment]
+    figures = {name: statistics.median(v) for name, v in phases.items()}
+    figures["total"] = statistics.median(map(sum, zip(*phases.values(), strict=True)))
+    print(json.dumps({"rank": rank, "phases": figures, "waits": steps}), flush=True)
+
+
+def report(outputs: list[dict[str, Any]]) -> None:
+    print(f"{'phase (median us per step)':28}" + "".join(f"{'rank ' + str(o['rank']):>10}"
+                                                       for o in outputs))  # fmt: skip
+    for name in (*PHASES, "total"):
+        print(f"{name:28}" + "".join(f"{o['phases'][name] * 1e6:10.1f}" for o in outputs))
+    if len(outputs) != 2 or not outputs[0]["waits"] or not outputs[0]["waits"][0]:
+        return
+    a, b = outputs[0]["waits"], outputs[1]["waits"]
+    print("collectives in a step (medians over the steps, us): rank 0's wait, rank 1's wait, how "
+          "far rank 1 arrived after rank 0, time from the later arrival to the first to finish")  # fmt: skip
+    for i in range(min(len(s) for s in a)):
+        pairs = [(s[i], t[i]) for s, t in zip(a, b, strict=False) if len(t) > i]
+        w0 = statistics.median(p[0][1] - p[0][0] for p in pairs)
+        w1 = statistics.median(p[1][1] - p[1][0] for p in pairs)
+        lag = statistics.median(p[1][0] - p[0][0] for p in pairs)
+        took = statistics.median(min(p[0][1], p[1][1]) - max(p[0][0], p[1][0]) for p in pairs)
+        print(f"  #{i + 1}: {w0 * 1e6:8.1f} {w1 * 1e6:8.1f}   lag {lag * 1e6:7.1f}   took "
+              f"{took * 1e6:6.1f}")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--epochs", type=int, default=5, help="timed epochs (after a warm-up)")
+    parser.add_argument("--mode", choices=("sync", "local", "alone"), default="sync")
+    parser.add_argument("--ranks", type=int, default=2)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.mode, args.epochs)
+        return
+    cmd = [sys.executable, "-m", "benchmarks.distributed_breakdown", "--worker",
+           "--epochs", str(args.epochs), "--mode", args.mode]  # fmt: skip
+    if args.ranks > 1:
+        cmd = [mpiexec(), "-n", str(args.ranks), *cmd]
+    env = {**os.environ, "NNET_NUM_THREADS": "1"}
+    load = os.getloadavg()[0]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, check=True)
+    outputs = sorted((json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")),
+                     key=lambda o: o["rank"])  # fmt: skip
+    print(
+        f"seed CNN, global batch 100, {args.ranks} process(es), mode {args.mode}, "
+        f"{args.epochs} epochs; 1-minute load average {load:.2f} at the start"
+    )
+    report(outputs)
+
+
+if __name__ == "__main__":
+    main()
