@@ -35,7 +35,7 @@ from nnet.kernels.conv import Conv2d, takes_winograd
 from nnet.kernels.convbn import _patches_offset_major, _tall
 from nnet.kernels.im2col import Geometry
 from nnet.kernels.pool import MaxPool2dBackward, first_max, running_max
-from nnet.threads import items_per_block, parallel_for
+from nnet.threads import blas_for, items_per_block, parallel_for
 
 #: Unreachable through the layers (the registry picks the patch path only for an input that takes
 #: no gradient); a direct caller that breaks that contract is told what went wrong.
@@ -72,7 +72,8 @@ def _conv_planes(ctx: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray |
     w_ext[:k] = weight.reshape(k, cout)
     w_ext[k] = 0 if bias is None else bias
     ctx.conv_saved = pt
-    return (pt.T @ w_ext).reshape(taps, -1, cout)
+    with blas_for(pt.shape[1] * w_ext.size):  # the seed's few channels: one thread (threads.py)
+        return (pt.T @ w_ext).reshape(taps, -1, cout)
 
 
 def _relu(rows: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -121,9 +122,11 @@ def _conv_vjp(ctx: Any, shape: tuple[int, ...], dtype: Any, grads: Any, name: st
             h += _tall(pt[:, tap, r], d)  # (P^T d; 1^T d) of this plane's rows
         return h
 
-    parts = parallel_for(
-        block, n, min_block=items_per_block(taps * pixels * cout * np.dtype(dtype).itemsize)
-    )
+    # unsplit (the seed's small batches), the block's products are small: one BLAS thread for them
+    with blas_for(0 if pt is None else pt.shape[0] * pt.shape[1] * pt.shape[2] * cout):
+        parts = parallel_for(
+            block, n, min_block=items_per_block(taps * pixels * cout * np.dtype(dtype).itemsize)
+        )
     if dz is None:
         h_ext: Any = parts[0]
         for part in parts[1:]:
