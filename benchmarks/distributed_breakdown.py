@@ -13,7 +13,8 @@ arrived (the slower rank's lead is the other's wait) and how long it took once b
     python -m benchmarks.distributed_breakdown [--epochs 5] [--mode sync|local|alone] [--ranks 2]
 
 ``sync`` is ``mpiexec -n 2 nnet train``'s setup (SyncBatchNorm, DistributedDataParallel), ``local``
-per-rank batch norm under DDP (no buffer broadcast), ``alone`` each rank its own model, no DDP.
+per-rank batch norm under DDP (no buffer broadcast), ``alone`` each rank its own model, no DDP, and
+``lockstep`` the same with a barrier after every step: what meeting once a step costs by itself.
 Medians over the timed epochs' steps (one warm-up epoch first). Run it under the timing lock and
 ``chrt`` (in front of the launcher, so that both ranks are realtime).
 """
@@ -49,7 +50,7 @@ def worker(mode: str, epochs: int) -> None:
     train_set, _ = load_data("mnist", str(DATA))
     nnet.manual_seed(0)
     model = net = seed_cnn((28, 28, 1))
-    if world > 1 and mode != "alone":
+    if world > 1 and mode not in ("alone", "lockstep"):
         if mode == "sync":
             net = distributed.convert_sync_batchnorm(net)
         model = distributed.DistributedDataParallel(net, broadcast_buffers=False)
@@ -92,6 +93,8 @@ def worker(mode: str, epochs: int) -> None:
             loss.backward()
             marks.append(time.perf_counter())
             optimizer.step()
+            if mode == "lockstep":
+                distributed.barrier()
             marks.append(time.perf_counter())
             int((logits.data.argmax(axis=1) == y.data).sum())
             marks.append(time.perf_counter())
@@ -128,7 +131,7 @@ def report(outputs: list[dict[str, Any]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=5, help="timed epochs (after a warm-up)")
-    parser.add_argument("--mode", choices=("sync", "local", "alone"), default="sync")
+    parser.add_argument("--mode", choices=("sync", "local", "alone", "lockstep"), default="sync")
     parser.add_argument("--ranks", type=int, default=2)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -17,7 +17,7 @@ backward's end fills the bucket and averages it.
 When all ranks share one machine, that one bucket is summed through shared memory
 (:class:`~nnet.distributed.node_sum.NodeSum`: each rank writes its scaled gradients straight into its
 slot of an MPI shared-memory window, one barrier, a NumPy sum), not by MPI's all-reduce: 16-17 us
-against 40-60 us for the seed CNN's 79 k floats on two ranks, same bits.
+against 40-64 us for the seed CNN's 79 k floats on two ranks in isolation, same bits.
 
 The averaged ``.grad`` of each parameter is a view of its bucket's buffer, not a copy written back
 (a pass over every gradient saved), and each averaging takes a fresh buffer, so a ``.grad`` that a
@@ -190,8 +190,8 @@ class DistributedDataParallel(Module):
 
     def _at_backward_end(self) -> Any:
         """The one-bucket model's callback: after a backward that gave every parameter a gradient,
-        average them all (one all-reduce); after one that reached only some, leave the bucket
-        partly filled for the next forward to report; ignore backwards of other models."""
+        average them all (one sum over the ranks); after one that reached only some, leave the
+        bucket partly filled for the next forward to report; ignore backwards of other models."""
         wrapper = weakref.ref(self)
 
         def at_backward_end(leaf_ids: Collection[int]) -> None:
