@@ -36,7 +36,7 @@ from nnet.threads import items_per_block, parallel_for
 MIN_PIXEL_BYTES = 64
 
 
-def _planes(a: np.ndarray, kernel: tuple[int, int]) -> list[Any]:
+def window_planes(a: np.ndarray, kernel: tuple[int, int]) -> list[Any]:
     """The strided (N, OH, OW, C) view of NHWC ``a`` for each window offset, row-major."""
     out_hw = (a.shape[1] // kernel[0], a.shape[2] // kernel[1])
     return [window_slice(a, i, j, kernel, out_hw) for i, j in window_offsets(kernel)]
@@ -154,7 +154,7 @@ def recorded_routing(grad: Tensor, y: np.ndarray, pooled: np.ndarray, shape: tup
     """G_y as nnet ops of ``grad``: the ReLU's mask and the pool's routing to each window's first
     maximum of the offset-major ``y`` (constants where they are differentiable), NHWC of ``shape``."""
     y_nhwc = np.empty(shape, y.dtype)
-    for plane, part in zip(_planes(y_nhwc, kernel), y, strict=True):
+    for plane, part in zip(window_planes(y_nhwc, kernel), y, strict=True):
         plane[...] = part.reshape(plane.shape)
     out = pooled.reshape(grad.shape)
     gp = grad * Tensor._make((out > 0).astype(grad.dtype), False, None)
@@ -178,7 +178,7 @@ class BatchNormReluPool(Function):
         mean = block_sum(parallel_for(sums, n, min_block=items_per_block(x[:1].nbytes))) / m
         # centred, offset-major: the one pass that reads x through strided slices
         centred = np.empty((kh * kw, n, h // kh, w // kw, c), x.dtype)
-        planes = _planes(x, kernel)
+        planes = window_planes(x, kernel)
 
         def centre(start: int, stop: int) -> None:
             for k, plane in enumerate(planes):
@@ -193,7 +193,7 @@ class BatchNormReluPool(Function):
         x, weight, _, _, _, kernel = ctx.inputs
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         gx = np.empty(x.data.shape, grad.dtype) if need_x else None
-        planes = None if gx is None else _planes(gx, kernel)
+        planes = None if gx is None else window_planes(gx, kernel)
 
         def write(start: int, stop: int, t: np.ndarray, scale: np.ndarray) -> None:
             for plane, part in zip(planes, t, strict=True):  # type: ignore[arg-type]

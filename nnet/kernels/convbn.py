@@ -39,7 +39,7 @@ from nnet.threads import items_per_block, parallel_for
 _SLAB = 2048
 
 
-def _tall(a_t: np.ndarray, b: np.ndarray) -> np.ndarray:
+def tall_product_t(a_t: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a_t @ b`` for a (K, M) ``a_t`` with contiguous rows and an (M, N) ``b``, by slabs of rows."""
     k, m = a_t.shape
     slabs = m // _SLAB
@@ -55,7 +55,7 @@ def _tall(a_t: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-def _patches_offset_major(
+def patches_offset_major(
     x: np.ndarray, geo: Geometry, kernel: tuple[int, int], out: np.ndarray | None = None
 ) -> np.ndarray:
     """The patch matrix of ``x`` transposed, with a row of ones below it: (K + 1, M), the columns
@@ -105,7 +105,7 @@ class ConvBatchNormReluPool(Function):
             return pt[:k, :, start * pixels : stop * pixels].swapaxes(0, 1)  # (taps, K, rows)
 
         def patches(start: int, stop: int) -> np.ndarray:
-            _patches_offset_major(x[start:stop], geo, kernel, pt6[:, :, :, start:stop])
+            patches_offset_major(x[start:stop], geo, kernel, pt6[:, :, :, start:stop])
             return (columns(start, stop) @ ones[: (stop - start) * pixels]).sum(axis=0)
 
         mu = block_sum(parallel_for(patches, n, min_block=min_block)) / m
@@ -161,7 +161,7 @@ class ConvBatchNormReluPool(Function):
             h = np.zeros((pt.shape[0], cout), np.result_type(pt, grad))
             for tap, hit in first_max(list(y[:, r]), pooled[r], taps - 1):
                 np.multiply(gp, hit, out=gy)
-                h += _tall(planes[:, tap, r], gy)
+                h += tall_product_t(planes[:, tap, r], gy)
             return h
 
         min_block = items_per_block(y.nbytes // max(1, n))

@@ -29,10 +29,10 @@ from nnet.autograd.grad_mode import grad_enabled
 from nnet.autograd.tensor import Tensor
 from nnet.kernels import winograd
 from nnet.kernels.batchnorm import recorded_vjp
-from nnet.kernels.bnpool import _planes
+from nnet.kernels.bnpool import window_planes
 from nnet.kernels.channels import column_sums, per_channel
 from nnet.kernels.conv import Conv2d, takes_winograd
-from nnet.kernels.convbn import _patches_offset_major, _tall
+from nnet.kernels.convbn import patches_offset_major, tall_product_t
 from nnet.kernels.im2col import Geometry
 from nnet.kernels.pool import MaxPool2dBackward, first_max, running_max
 from nnet.threads import blas_for, items_per_block, parallel_for
@@ -66,7 +66,7 @@ def _conv_planes(ctx: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray |
     k = kh * kw * cin
     n, (oh, ow), (ph, pw) = x.shape[0], geo[4], kernel
     pt = np.empty((k + 1, ph, pw, n, oh // ph, ow // pw), x.dtype)
-    _patches_offset_major(x, geo, kernel, pt)
+    patches_offset_major(x, geo, kernel, pt)
     pt = pt.reshape(k + 1, -1)  # (K + 1, M), the last row ones
     w_ext = np.empty((k + 1, cout), np.result_type(weight, x))
     w_ext[:k] = weight.reshape(k, cout)
@@ -88,7 +88,7 @@ def _recorded_routing(grad: Tensor, planes: np.ndarray, pooled: np.ndarray,
     """``grad`` routed to each window's first maximum of the offset ``planes``, as an op linear in
     ``grad`` (differentiable again): NHWC of ``shape``."""
     nhwc = np.empty(shape, planes.dtype)
-    for plane, part in zip(_planes(nhwc, kernel), planes, strict=True):
+    for plane, part in zip(window_planes(nhwc, kernel), planes, strict=True):
         plane[...] = part.reshape(plane.shape)
     return MaxPool2dBackward.apply(grad, nhwc, pooled.reshape(grad.shape), kernel)
 
@@ -119,7 +119,7 @@ def _conv_vjp(ctx: Any, shape: tuple[int, ...], dtype: Any, grads: Any, name: st
         scratch = np.empty((stop - start) * pixels * cout, dtype).reshape(-1, cout)
         h = np.zeros((pt.shape[0], cout), np.result_type(pt, dtype))
         for tap, d in grads(r, lambda tap: scratch):
-            h += _tall(pt[:, tap, r], d)  # (P^T d; 1^T d) of this plane's rows
+            h += tall_product_t(pt[:, tap, r], d)  # (P^T d; 1^T d) of this plane's rows
         return h
 
     # unsplit (the seed's small batches), the block's products are small: one BLAS thread for them
