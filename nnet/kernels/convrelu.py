@@ -65,15 +65,25 @@ def _conv_planes(ctx: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray |
         return quads.reshape(taps, -1, cout)
     k = kh * kw * cin
     n, (oh, ow), (ph, pw) = x.shape[0], geo[4], kernel
-    pt = np.empty((k + 1, ph, pw, n, oh // ph, ow // pw), x.dtype)
-    patches_offset_major(x, geo, kernel, pt)
-    pt = pt.reshape(k + 1, -1)  # (K + 1, M), the last row ones
+    pixels = (oh // ph) * (ow // pw)
+    pt = np.empty((k + 1, ph, pw, n, oh // ph, ow // pw), x.dtype)  # the last row ones
+    cols = pt.reshape(k + 1, taps, n * pixels)
     w_ext = np.empty((k + 1, cout), np.result_type(weight, x))
     w_ext[:k] = weight.reshape(k, cout)
     w_ext[k] = 0 if bias is None else bias
-    ctx.conv_saved = pt
-    with blas_for(pt.shape[1] * w_ext.size):  # the seed's few channels: one thread (threads.py)
-        return (pt.T @ w_ext).reshape(taps, -1, cout)
+    z = np.empty((taps, n * pixels, cout), w_ext.dtype)
+
+    def images(start: int, stop: int) -> None:
+        # a block of images: its patches, then their product while they are in cache
+        patches_offset_major(x[start:stop], geo, kernel, pt[:, :, :, start:stop])
+        rows = slice(start * pixels, stop * pixels)
+        np.matmul(cols[:, :, rows].transpose(1, 2, 0), w_ext, out=z[:, rows])
+
+    item = (k + 1 + cout) * taps * pixels * x.itemsize  # patches and outputs of one image
+    with blas_for(cols.size * cout):  # the seed's few channels: one thread (threads.py)
+        parallel_for(images, n, min_block=items_per_block(item))
+    ctx.conv_saved = cols.reshape(k + 1, -1)  # (K + 1, M)
+    return z
 
 
 def _relu(rows: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
