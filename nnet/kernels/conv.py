@@ -15,7 +15,7 @@ from nnet.autograd.function import Function
 from nnet.autograd.grad_mode import grad_enabled
 from nnet.autograd.linalg import tall_product
 from nnet.autograd.tensor import Tensor
-from nnet.kernels import winograd
+from nnet.kernels import fewchannels, winograd
 from nnet.kernels.channels import column_sums, per_channel
 from nnet.kernels.im2col import (
     COLUMN_MAJOR_BELOW,
@@ -23,7 +23,6 @@ from nnet.kernels.im2col import (
     Geometry,
     Im2Col,
     col2im_array,
-    im2col_array,
     patch_windows,
 )
 from nnet.threads import SMALL_PRODUCT_MACS, blas_for, parallel_for
@@ -128,44 +127,6 @@ def weight_product(patches: np.ndarray, g2: np.ndarray) -> np.ndarray:
     return out
 
 
-def shifts_fit(geo: Geometry) -> bool:
-    """Stride 1, dilation 1 and padding shorter than the kernel: every tap of the convolution is a
-    fixed shift on the grid of padded pixels (:func:`input_grad_shifted`)."""
-    (kh, kw), stride, dilation, (pt, pl), _ = geo
-    return stride == (1, 1) and dilation == (1, 1) and pt < kh and pl < kw
-
-
-def input_grad_shifted(
-    g2: np.ndarray, w2: np.ndarray, shape: tuple[int, ...], geo: Geometry
-) -> np.ndarray:
-    """col2im(G W^T) for few channels, geometry :func:`shifts_fit`: (N, H, W, C_in) from the
-    (N OH OW, C_out) output gradient ``g2`` and the (KH KW C_in, C_out) kernel ``w2``.
-
-    On a grid of (OH + KH - 1) x (OW + KW - 1) padded pixels per image, flattened, tap (i, j) of
-    output pixel q reads grid pixel q + i GW + j. So with G placed on that grid (zeros on the
-    rows and columns no output owns) and W G^T taken there, (KH KW, C_in, L), each tap's share
-    is one add of whole (C_in, L) rows at its shift: nine adds over runs of L floats, where the
-    plain col2im adds runs of OW floats (the seed's second convolution: 437 -> ~200 us). An
-    output pixel's taps stay inside its own image's grid, and the extra grid pixels carry 0."""
-    (kh, kw), _, _, (pt, pl), (oh, ow) = geo
-    n, h, w, cin = shape
-    cout = g2.shape[1]
-    gh, gw = oh + kh - 1, ow + kw - 1
-    grid = np.zeros((n, gh, gw, cout), g2.dtype)
-    grid[:, :oh, :ow] = g2.reshape(n, oh, ow, cout)
-    length = n * gh * gw
-    with blas_for(length * w2.size):
-        shares = (w2 @ grid.reshape(length, cout).T).reshape(kh * kw, cin, length)
-    acc = np.zeros((cin, length + (kh - 1) * gw + kw - 1), shares.dtype)
-    for t in range(kh * kw):
-        at = (t // kw) * gw + t % kw
-        acc[:, at : at + length] += shares[t]
-    # grid pixel (y + pt, x + pl) is input pixel (y, x): the padding shorter than the kernel, the
-    # input fits inside the grid (OH + KH - 1 = H + pt + pb), rows past it get nothing
-    planes = acc[:, :length].reshape(cin, n, gh, gw)[:, :, pt : pt + h, pl : pl + w]
-    return np.ascontiguousarray(planes.transpose(1, 2, 3, 0))
-
-
 class Conv2d(Function):
     """y = P W + b, P = im2col(x) as (M, KH KW C_in), W the kernel as (KH KW C_in, C_out); VJP:
     (col2im(G W^T), P^T G, sum G). See derivations.md#conv2d-fused."""
@@ -186,14 +147,9 @@ class Conv2d(Function):
             cols, y = _forward_by_chunks(x, w2, bias, geo)
             ctx.save_for_backward(cols)
             return y
-        cols = im2col_array(x, geo).reshape(-1, kh * kw * cin)  # a view of (T, C, M) memory
-        with blas_for(cols.shape[0] * w2.size):
-            y = cols @ w2
-        if bias is not None:
-            per_channel(np.add, y, bias, out=y)
+        cols, y = fewchannels.forward(x, w2, bias, geo)  # cols: a view of (T, C, M) memory
         ctx.save_for_backward(cols)
-        oh, ow = geo[4]
-        return y.reshape(x.shape[0], oh, ow, cout)
+        return y
 
     def vjp(ctx, grad):
         # recorded (create_graph): nnet ops of x and the kernel, differentiable again; the patches
@@ -233,12 +189,14 @@ class Conv2d(Function):
         if ctx.winograd:
             gx, gw = winograd.conv_vjp(grad, ctx.saved[0], w, x.data.shape, need_x, need_w)
             return gx, gw, gb, None
+        if cin < COLUMN_MAJOR_BELOW and fewchannels.shifts_fit(geo):
+            w2 = w.reshape(kh * kw * cin, cout)
+            gx, gw = fewchannels.vjp(ctx.saved[0], g2, w2, x.data.shape, geo, need_x, need_w)
+            return gx, None if gw is None else gw.reshape(w.shape), gb, None
         gw = weight_product(ctx.saved[0], g2).reshape(w.shape) if need_w else None
         gx = None
         if need_x and cin >= COLUMN_MAJOR_BELOW:
             gx = _input_grad_by_chunks(g2, w, x.data.shape, geo)
-        elif need_x and shifts_fit(geo):
-            gx = input_grad_shifted(g2, w.reshape(kh * kw * cin, cout), x.data.shape, geo)
         elif need_x:
             with blas_for(g2.size * kh * kw * cin):
                 gcols = (w.reshape(kh * kw * cin, cout) @ g2.T).reshape(kh * kw, cin, -1)
