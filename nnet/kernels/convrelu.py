@@ -36,7 +36,7 @@ from nnet.kernels.conv import Conv2d, takes_winograd
 from nnet.kernels.convbn import patches_offset_major, tall_product_t
 from nnet.kernels.im2col import Geometry
 from nnet.kernels.pool import MaxPool2dBackward, first_max, running_max
-from nnet.threads import blas_for, items_per_block, parallel_for
+from nnet.threads import blas_for, blocks, items_per_block, parallel_for
 
 #: Unreachable through the layers (the registry picks the patch path only for an input that takes
 #: no gradient); a direct caller that breaks that contract is told what went wrong.
@@ -53,16 +53,18 @@ def winograd_path(x_shape: tuple[int, ...], w_shape: tuple[int, ...], geo: Geome
     return kernel == (2, 2) and takes_winograd(x_shape, w_shape, geo)
 
 
-#: Bytes of patches and outputs per step of the patch path (:class:`_Planes`): the step's passes
-#: after the product read its output while it is in cache.
-PATCH_STEP_BYTES = 2**40
+#: Rows of zeros pad the patch matrix P^T (K + 1 rows) up to this many for the VJP's tall products
+#: P^T d: OpenBLAS runs products with a few rows slower on two threads at once than one after the
+#: other, and at 16 rows they run side by side (on the 2-core test machine, (10 x 3136) @ (3136 x 32)
+#: 39 times per thread: 2.55 ms one after the other, 3.08 at once; 16 rows 2.70 and 1.42 ms).
+PATCH_ROWS = 16
 
 
 class _Planes:
     """z = conv(x) + bias as (KH_p KW_p, N OH_p OW_p, C_out) offset planes (owned, :attr:`z`), a
-    range of images at a time (:meth:`images`), so that a kernel runs its own passes over those
-    images' rows in the same block of nnet's threads, step by step while they are in cache.
-    :meth:`saved` is what :func:`_conv_vjp` needs (Winograd's input transforms, or the patches)."""
+    block of images per thread (:meth:`run`), so that a kernel runs its own passes over a block's
+    rows right after its convolution, in the same thread. :meth:`saved` is what
+    :func:`_conv_vjp` needs (Winograd's input transforms, or the patches)."""
 
     def __init__(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
                  geo: Geometry, kernel: tuple[int, int]) -> None:  # fmt: skip
@@ -75,64 +77,57 @@ class _Planes:
         if self.winograd:
             self.conv = winograd.Forward(x, weight, bias, keep=grad_enabled.get(), quads=True)
             self.z = self.conv.y.reshape(self.taps, -1, cout)
-            self.step = self.min_block = self.conv.step
+            self.min_block = self.conv.step
             return
-        k = kh * kw * cin
-        self.pt = np.empty(
-            (k + 1, ph, pw, n, oh // ph, ow // pw), x.dtype
-        )  # P^T, the last row ones
+        self.k = k = kh * kw * cin
         self.w_ext = np.empty((k + 1, cout), dtype)
         self.w_ext[:k] = weight.reshape(k, cout)
         self.w_ext[k] = 0 if bias is None else bias
         self.z = np.empty((self.taps, n * self.pixels, cout), dtype)
-        per_image = self.taps * self.pixels * (k + 1 + cout) * np.dtype(dtype).itemsize
-        self.step = max(1, PATCH_STEP_BYTES // per_image)
         self.min_block = items_per_block(self.taps * self.pixels * cout * np.dtype(dtype).itemsize)
+        # P^T: K rows of patches, a row of ones (adds the bias, sums the gradient), and zeros up
+        # to PATCH_ROWS when the blocks run on several threads (only the VJP's products read them)
+        rows = max(k + 1, PATCH_ROWS) if blocks(n, self.min_block) > 1 else k + 1
+        self.pt = np.empty((rows, ph, pw, n, oh // ph, ow // pw), x.dtype)
 
     def rows(self, start: int, stop: int) -> slice:
         """The rows of images ``start:stop`` in every plane."""
         return slice(start * self.pixels, stop * self.pixels)
 
-    def images(self, start: int, stop: int, then: Callable[[int, int], Any]) -> None:
-        """z for images ``start:stop``, a step at a time, ``then(a, b)`` after each step."""
+    def images(self, start: int, stop: int) -> None:
+        """z for images ``start:stop``."""
         if self.winograd:
             self.conv.images(start, stop)
-            then(start, stop)
             return
-        taps, k1 = self.taps, self.pt.shape[0]
-        pt = self.pt.reshape(k1, taps, -1)
-        for a in range(start, stop, self.step):
-            b = min(stop, a + self.step)
-            patches_offset_major(self.x[a:b], self.geo, self.kernel, self.pt[:, :, :, a:b])
-            r = self.rows(a, b)
-            np.matmul(pt[:, :, r].transpose(1, 2, 0), self.w_ext, out=self.z[:, r])
-            then(a, b)
+        k, taps = self.k, self.taps
+        patches_offset_major(
+            self.x[start:stop], self.geo, self.kernel, self.pt[:, :, :, start:stop]
+        )
+        self.pt[k + 1 :, :, :, start:stop] = 0
+        r = self.rows(start, stop)
+        pt = self.pt.reshape(self.pt.shape[0], taps, -1)[: k + 1, :, r]
+        np.matmul(pt.transpose(1, 2, 0), self.w_ext, out=self.z[:, r])
 
     def run(self, then: Callable[[int, int], Any]) -> list[Any]:
-        """z for every image, ``then`` after each step; a block of images per thread, each
-        returning ``then``'s results as a list."""
+        """z for every image; a block of images per thread, ``then(start, stop)`` right after its
+        convolution: ``then``'s results in block order."""
 
-        def block(start: int, stop: int) -> list[Any]:
-            results: list[Any] = []
-            self.images(start, stop, lambda a, b: results.append(then(a, b)))
-            return results
+        def block(start: int, stop: int) -> Any:
+            self.images(start, stop)
+            return then(start, stop)
 
         n = self.x.shape[0]
         # unsplit (the seed's small batches), the products are small: one BLAS thread for them
-        macs = 0 if self.winograd else self.z.size * self.pt.shape[0]
+        macs = 0 if self.winograd else self.z.size * self.w_ext.shape[0]
         with blas_for(macs):
             return parallel_for(block, n, min_block=self.min_block)
 
     def saved(self) -> np.ndarray | None:
-        """What the VJP reads: Winograd's input transforms, or P^T as (K + 1, M)."""
+        """What the VJP reads: Winograd's input transforms, or P^T as (rows, M): K rows of patches,
+        the ones, then zeros (:data:`PATCH_ROWS`)."""
         if self.winograd:
             return self.conv.transforms()
         return self.pt.reshape(self.pt.shape[0], -1)
-
-
-def _total(parts: list[list[np.ndarray]]) -> np.ndarray:
-    """The sum of :meth:`_Planes.run`'s per-step partial sums, in image order."""
-    return block_sum([p for block in parts for p in block])
 
 
 def _recorded_routing(grad: Tensor, planes: np.ndarray, pooled: np.ndarray,
@@ -175,9 +170,10 @@ def _conv_vjp(ctx: Any, shape: tuple[int, ...], dtype: Any, grads: Any, name: st
         parts = parallel_for(
             block, n, min_block=items_per_block(taps * pixels * cout * np.dtype(dtype).itemsize)
         )
-    h_ext = block_sum(parts)
-    gw = h_ext[:-1].reshape(weight.data.shape) if need_w else None
-    return None, gw, h_ext[-1] if need_b else None
+    h_ext = block_sum(parts)  # (P^T d; 1^T d; zeros)
+    k = weight.data[..., 0].size
+    gw = h_ext[:k].reshape(weight.data.shape) if need_w else None
+    return None, gw, h_ext[k] if need_b else None
 
 
 def _winograd_vjp(ctx: Any, shape: tuple[int, ...], dtype: Any, grads: Any) -> tuple:
@@ -237,7 +233,7 @@ class ConvReluBatchNormPool(Function):
             running_max(pooled[rs], signed[:, rs])
             return plane_sums(part, ones)
 
-        mean = _total(planes.run(relu_sums_pool)) / m
+        mean = block_sum(planes.run(relu_sums_pool)) / m
 
         def squares(start: int, stop: int) -> np.ndarray:
             sq = per_channel(np.subtract, r[:, planes.rows(start, stop)], mean)
