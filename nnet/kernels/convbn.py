@@ -28,7 +28,7 @@ from nnet.autograd.tensor import Tensor
 from nnet.kernels import winograd
 from nnet.kernels.batchnorm import recorded_vjp
 from nnet.kernels.bnpool import block_sum, normalise_and_pool, recorded_routing, routed_backward
-from nnet.kernels.channels import per_channel, plane_sums
+from nnet.kernels.channels import per_channel, plane_sums, relu
 from nnet.kernels.conv import Conv2d
 from nnet.kernels.im2col import Geometry, patch_windows
 from nnet.kernels.pool import first_max, running_max
@@ -135,7 +135,7 @@ class ConvBatchNormReluPool(Function):
             r = slice(start * pixels, stop * pixels)
             np.matmul(pt[:, :, r].swapaxes(0, 1).swapaxes(1, 2), w_ext, out=y[:, r])
             running_max(pooled[r], y[:, r])
-            np.maximum(pooled[r], 0, out=out[r])
+            relu(pooled[r], out=out[r])
 
         parallel_for(normalise, n, min_block=min_block)
         ctx.save_for_backward(pt.reshape(k + 1, -1), y, pooled, sw, invstd)

@@ -88,6 +88,7 @@ SPLIT = (
     "bn_relu_pool",
     "conv_bn_relu_pool_narrow",
     "conv_bn_relu_pool_winograd",
+    "conv_relu_bn_pool",
     "conv_relu_pool",
 )
 
