@@ -95,6 +95,13 @@ def test_the_users_own_openblas_timeout_is_kept():
     assert out.split() == ["2", "2", "False"], out
 
 
+def test_blas_info_names_the_kernels_openblas_runs_and_the_environment_forces_them():
+    _openblas()
+    code = "from nnet import threads; print(threads.blas_info()['core'])"
+    assert _run(code, OPENBLAS_CORETYPE="Haswell").strip() == "Haswell"
+    assert _run(code, OPENBLAS_CORETYPE="Sandybridge").strip() == "Sandybridge"
+
+
 def test_numpy_wheels_blas_is_found():
     info = threads.blas_info()
     if "openblas" not in str(np.show_config(mode="dicts")).lower():

@@ -7,6 +7,7 @@ from nnet.autograd.elementwise import (
     Add,
     AsType,
     Clip,
+    Compare,
     Div,
     Exp,
     Log,

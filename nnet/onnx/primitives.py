@@ -83,16 +83,42 @@ def clip(b: Builder, node: Node) -> str:
 SOFTPLUS_THRESHOLD = 20.0
 
 
+#: Comparisons and logical ops (nnet records them while tracing: ops.Compare) by NumPy ufunc.
+COMPARISONS: dict[Any, str] = {
+    np.equal: "Equal", np.less: "Less", np.less_equal: "LessOrEqual", np.greater: "Greater",
+    np.greater_equal: "GreaterOrEqual", np.logical_and: "And", np.logical_or: "Or",
+    np.logical_not: "Not", np.not_equal: "Equal",  # then Not
+}  # fmt: skip
+
+
+@register(ops.Compare)
+def compare(b: Builder, node: Node) -> str:
+    """A comparison of the operands in their common dtype (ONNX does not promote), or a logical
+    op on bools; ``!=`` is Not(Equal)."""
+    ufunc = cast(ops.Compare, node.fn).ufunc
+    if ufunc not in COMPARISONS:
+        raise ExportError(
+            f"nnet.onnx.export: no ONNX operator for {ufunc.__name__} in {node.where}"
+        )
+    logical = ufunc in (np.logical_and, np.logical_or, np.logical_not)
+    dtype = bool if logical else np.result_type(*node.args2)
+    out = b.add(COMPARISONS[ufunc], [b.arg(a, dtype) for a in node.args])
+    return b.add("Not", [out]) if ufunc is np.not_equal else out
+
+
 @register(ops.Where)
 def where(b: Builder, node: Node) -> str:
-    """A condition is an array, not a recorded op. It exports when it is constant, when it equals
-    ``v > 0`` for a branch ``v`` in both traces (leaky_relu, elu), or when it equals ``z > 20`` and
-    the other branch is ``softplus(z)`` (softplus's linear region); anything else depends on the
-    input in a way the graph does not show."""
+    """A condition computed by recorded comparisons (nnet.where(x > t, ...)) is a value of the
+    graph. An array condition exports when it is constant, when it equals ``v > 0`` for a branch
+    ``v`` in both traces (leaky_relu, elu), or when it equals ``z > 20`` and the other branch is
+    ``softplus(z)`` (softplus's linear region); anything else depends on the input in a way the
+    graph does not show."""
     cond, a, c = node.args
     cond2 = node.args2[0]
     dtype = node.out.dtype
     branches = [b.arg(v, dtype) for v in (a, c)]
+    if isinstance(cond, Value):
+        return b.add("Where", [b.arg(cond, bool), *branches])
     if np.shape(cond) == np.shape(cond2) and np.array_equal(cond, cond2):
         return b.add("Where", [b.const(np.asarray(cond, bool)), *branches])
     test = None
@@ -112,8 +138,9 @@ def where(b: Builder, node: Node) -> str:
     if test is None:
         raise ExportError(
             f"nnet.onnx.export: where() in {node.where} takes a condition computed from the "
-            "input's values outside the graph (comparisons are not recorded ops), so it cannot "
-            "be exported; write the choice with ops that export (relu, maximum, minimum, clip)"
+            "input's values outside the graph (an array, such as x.data < 0), so it cannot be "
+            "exported; compare the tensors themselves (nnet.where(x < 0, ...)), or use ops that "
+            "export (relu, maximum, minimum, clip)"
         )
     v, t = test
     above = b.add("Greater", [v.name, b.const(np.asarray(t, v.dtype))])

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from nnet.autograd import function as _function
+from nnet.autograd.elementwise import recording_comparisons
 from nnet.autograd.function import Function
 from nnet.autograd.grad_mode import enable_grad
 from nnet.autograd.tensor import Tensor
@@ -85,7 +86,7 @@ def _record(model: Any, example: list[np.ndarray], fused: bool) -> _Run:
         m.__dict__["forward"] = _scoped(m.forward, label, scopes)
         hooked.append(m)
     try:
-        with use_fused(fused), enable_grad():
+        with use_fused(fused), enable_grad(), recording_comparisons():
             out = model(*inputs)
     finally:
         for m in hooked:

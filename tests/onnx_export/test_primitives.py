@@ -161,3 +161,38 @@ def test_softplus_beyond_its_threshold(tmp_path):
     onnx_export.export(lambda t: nnet.softplus(t), x[:1], path)
     (got,) = run_onnx(path, {"input": x})
     assert_close(got, nnet_eval(lambda t: nnet.softplus(t), x)[0])
+
+
+#: Comparisons of tensors, recorded while export traces (ops.Compare), each used in a where or as
+#: a mask; values near the thresholds come from the normal input, so a wrong operator fails.
+COMPARISONS = {
+    "greater": lambda x: nnet.where(x > 0.5, x, 0.0),
+    "less": lambda x: nnet.where(x < -0.25, x * 2, x),
+    "greater_equal": lambda x: nnet.where(x >= x[:, :1], x, -x),
+    "less_equal": lambda x: nnet.where(0.1 <= x, 1.0, x),
+    "equal": lambda x: nnet.where(nnet.relu(x) == 0, 3.0, x),
+    "not_equal": lambda x: nnet.where(nnet.relu(x) != 0, x, -1.0),
+    "and_or_not": lambda x: nnet.where(((x > -1) & (x < 1)) | ~(x > -2), x, 0.0),
+    "mask": lambda x: x * (x > 0) + x.astype(np.float64).sum(1, keepdims=True).astype(np.float32),
+    "float64": lambda x: nnet.where(x.astype(np.float64) > 0.5, x, 0.0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(COMPARISONS))
+def test_comparisons_of_tensors_export(name, tmp_path):
+    fn = COMPARISONS[name]
+    x = np.random.default_rng(0).normal(size=(37, 4, 5)).astype(np.float32)
+    path = tmp_path / "op.onnx"
+    onnx_model = onnx_export.export(fn, x[:1], path)
+    ops_used = {n.op_type for n in onnx_model.graph.node}
+    assert ops_used & {"Greater", "Less", "GreaterOrEqual", "LessOrEqual", "Equal"}, ops_used
+    (got,) = run_onnx(path, {"input": x})
+    assert_close(got, nnet_eval(fn, x)[0])
+
+
+def test_comparisons_stay_outside_the_graph_when_not_tracing():
+    x = nnet.tensor(np.ones(3, np.float32), requires_grad=True)
+    mask = x > 0
+    assert mask.grad_fn is None and not mask.requires_grad
+    nnet.where(mask, x, 0.0).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.ones(3, np.float32))
