@@ -43,6 +43,7 @@ __all__ = [
     "available_cores",
     "blas_for",
     "blas_threads",
+    "blocks",
     "get_num_threads",
     "items_per_block",
     "parallel_for",
@@ -286,6 +287,17 @@ if hasattr(os, "register_at_fork"):  # not on Windows, which cannot fork
     os.register_at_fork(after_in_child=_forget_team_after_fork)
 
 
+def blocks(n: int, min_block: int = 1) -> int:
+    """How many blocks :func:`parallel_for` cuts ``range(n)`` into at the current thread count
+    (when its workers are free).
+
+    >>> from nnet.threads import blocks
+    >>> blocks(10, min_block=10)
+    1
+    """
+    return max(1, min(get_num_threads(), n // max(min_block, 1)))
+
+
 def parallel_for(fn: Callable[[int, int], T], n: int, *, min_block: int = 1) -> list[T]:
     """``[fn(start, stop) for each block]``: ``range(n)`` cut into one contiguous block per thread.
 
@@ -301,7 +313,7 @@ def parallel_for(fn: Callable[[int, int], T], n: int, *, min_block: int = 1) -> 
     >>> parallel_for(lambda start, stop: sum(range(start, stop)), 10) in ([45], [10, 35])
     True
     """
-    threads = min(get_num_threads(), n // max(min_block, 1))
+    threads = blocks(n, min_block)
     if threads <= 1:
         return [fn(0, n)]
     bounds = [n * i // threads for i in range(threads + 1)]

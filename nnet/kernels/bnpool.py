@@ -21,7 +21,7 @@ import numpy as np
 from nnet.autograd.function import Function
 from nnet.autograd.tensor import Tensor
 from nnet.kernels.batchnorm import BatchStats, recorded_vjp
-from nnet.kernels.channels import column_sums, per_channel, plane_sums
+from nnet.kernels.channels import column_sums, per_channel, plane_sums, relu
 from nnet.kernels.pool import (
     MaxPool2dBackward,
     first_max,
@@ -96,7 +96,7 @@ def normalise_and_pool(
         if bias is not None:
             per_channel(np.add, part, bias, out=part)
         running_max(pooled[start:stop], y[:, start:stop])
-        np.maximum(pooled[start:stop], 0, out=out[start:stop])
+        relu(pooled[start:stop], out=out[start:stop])
 
     parallel_for(normalise, centred.shape[1], min_block=min_block)
     return out, y, pooled, invstd, var

@@ -53,6 +53,18 @@ def per_channel(
     return wide.reshape(a.shape)
 
 
+def relu(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``np.maximum(a, 0)`` for an (M, C) array or a stack of contiguous planes, the same values
+    (NaN and signed zeros included), against a row of zeros: NumPy's loop against a scalar 0 has
+    no vector path (0.47 ms on (50176, 32) float32, 0.15 against zeros).
+
+    >>> relu(np.array([[-1.0, 2.0], [np.nan, 3.0]]))
+    array([[ 0.,  2.],
+           [nan,  3.]])
+    """
+    return per_channel(np.maximum, a, np.zeros(a.shape[-1], a.dtype), out=out)
+
+
 def plane_sums(a: np.ndarray, ones: np.ndarray) -> np.ndarray:
     """Per-channel sums over a stack (P, M, C) of planes, each contiguous: :func:`column_sums` of
     every plane (``ones`` holds at least M ones), added in plane order.

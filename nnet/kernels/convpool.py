@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from nnet.kernels.channels import relu
 from nnet.kernels.im2col import Geometry, patch_windows
 
 #: Pool windows per block of images: the block's patches (64 floats each for 4 channels) are
@@ -93,7 +94,7 @@ def _max_bias_relu(outs: list[np.ndarray], bias: np.ndarray | None, pooled: np.n
         np.maximum(pooled, o, out=pooled)
     if bias is not None:
         pooled += bias
-    np.maximum(pooled, 0, out=pooled)
+    relu(pooled, out=pooled)
 
 
 def _channels_first(

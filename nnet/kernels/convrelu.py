@@ -19,6 +19,7 @@ See derivations.md#convolution-relu-batch-norm-and-max-pooling-fused.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -27,15 +28,15 @@ from nnet.autograd.activation import Relu
 from nnet.autograd.function import Function
 from nnet.autograd.grad_mode import grad_enabled
 from nnet.autograd.tensor import Tensor
-from nnet.kernels import winograd
+from nnet.kernels import patchpool, winograd
 from nnet.kernels.batchnorm import recorded_vjp
-from nnet.kernels.bnpool import window_planes
-from nnet.kernels.channels import column_sums, per_channel
+from nnet.kernels.bnpool import block_sum, window_planes
+from nnet.kernels.channels import column_sums, per_channel, plane_sums, relu
 from nnet.kernels.conv import Conv2d, takes_winograd
 from nnet.kernels.convbn import patches_offset_major, tall_product_t
 from nnet.kernels.im2col import Geometry
 from nnet.kernels.pool import MaxPool2dBackward, first_max, running_max
-from nnet.threads import blas_for, items_per_block, parallel_for
+from nnet.threads import blas_for, blocks, items_per_block, parallel_for
 
 #: Unreachable through the layers (the registry picks the patch path only for an input that takes
 #: no gradient); a direct caller that breaks that contract is told what went wrong.
@@ -52,35 +53,81 @@ def winograd_path(x_shape: tuple[int, ...], w_shape: tuple[int, ...], geo: Geome
     return kernel == (2, 2) and takes_winograd(x_shape, w_shape, geo)
 
 
-def _conv_planes(ctx: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
-                 geo: Geometry, kernel: tuple[int, int]) -> np.ndarray:  # fmt: skip
-    """z = conv(x) + bias as (KH_p KW_p, N OH_p OW_p, C_out) offset planes (owned); ``ctx`` keeps
-    what :func:`_conv_vjp` needs (Winograd's input transforms, or the patches)."""
-    kh, kw, cin, cout = weight.shape
-    taps = kernel[0] * kernel[1]
-    ctx.winograd = winograd_path(x.shape, weight.shape, geo, kernel)
-    if ctx.winograd:
-        v, quads = winograd.conv(x, weight, bias, keep=grad_enabled.get(), quads=True)
-        ctx.conv_saved = v
-        return quads.reshape(taps, -1, cout)
-    k = kh * kw * cin
-    n, (oh, ow), (ph, pw) = x.shape[0], geo[4], kernel
-    pt = np.empty((k + 1, ph, pw, n, oh // ph, ow // pw), x.dtype)
-    patches_offset_major(x, geo, kernel, pt)
-    pt = pt.reshape(k + 1, -1)  # (K + 1, M), the last row ones
-    w_ext = np.empty((k + 1, cout), np.result_type(weight, x))
-    w_ext[:k] = weight.reshape(k, cout)
-    w_ext[k] = 0 if bias is None else bias
-    ctx.conv_saved = pt
-    with blas_for(pt.shape[1] * w_ext.size):  # the seed's few channels: one thread (threads.py)
-        return (pt.T @ w_ext).reshape(taps, -1, cout)
+#: Rows of zeros pad the patch matrix P^T (K + 1 rows) up to this many for the VJP's tall products
+#: P^T d: OpenBLAS runs products with a few rows slower on two threads at once than one after the
+#: other, and at 16 rows they run side by side (on the 2-core test machine, (10 x 3136) @ (3136 x 32)
+#: 39 times per thread: 2.55 ms one after the other, 3.08 at once; 16 rows 2.70 and 1.42 ms).
+PATCH_ROWS = 16
 
 
-def _relu(rows: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """``np.maximum(rows, 0)`` for (M, C) ``rows`` (NaN and signed zeros kept) against a row of
-    zeros: NumPy's loop against a scalar 0 has no vector path (0.47 ms on (50176, 32) float32,
-    0.15 against zeros)."""
-    return per_channel(np.maximum, rows, np.zeros(rows.shape[-1], rows.dtype), out=out)
+class _Planes:
+    """z = conv(x) + bias as (KH_p KW_p, N OH_p OW_p, C_out) offset planes (owned, :attr:`z`), a
+    block of images per thread (:meth:`run`), so that a kernel runs its own passes over a block's
+    rows right after its convolution, in the same thread. :meth:`saved` is what
+    :func:`_conv_vjp` needs (Winograd's input transforms, or the patches)."""
+
+    def __init__(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
+                 geo: Geometry, kernel: tuple[int, int]) -> None:  # fmt: skip
+        kh, kw, cin, cout = weight.shape
+        n, (oh, ow), (ph, pw) = x.shape[0], geo[4], kernel
+        self.taps, self.pixels = ph * pw, (oh // ph) * (ow // pw)
+        self.x, self.geo, self.kernel = x, geo, kernel
+        self.winograd = winograd_path(x.shape, weight.shape, geo, kernel)
+        dtype = np.result_type(weight, x)
+        if self.winograd:
+            self.conv = winograd.Forward(x, weight, bias, keep=grad_enabled.get(), quads=True)
+            self.z = self.conv.y.reshape(self.taps, -1, cout)
+            self.min_block = self.conv.step
+            return
+        self.k = k = kh * kw * cin
+        self.w_ext = np.empty((k + 1, cout), dtype)
+        self.w_ext[:k] = weight.reshape(k, cout)
+        self.w_ext[k] = 0 if bias is None else bias
+        self.z = np.empty((self.taps, n * self.pixels, cout), dtype)
+        self.min_block = items_per_block(self.taps * self.pixels * cout * np.dtype(dtype).itemsize)
+        # P^T: K rows of patches, a row of ones (adds the bias, sums the gradient), and zeros up
+        # to PATCH_ROWS when the blocks run on several threads (only the VJP's products read them)
+        rows = max(k + 1, PATCH_ROWS) if blocks(n, self.min_block) > 1 else k + 1
+        self.pt = np.empty((rows, ph, pw, n, oh // ph, ow // pw), x.dtype)
+
+    def rows(self, start: int, stop: int) -> slice:
+        """The rows of images ``start:stop`` in every plane."""
+        return slice(start * self.pixels, stop * self.pixels)
+
+    def images(self, start: int, stop: int) -> None:
+        """z for images ``start:stop``."""
+        if self.winograd:
+            self.conv.images(start, stop)
+            return
+        k, taps = self.k, self.taps
+        patches_offset_major(
+            self.x[start:stop], self.geo, self.kernel, self.pt[:, :, :, start:stop]
+        )
+        self.pt[k + 1 :, :, :, start:stop] = 0
+        r = self.rows(start, stop)
+        pt = self.pt.reshape(self.pt.shape[0], taps, -1)[: k + 1, :, r]
+        np.matmul(pt.transpose(1, 2, 0), self.w_ext, out=self.z[:, r])
+
+    def run(self, then: Callable[[int, int], Any]) -> list[Any]:
+        """z for every image; a block of images per thread, ``then(start, stop)`` right after its
+        convolution: ``then``'s results in block order."""
+
+        def block(start: int, stop: int) -> Any:
+            self.images(start, stop)
+            return then(start, stop)
+
+        n = self.x.shape[0]
+        # unsplit (the seed's small batches), the products are small: one BLAS thread for them
+        macs = 0 if self.winograd else self.z.size * self.w_ext.shape[0]
+        with blas_for(macs):
+            return parallel_for(block, n, min_block=self.min_block)
+
+    def saved(self) -> np.ndarray | None:
+        """What the VJP reads: Winograd's input transforms, or P^T as (rows, M): K rows of patches,
+        the ones, then zeros (:data:`PATCH_ROWS`)."""
+        if self.winograd:
+            return self.conv.transforms()
+        return self.pt.reshape(self.pt.shape[0], -1)
 
 
 def _recorded_routing(grad: Tensor, planes: np.ndarray, pooled: np.ndarray,
@@ -94,28 +141,24 @@ def _recorded_routing(grad: Tensor, planes: np.ndarray, pooled: np.ndarray,
 
 
 def _conv_vjp(ctx: Any, shape: tuple[int, ...], dtype: Any, grads: Any, name: str) -> tuple:
-    """(gx, g_weight, g_bias) of :func:`_conv_planes` whose planes, ``shape`` (taps, rows, C_out),
+    """(gx, g_weight, g_bias) of :class:`_Planes` whose planes, ``shape`` (taps, rows, C_out),
     get the gradient that ``grads(rows, target)`` yields as (tap, d) for a slice of rows (whole
     images), d written into ``target(tap)``. A block of images per thread: on the patch path each
-    plane's d goes into P^T d while it is in cache; Winograd's adjoint takes them all at the end."""
+    plane's d goes into P^T d while it is in cache; on Winograd's, the adjoint's steps read each
+    step's d right after it is written (and the bias's sums are taken then)."""
     x, weight = ctx.inputs[0], ctx.inputs[1]
     need_x, need_w, need_b = ctx.needs_input_grad[:3]
     taps, rows, cout = shape
     n = x.data.shape[0]
     pixels = rows // max(1, n)
-    patch = not ctx.winograd
-    if patch and need_x:
+    if ctx.winograd:
+        return _winograd_vjp(ctx, shape, dtype, grads)
+    if need_x:
         raise RuntimeError(_NO_INPUT_GRADIENT.format(name))
-    dz = None if patch else np.empty(shape, dtype)
-    pt = ctx.conv_saved.reshape(-1, taps, rows) if patch else None
+    pt = ctx.conv_saved.reshape(-1, taps, rows)
 
-    def block(start: int, stop: int) -> np.ndarray | None:
+    def block(start: int, stop: int) -> np.ndarray:
         r = slice(start * pixels, stop * pixels)
-        if dz is not None:
-            for _ in grads(r, lambda tap: dz[tap, r]):
-                pass
-            return None
-        assert pt is not None
         scratch = np.empty((stop - start) * pixels * cout, dtype).reshape(-1, cout)
         h = np.zeros((pt.shape[0], cout), np.result_type(pt, dtype))
         for tap, d in grads(r, lambda tap: scratch):
@@ -123,23 +166,44 @@ def _conv_vjp(ctx: Any, shape: tuple[int, ...], dtype: Any, grads: Any, name: st
         return h
 
     # unsplit (the seed's small batches), the block's products are small: one BLAS thread for them
-    with blas_for(0 if pt is None else pt.shape[0] * pt.shape[1] * pt.shape[2] * cout):
+    with blas_for(pt.shape[0] * pt.shape[1] * pt.shape[2] * cout):
         parts = parallel_for(
             block, n, min_block=items_per_block(taps * pixels * cout * np.dtype(dtype).itemsize)
         )
-    if dz is None:
-        h_ext: Any = parts[0]
-        for part in parts[1:]:
-            h_ext = h_ext + part
-        gw = h_ext[:-1].reshape(weight.data.shape) if need_w else None
-        return None, gw, h_ext[-1] if need_b else None
+    h_ext = block_sum(parts)  # (P^T d; 1^T d; zeros)
+    k = weight.data[..., 0].size
+    gw = h_ext[:k].reshape(weight.data.shape) if need_w else None
+    return None, gw, h_ext[k] if need_b else None
+
+
+def _winograd_vjp(ctx: Any, shape: tuple[int, ...], dtype: Any, grads: Any) -> tuple:
+    """:func:`_conv_vjp` on Winograd's path."""
+    x, weight = ctx.inputs[0], ctx.inputs[1]
+    need_x, need_w, need_b = ctx.needs_input_grad[:3]
+    _, rows, cout = shape
+    n = x.data.shape[0]
+    pixels = rows // max(1, n)
+    dz = np.empty(shape, dtype)
     quads = dz.reshape(2, 2, n, x.data.shape[1] // 2, x.data.shape[2] // 2, cout)
-    gx, gw = winograd.conv_vjp(
-        quads, ctx.conv_saved, weight.data, x.data.shape, need_x, need_w, True
-    )
-    flat = dz.reshape(-1, cout)
-    gb = column_sums(flat, np.ones(flat.shape[0], flat.dtype)) if need_b else None
-    return gx, gw, gb
+    adj = winograd.Adjoint(ctx.conv_saved, weight.data, x.data.shape, need_x, need_w, True)
+    ones = np.ones(rows, dtype)
+
+    def block(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        gb = np.zeros(cout, dtype)
+
+        def fill(a: int, b: int) -> None:
+            r = slice(a * pixels, b * pixels)
+            for _ in grads(r, lambda tap: dz[tap, r]):
+                pass
+            if need_b:
+                gb[...] += plane_sums(dz[:, r], ones)
+
+        fill(start, stop)
+        return adj.images(quads, start, stop), gb
+
+    parts = parallel_for(block, n, min_block=adj.step)
+    gx, gw = adj.finish([du for du, _ in parts])
+    return gx, gw, block_sum([gb for _, gb in parts]) if need_b else None
 
 
 class ConvReluBatchNormPool(Function):
@@ -149,31 +213,48 @@ class ConvReluBatchNormPool(Function):
     derivations.md#convolution-relu-batch-norm-and-max-pooling-fused."""
 
     def forward(ctx, x, weight, conv_bias, gamma, beta, eps, stats, geo, kernel):
-        r = _conv_planes(ctx, x, weight, conv_bias, geo, kernel)
-        _, rows, cout = r.shape
-        flat = r.reshape(-1, cout)
-        _relu(flat, out=flat)  # in place: z is not kept, r > 0 is its mask
-        m = flat.shape[0]
-        ones = np.ones(m, r.dtype)
-        mean = column_sums(flat, ones) / m
-        squares = per_channel(np.subtract, flat, mean)
-        np.multiply(squares, squares, out=squares)
-        var = column_sums(squares, ones) / m
-        del squares
+        planes = _Planes(x, weight, conv_bias, geo, kernel)
+        r = planes.z
+        taps, rows, cout = r.shape
+        m = taps * rows
+        ones = np.ones(rows, r.dtype)
+        # sign(a) = sign(gamma) wherever 1 / sqrt(var + eps) is finite and positive: the pool of
+        # sign(a) r runs with the ReLU while r is in cache, and is redone below if that fails
+        sign = np.ones(cout, r.dtype) if gamma is None else np.sign(gamma)
+        signed = r if bool(np.all(sign > 0)) else np.empty_like(r)
+        pooled = np.empty((rows, cout), r.dtype)
+
+        def relu_sums_pool(a: int, b: int) -> np.ndarray:
+            # in place: z is not kept, r > 0 is its mask
+            rs = planes.rows(a, b)
+            part = relu(r[:, rs], out=r[:, rs])
+            if signed is not r:
+                per_channel(np.multiply, part, sign, out=signed[:, rs])
+            running_max(pooled[rs], signed[:, rs])
+            return plane_sums(part, ones)
+
+        mean = block_sum(planes.run(relu_sums_pool)) / m
+
+        def squares(start: int, stop: int) -> np.ndarray:
+            sq = per_channel(np.subtract, r[:, planes.rows(start, stop)], mean)
+            return plane_sums(np.multiply(sq, sq, out=sq), ones)
+
+        var = block_sum(parallel_for(squares, x.shape[0], min_block=planes.min_block)) / m
         invstd = 1.0 / np.sqrt(var + eps)
         a = invstd if gamma is None else gamma * invstd
-        sign = np.sign(a)
+        if not np.array_equal(np.sign(a), sign):  # var + eps zero, infinite or NaN
+            sign = np.sign(a)
+            flat = r.reshape(-1, cout)
+            signed = r if bool(np.all(sign > 0)) else per_channel(np.multiply, flat, sign)
+            signed = signed.reshape(r.shape)
+            running_max(pooled, signed)
         # the pool of y = a r + b' is |a| times the pool of sign(a) r (ties where y ties: all of a
-        # window when a = 0); with every a > 0, sign(a) r is r itself
-        planes = (
-            r if bool(np.all(sign > 0)) else per_channel(np.multiply, flat, sign).reshape(r.shape)
-        )
-        pooled = np.empty((rows, cout), r.dtype)
-        running_max(pooled, planes)
+        # window when a = 0)
         shift = -a * mean if beta is None else beta - a * mean
         out = per_channel(np.multiply, pooled, np.abs(a))
         per_channel(np.add, out, shift, out=out)
-        ctx.save_for_backward(r, planes, pooled, mean, invstd, a)
+        ctx.winograd, ctx.conv_saved = planes.winograd, planes.saved()
+        ctx.save_for_backward(r, signed, pooled, mean, invstd, a)
         stats.mean, stats.var = mean, var
         n, (oh, ow) = x.shape[0], geo[4]
         return out.reshape(n, oh // kernel[0], ow // kernel[1], cout)
@@ -247,14 +328,33 @@ class ConvReluPool(Function):
     derivations.md#convolution-relu-batch-norm-and-max-pooling-fused."""
 
     def forward(ctx, x, weight, bias, geo, kernel):
-        z = _conv_planes(ctx, x, weight, bias, geo, kernel)
+        ctx.winograd = winograd_path(x.shape, weight.shape, geo, kernel)
+        if not ctx.winograd:  # output channels first (patchpool.py)
+            return patchpool.forward(ctx, x, weight, bias, geo, kernel)
+        planes = _Planes(x, weight, bias, geo, kernel)
+        z = planes.z
         pooled = np.empty(z.shape[1:], z.dtype)
-        running_max(pooled, z)
+        out = np.empty_like(pooled)
+
+        def pool(a: int, b: int) -> None:
+            r = planes.rows(a, b)
+            running_max(pooled[r], z[:, r])
+            relu(pooled[r], out=out[r])
+
+        planes.run(pool)
+        ctx.winograd, ctx.conv_saved = planes.winograd, planes.saved()
         ctx.save_for_backward(z, pooled)
         n, (oh, ow) = x.shape[0], geo[4]
-        return _relu(pooled).reshape(n, oh // kernel[0], ow // kernel[1], z.shape[-1])
+        return out.reshape(n, oh // kernel[0], ow // kernel[1], z.shape[-1])
 
     def vjp_arrays(ctx, grad):
+        if not ctx.winograd:
+            if ctx.needs_input_grad[0]:
+                raise RuntimeError(_NO_INPUT_GRADIENT.format("ConvReluPool"))
+            gw, gb = patchpool.kernel_vjp(ctx, grad)
+            needs = ctx.needs_input_grad
+            gw = gw.reshape(ctx.inputs[1].data.shape) if needs[1] else None
+            return None, gw, gb if needs[2] else None, None, None
         z, pooled = ctx.saved
         gq = grad.reshape(pooled.shape) * (pooled > 0)  # relu'(0) = 0; NaN > 0 is False, as relu's
 
@@ -272,6 +372,8 @@ class ConvReluPool(Function):
         # the convolution's recorded VJP, its input and kernel as ops
         x, weight, bias, geo, kernel = ctx.inputs
         z_planes, pooled = ctx.saved
+        if not ctx.winograd:  # patchpool's channel-first planes, as (taps, rows, C) views
+            z_planes, pooled = z_planes.swapaxes(1, 2), pooled.T
         token = grad_enabled.set(True)  # a hooked backward (trace, anomaly) calls this unrecorded
         try:
             z = Conv2d.apply(x, weight, bias, geo)

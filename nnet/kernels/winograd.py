@@ -14,6 +14,7 @@ adjoints then start from views instead of negated copies. See derivations.md#con
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -215,8 +216,9 @@ class Forward:
         self.step = _images_per_block(n, th * tw, cin + cout)
         self.v = np.empty((4, 4, n, th, tw, cin), self.dtype) if keep else None
 
-    def images(self, start: int, stop: int) -> None:
-        """Transforms, products and output of images ``start:stop``."""
+    def images(self, start: int, stop: int, then: Callable[[int, int], Any] | None = None) -> None:
+        """Transforms, products and output of images ``start:stop``, :attr:`step` images at a
+        time; ``then(a, b)`` after each step, while images ``a:b``'s output is still in cache."""
         x, v, step, (th, tw) = self.x, self.v, self.step, self.tiles
         h, wd, cin = x.shape[1:]
         cout = self.u.shape[2]
@@ -233,6 +235,8 @@ class Forward:
                 per_channel(np.add, ma[5], self.bias, out=ma[5])
             part = self.y[:, :, a:b] if self.quads else self.y[a:b]
             output_transform(ma, (b - a, h, wd, cout), out=part, quads=self.quads)
+            if then is not None:
+                then(a, b)
 
     def transforms(self) -> np.ndarray | None:
         """V, (16, N th tw, C_in), for the kernel gradient (None unless kept)."""
@@ -278,14 +282,23 @@ class Adjoint:
         self.v4 = v.reshape(16, n, th * tw, self.cin)
         self.step = _images_per_block(n, th * tw, self.cin + self.cout)
 
-    def images(self, g: np.ndarray, start: int, stop: int) -> np.ndarray:
+    def images(
+        self,
+        g: np.ndarray,
+        start: int,
+        stop: int,
+        first: Callable[[int, int], Any] | None = None,
+    ) -> np.ndarray:
         """The input gradient of images ``start:stop`` and their share of dU, for the output
-        gradient ``g`` (of all images)."""
+        gradient ``g`` (of all images), :attr:`step` images at a time; ``first(a, b)`` before each
+        step writes images ``a:b`` of ``g``, which the step then reads while they are in cache."""
         cin, cout = self.cin, self.cout
         du = np.zeros((16, cin, cout), self.dtype)
         part = np.empty_like(du)
         for a in range(start, stop, self.step):
             b = min(stop, a + self.step)
+            if first is not None:
+                first(a, b)
             dm = output_transform_adjoint(g[:, :, a:b] if self.quads else g[a:b], self.quads)
             if self.need_w:
                 np.matmul(self.v4[:, a:b].reshape(16, -1, cin).swapaxes(1, 2), dm, out=part)

@@ -1,5 +1,5 @@
-"""per_channel: the tiled broadcast gives exactly what NumPy's plain broadcast gives; column_sums
-sums rows on one BLAS thread and puts the count back."""
+"""per_channel: the tiled broadcast gives exactly what NumPy's plain broadcast gives; relu the bits
+of ``np.maximum(a, 0)``; column_sums sums rows on one BLAS thread and puts the count back."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nnet.kernels.channels import column_sums, per_channel
+from nnet.kernels.channels import column_sums, per_channel, relu
 from nnet.threads import blas_info
 
 
@@ -36,3 +36,25 @@ def test_column_sums_on_one_blas_thread_restores_the_count():
     before = blas_info()["threads"]
     np.testing.assert_allclose(column_sums(a, np.ones(3000)), a.sum(axis=0), rtol=1e-12)
     assert blas_info()["threads"] == before
+
+
+@given(
+    shape=st.sampled_from([(600, 3), (64, 32), (4, 50, 8), (7, 1)]),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    in_place=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_relu_is_maximum_with_zero_bit_for_bit(shape, dtype, in_place, seed):
+    """NaN stays NaN and -0.0 stays -0.0, as ``np.maximum(a, 0)`` gives, in place too."""
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal(shape).astype(dtype)
+    flat = a.reshape(-1)
+    flat[rng.integers(0, flat.size, 5)] = np.nan
+    flat[rng.integers(0, flat.size, 5)] = -0.0
+    flat[rng.integers(0, flat.size, 5)] = 0.0
+    want = np.maximum(a, 0)
+    got = relu(a, out=a if in_place else None)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    assert np.array_equal(got.view(np.uint8), want.view(np.uint8))  # NaN payloads, zero signs
+    if in_place:
+        assert np.shares_memory(got, a)

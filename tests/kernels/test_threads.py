@@ -83,7 +83,14 @@ def test_narrow_block_backward_on_two_threads_matches_one(monkeypatch, two_threa
 
 
 #: Registry entries whose kernels split their passes over nnet's threads.
-SPLIT = ("conv2d", "bn_relu_pool", "conv_bn_relu_pool_narrow", "conv_bn_relu_pool_winograd")
+SPLIT = (
+    "conv2d",
+    "bn_relu_pool",
+    "conv_bn_relu_pool_narrow",
+    "conv_bn_relu_pool_winograd",
+    "conv_relu_bn_pool",
+    "conv_relu_pool",
+)
 
 
 def _draw(rng: np.random.Generator, lo: int, hi: int) -> int:
