@@ -15,7 +15,7 @@ from nnet.autograd.function import Function
 from nnet.autograd.grad_mode import grad_enabled
 from nnet.autograd.linalg import tall_product
 from nnet.autograd.tensor import Tensor
-from nnet.kernels import winograd
+from nnet.kernels import fewchannels, winograd
 from nnet.kernels.channels import column_sums, per_channel
 from nnet.kernels.im2col import (
     COLUMN_MAJOR_BELOW,
@@ -23,7 +23,6 @@ from nnet.kernels.im2col import (
     Geometry,
     Im2Col,
     col2im_array,
-    im2col_array,
     patch_windows,
 )
 from nnet.threads import SMALL_PRODUCT_MACS, blas_for, parallel_for
@@ -148,14 +147,9 @@ class Conv2d(Function):
             cols, y = _forward_by_chunks(x, w2, bias, geo)
             ctx.save_for_backward(cols)
             return y
-        cols = im2col_array(x, geo).reshape(-1, kh * kw * cin)  # a view of (T, C, M) memory
-        with blas_for(cols.shape[0] * w2.size):
-            y = cols @ w2
-        if bias is not None:
-            per_channel(np.add, y, bias, out=y)
+        cols, y = fewchannels.forward(x, w2, bias, geo)  # cols: a view of (T, C, M) memory
         ctx.save_for_backward(cols)
-        oh, ow = geo[4]
-        return y.reshape(x.shape[0], oh, ow, cout)
+        return y
 
     def vjp(ctx, grad):
         # recorded (create_graph): nnet ops of x and the kernel, differentiable again; the patches
@@ -195,6 +189,10 @@ class Conv2d(Function):
         if ctx.winograd:
             gx, gw = winograd.conv_vjp(grad, ctx.saved[0], w, x.data.shape, need_x, need_w)
             return gx, gw, gb, None
+        if cin < COLUMN_MAJOR_BELOW and fewchannels.shifts_fit(geo):
+            w2 = w.reshape(kh * kw * cin, cout)
+            gx, gw = fewchannels.vjp(ctx.saved[0], g2, w2, x.data.shape, geo, need_x, need_w)
+            return gx, None if gw is None else gw.reshape(w.shape), gb, None
         gw = weight_product(ctx.saved[0], g2).reshape(w.shape) if need_w else None
         gx = None
         if need_x and cin >= COLUMN_MAJOR_BELOW:

@@ -30,7 +30,7 @@ from nnet.kernels.batchnorm import recorded_vjp
 from nnet.kernels.bnpool import block_sum, normalise_and_pool, recorded_routing, routed_backward
 from nnet.kernels.channels import per_channel, plane_sums, relu
 from nnet.kernels.conv import Conv2d
-from nnet.kernels.im2col import Geometry, im2col_array
+from nnet.kernels.im2col import Geometry, patch_windows
 from nnet.kernels.pool import first_max, running_max
 from nnet.threads import blocks, items_per_block, parallel_for
 
@@ -69,13 +69,16 @@ def patches_offset_major(
     ``kernel`` that tile the convolution's output. The ones make the products add beta and sum G_y.
     With ``out``, a (K + 1, KH_p, KW_p, N, OH_p, OW_p) array (or a view of one), the patches are
     written there and ``out`` is returned."""
-    cols = im2col_array(x, geo)  # (M, T, C), rows (n, r, c)
-    n = x.shape[0]
-    (oh, ow), (ph, pw) = geo[4], kernel
-    k = cols.shape[1] * cols.shape[2]
+    n, c = x.shape[0], x.shape[3]
+    (kh, kw), (oh, ow), (ph, pw) = geo[0], geo[4], kernel
+    k = kh * kw * c
     dst = np.empty((k + 1, ph, pw, n, oh // ph, ow // pw), x.dtype) if out is None else out
-    src = cols.reshape(n, oh // ph, ph, ow // pw, pw, k).transpose(5, 2, 4, 0, 1, 3)
-    np.copyto(dst[:k], src)
+    # one copy straight from the windows view (splitting its output axes is still a view): the
+    # patches written column-major and then reordered took two passes (the seed's first block,
+    # (100, 28, 28, 1): 350 -> 242 us; its second's input (100, 14, 14, 4): 559 -> 358 us)
+    windows = patch_windows(x, geo).reshape(n, oh // ph, ph, ow // pw, pw, kh, kw, c)
+    target = dst[:k].reshape(kh, kw, c, ph, pw, n, oh // ph, ow // pw)
+    np.copyto(target, windows.transpose(5, 6, 7, 2, 4, 0, 1, 3))
     dst[k] = 1
     return dst.reshape(k + 1, -1) if out is None else out
 

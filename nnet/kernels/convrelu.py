@@ -28,7 +28,7 @@ from nnet.autograd.activation import Relu
 from nnet.autograd.function import Function
 from nnet.autograd.grad_mode import grad_enabled
 from nnet.autograd.tensor import Tensor
-from nnet.kernels import convbn, winograd
+from nnet.kernels import convbn, patchpool, winograd
 from nnet.kernels.batchnorm import recorded_vjp
 from nnet.kernels.bnpool import block_sum, window_planes
 from nnet.kernels.channels import column_sums, per_channel, plane_sums, relu
@@ -321,6 +321,9 @@ class ConvReluPool(Function):
     derivations.md#convolution-relu-batch-norm-and-max-pooling-fused."""
 
     def forward(ctx, x, weight, bias, geo, kernel):
+        ctx.winograd = winograd_path(x.shape, weight.shape, geo, kernel)
+        if not ctx.winograd:  # output channels first (patchpool.py)
+            return patchpool.forward(ctx, x, weight, bias, geo, kernel)
         planes = _Planes(x, weight, bias, geo, kernel)
         z = planes.z
         pooled = np.empty(z.shape[1:], z.dtype)
@@ -338,6 +341,13 @@ class ConvReluPool(Function):
         return out.reshape(n, oh // kernel[0], ow // kernel[1], z.shape[-1])
 
     def vjp_arrays(ctx, grad):
+        if not ctx.winograd:
+            if ctx.needs_input_grad[0]:
+                raise RuntimeError(_NO_INPUT_GRADIENT.format("ConvReluPool"))
+            gw, gb = patchpool.kernel_vjp(ctx, grad)
+            needs = ctx.needs_input_grad
+            gw = gw.reshape(ctx.inputs[1].data.shape) if needs[1] else None
+            return None, gw, gb if needs[2] else None, None, None
         z, pooled = ctx.saved
         gq = grad.reshape(pooled.shape) * (pooled > 0)  # relu'(0) = 0; NaN > 0 is False, as relu's
 
@@ -355,6 +365,8 @@ class ConvReluPool(Function):
         # the convolution's recorded VJP, its input and kernel as ops
         x, weight, bias, geo, kernel = ctx.inputs
         z_planes, pooled = ctx.saved
+        if not ctx.winograd:  # patchpool's channel-first planes, as (taps, rows, C) views
+            z_planes, pooled = z_planes.swapaxes(1, 2), pooled.T
         token = grad_enabled.set(True)  # a hooked backward (trace, anomaly) calls this unrecorded
         try:
             z = Conv2d.apply(x, weight, bias, geo)

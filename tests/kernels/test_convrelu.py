@@ -157,3 +157,27 @@ def test_pool_first_block_matches_the_layers(kind, needs_x):
     np.testing.assert_allclose(y, y0, rtol=1e-9, atol=1e-10)
     for a, a0 in zip(grads, grads0, strict=True):
         np.testing.assert_allclose(a, a0, rtol=1e-8, atol=1e-9)
+
+
+@pytest.mark.parametrize("fill", ["ties", "nan"])
+def test_pool_first_patch_path_routes_ties_and_nans_as_the_layers(fill):
+    """Windows of equal convolution outputs (an input that is zero but for a few pixels, so the
+    bias ties whole windows) send their gradient to their first offset only, and windows around a
+    NaN pixel give what the layers give: the patch path's routing, all offsets at once
+    (patchpool.py), as MaxPool2d's."""
+    rng = np.random.default_rng(3)
+    x = np.zeros((3, 8, 6, 2))
+    x[0, 2, 3, 0], x[2, 5, 1, 1] = 1.5, -2.0
+    if fill == "nan":
+        x[1, 4, 4, 0] = np.nan
+    g = rng.standard_normal((3, 4, 3, 8))
+    results = []
+    for fused in (True, False):
+        nnet.manual_seed(0)
+        model = nn.Sequential(nn.Conv2d(2, 8, 3), nn.ReLU(), nn.MaxPool2d(2)).double()
+        with use_fused(fused):
+            y = model(nnet.Tensor(x.copy()))
+        assert (type(y.grad_fn) is ConvReluPool) == fused
+        results.append([y.numpy(), *[a.numpy() for a in nnet.grad(y, model.parameters(), g)]])
+    for a, a0 in zip(*results, strict=True):
+        np.testing.assert_allclose(a, a0, rtol=1e-12, atol=1e-12)

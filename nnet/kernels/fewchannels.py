@@ -1,0 +1,111 @@
+"""The convolution over few input channels (below im2col.COLUMN_MAJOR_BELOW), with its patches
+channel-major, by blocks of images over nnet's threads.
+
+The patch matrix is stored as (KH KW, C_in, M) planes (im2col.py), so that every copy and add runs
+along output rows. A block of images per thread, each block a few long NumPy calls: its patches
+as one copy out of the windows view, their product and the bias in the forward; in the VJP its
+share of the kernel gradient P^T G and its input gradient (:func:`input_grad_shifted`). The VJP's
+blocks are the forward's, so each thread reads the patches its own core wrote. Calls of a few
+microseconds would hand the GIL between the cores at every step; these take tens to hundreds.
+The seed's second convolution, (100, 14, 14, 4) -> 8 channels, micro under ``chrt -f 10``:
+patches and product 396 us on one thread, 246 on two.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nnet.autograd.linalg import tall_product
+from nnet.kernels.channels import per_channel
+from nnet.kernels.im2col import Geometry, patch_windows
+from nnet.threads import blas_for, items_per_block, parallel_for
+
+
+def _min_block(k: int, cout: int, pixels: int, itemsize: int) -> int:
+    """Images per block: an image's patches and outputs, :func:`nnet.threads.items_per_block`."""
+    return items_per_block((k + cout) * pixels * itemsize)
+
+
+def forward(x: np.ndarray, w2: np.ndarray, bias: np.ndarray | None,
+            geo: Geometry) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """(patches as an (M, K) view of (KH KW, C_in, M) memory, NHWC output) of the convolution of
+    ``x`` with the (K, C_out) kernel ``w2``."""
+    n, cin = x.shape[0], x.shape[3]
+    (kh, kw), (oh, ow) = geo[0], geo[4]
+    k, cout = w2.shape
+    pixels = oh * ow
+    buf = np.empty((kh, kw, cin, n, oh, ow), x.dtype)
+    cols = buf.reshape(k, n * pixels)
+    y = np.empty((n * pixels, cout), np.result_type(x, w2))
+
+    def images(start: int, stop: int) -> None:
+        windows = patch_windows(x[start:stop], geo)  # (n, OH, OW, KH, KW, C)
+        np.copyto(buf[:, :, :, start:stop], windows.transpose(3, 4, 5, 0, 1, 2))
+        rows = slice(start * pixels, stop * pixels)
+        np.matmul(cols[:, rows].T, w2, out=y[rows])
+        if bias is not None:
+            per_channel(np.add, y[rows], bias, out=y[rows])
+
+    with blas_for(cols.size * cout):  # the seed's few channels: one thread (threads.py)
+        parallel_for(images, n, min_block=_min_block(k, cout, pixels, x.itemsize))
+    return cols.T, y.reshape(n, oh, ow, cout)
+
+
+def shifts_fit(geo: Geometry) -> bool:
+    """Stride 1, dilation 1 and padding shorter than the kernel: every tap of the convolution is a
+    fixed shift on the grid of padded pixels (:func:`input_grad_shifted`)."""
+    (kh, kw), stride, dilation, (pt, pl), _ = geo
+    return stride == (1, 1) and dilation == (1, 1) and pt < kh and pl < kw
+
+
+def input_grad_shifted(g2: np.ndarray, w2: np.ndarray, out: np.ndarray, geo: Geometry) -> None:
+    """col2im(G W^T) into ``out``, (N, H, W, C_in), for geometry :func:`shifts_fit`, from the
+    (N OH OW, C_out) output gradient ``g2`` and the (KH KW C_in, C_out) kernel ``w2``.
+
+    On a grid of (OH + KH - 1) x (OW + KW - 1) padded pixels per image, flattened, tap (i, j) of
+    output pixel q reads grid pixel q + i GW + j. So with G placed on that grid (zeros on the
+    rows and columns no output owns) and W G^T taken there, (KH KW, C_in, L), each tap's share
+    is one add of whole (C_in, L) rows at its shift: nine adds over runs of L floats, where the
+    plain col2im adds runs of OW floats (the seed's second convolution: W G^T and col2im 586 ->
+    339 us). An output pixel's taps stay inside its own image's grid; the extra pixels carry 0."""
+    (kh, kw), _, _, (pt, pl), (oh, ow) = geo
+    n, h, w, cin = out.shape
+    cout = g2.shape[1]
+    gh, gw = oh + kh - 1, ow + kw - 1
+    grid = np.zeros((n, gh, gw, cout), g2.dtype)
+    grid[:, :oh, :ow] = g2.reshape(n, oh, ow, cout)
+    length = n * gh * gw
+    shares = (w2 @ grid.reshape(length, cout).T).reshape(kh * kw, cin, length)
+    acc = np.zeros((cin, length + (kh - 1) * gw + kw - 1), shares.dtype)
+    for t in range(kh * kw):
+        at = (t // kw) * gw + t % kw
+        acc[:, at : at + length] += shares[t]
+    # grid pixel (y + pt, x + pl) is input pixel (y, x): the padding shorter than the kernel, the
+    # input fits inside the grid (OH + KH - 1 = H + pt + pb), rows past it get nothing
+    planes = acc[:, :length].reshape(cin, n, gh, gw)[:, :, pt : pt + h, pl : pl + w]
+    np.copyto(out, planes.transpose(1, 2, 3, 0))
+
+
+def vjp(cols: np.ndarray, g2: np.ndarray, w2: np.ndarray, shape: tuple[int, ...], geo: Geometry,
+        need_x: bool, need_w: bool) -> tuple[np.ndarray | None, np.ndarray | None]:  # fmt: skip
+    """(input gradient, (K, C_out) kernel gradient) of :func:`forward` for geometry
+    :func:`shifts_fit`, the output gradient ``g2`` as (M, C_out); None where not needed."""
+    n = shape[0]
+    k, cout = w2.shape
+    pixels = g2.shape[0] // max(1, n)
+    gx = np.empty(shape, np.result_type(g2, w2)) if need_x else None
+
+    def images(start: int, stop: int) -> np.ndarray | None:
+        rows = slice(start * pixels, stop * pixels)
+        if gx is not None:
+            input_grad_shifted(g2[rows], w2, gx[start:stop], geo)
+        return tall_product(cols[rows], g2[rows]) if need_w else None
+
+    with blas_for(cols.size * cout):
+        parts = parallel_for(images, n, min_block=_min_block(k, cout, pixels, g2.itemsize))
+    if not need_w:
+        return gx, None
+    gw: np.ndarray = parts[0]  # type: ignore[assignment]  # need_w: every block returned its sum
+    for part in parts[1:]:
+        gw = gw + part
+    return gx, gw
