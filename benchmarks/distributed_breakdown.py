@@ -3,18 +3,21 @@ each of its collectives waits.
 
 distributed_epoch's configurations (seed CNN, Adam, global batch 100 of ../shared/data/mnist), run
 under ``mpiexec -n 2`` (or in one process with ``--ranks 1``), timed around each phase of the step
-as ``nnet.train.loop.train_epoch`` runs it: loading the global batch, taking this rank's rows, the
+as ``nnet.train.loop.train_epoch`` runs it: loading this rank's rows of the global batch, the
 forward, the loss, zero_grad, the backward (which holds SyncBatchNorm's backward all-reduces and
 the gradient average), the optimizer step, the accuracy count. Every wait for MPI
 (``nnet.distributed.comm.wait``) is timed too, by its place in the step, with the clock the ranks
 share (CLOCK_MONOTONIC), so that the report can say, for each collective, how far apart the ranks
 arrived (the slower rank's lead is the other's wait) and how long it took once both were there.
 
-    python -m benchmarks.distributed_breakdown [--epochs 5] [--mode sync|local|alone] [--ranks 2]
+    python -m benchmarks.distributed_breakdown [--epochs 5] [--ranks 2]
+        [--mode sync|local|alone|lockstep|shifted]
 
 ``sync`` is ``mpiexec -n 2 nnet train``'s setup (SyncBatchNorm, DistributedDataParallel), ``local``
 per-rank batch norm under DDP (no buffer broadcast), ``alone`` each rank its own model, no DDP, and
-``lockstep`` the same with a barrier after every step: what meeting once a step costs by itself.
+``lockstep`` the same with a barrier after every step: what meeting once a step costs by itself,
+``shifted`` the same barrier met by rank 1 after its forward and by rank 0 after its step (the
+ranks half a step apart: whether running the same phase at once costs more than meeting).
 Medians over the timed epochs' steps (one warm-up epoch first). Run it under the timing lock and
 ``chrt`` (in front of the launcher, so that both ranks are realtime).
 """
@@ -37,7 +40,6 @@ PHASES = ("load", "rows", "forward", "loss", "zero_grad", "backward", "step", "a
 
 def worker(mode: str, epochs: int) -> None:
     """Train under the timers; print this rank's figures as one JSON line."""
-    import numpy as np
 
     import nnet
     from nnet import distributed, nn
@@ -50,7 +52,7 @@ def worker(mode: str, epochs: int) -> None:
     train_set, _ = load_data("mnist", str(DATA))
     nnet.manual_seed(0)
     model = net = seed_cnn((28, 28, 1))
-    if world > 1 and mode not in ("alone", "lockstep"):
+    if world > 1 and mode not in ("alone", "lockstep", "shifted"):
         if mode == "sync":
             net = distributed.convert_sync_batchnorm(net)
         model = distributed.DistributedDataParallel(net, broadcast_buffers=False)
@@ -70,20 +72,20 @@ def worker(mode: str, epochs: int) -> None:
     steps: list[list[tuple[float, float]]] = []
     for epoch in range(epochs + 1):
         distributed.barrier()
-        batches = iter(loader)
+        batches = loader.shard_batches(rank, world) if world > 1 else iter(loader)
         while True:
             marks = [time.perf_counter()]
             try:
-                x, y = next(batches)
+                batch = next(batches)
             except StopIteration:
                 break
             marks.append(time.perf_counter())
-            if world > 1:
-                x = nnet.Tensor(np.ascontiguousarray(x.data[rank::world]))
-                y = nnet.Tensor(np.ascontiguousarray(y.data[rank::world]))
+            (x, y), _ = batch if world > 1 else (batch, None)  # only this rank's rows loaded
             waits.clear()
             marks.append(time.perf_counter())
             logits = model(x)
+            if mode == "shifted" and rank == 1:
+                distributed.barrier()
             marks.append(time.perf_counter())
             loss = loss_fn(logits, y)
             loss.item()
@@ -93,7 +95,7 @@ def worker(mode: str, epochs: int) -> None:
             loss.backward()
             marks.append(time.perf_counter())
             optimizer.step()
-            if mode == "lockstep":
+            if mode == "lockstep" or (mode == "shifted" and rank == 0):
                 distributed.barrier()
             marks.append(time.perf_counter())
             int((logits.data.argmax(axis=1) == y.data).sum())
@@ -124,14 +126,24 @@ def report(outputs: list[dict[str, Any]]) -> None:
         w1 = statistics.median(p[1][1] - p[1][0] for p in pairs)
         lag = statistics.median(p[1][0] - p[0][0] for p in pairs)
         took = statistics.median(min(p[0][1], p[1][1]) - max(p[0][0], p[1][0]) for p in pairs)
+        m0 = statistics.mean(p[0][1] - p[0][0] for p in pairs)
+        m1 = statistics.mean(p[1][1] - p[1][0] for p in pairs)
         print(f"  #{i + 1}: {w0 * 1e6:8.1f} {w1 * 1e6:8.1f}   lag {lag * 1e6:7.1f}   took "
-              f"{took * 1e6:6.1f}")  # fmt: skip
+              f"{took * 1e6:6.1f}   means {m0 * 1e6:7.1f} {m1 * 1e6:7.1f}")  # fmt: skip
+    for o in outputs:
+        per_step = [sum(end - start for start, end in s) for s in o["waits"]]
+        print(
+            f"rank {o['rank']} waits per step: mean {statistics.mean(per_step) * 1e6:.1f} us, "
+            f"median {statistics.median(per_step) * 1e6:.1f} us"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=5, help="timed epochs (after a warm-up)")
-    parser.add_argument("--mode", choices=("sync", "local", "alone", "lockstep"), default="sync")
+    parser.add_argument(
+        "--mode", choices=("sync", "local", "alone", "lockstep", "shifted"), default="sync"
+    )
     parser.add_argument("--ranks", type=int, default=2)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

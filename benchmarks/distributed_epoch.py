@@ -10,7 +10,11 @@ Configurations, each a fresh subprocess so thread pools and MPI start clean:
 * ``2 ranks x 1 thread, local BN``: the same with per-rank batch norm, to show what syncing costs;
 * ``2 ranks, no communication``: each rank trains its own model on its 50 images of each batch,
   meeting the other only at the epoch's barriers: the most that this machine's two cores give two
-  processes at once (caches, memory, the hypervisor), whatever the distributed code does.
+  processes at once (caches, memory, the hypervisor), whatever the distributed code does;
+* ``1 process x 1 thread, batch 50``: one process trains the same epoch in batches of 50, a
+  rank's share of each step, alone on the machine: twice its step time over the one-process
+  step at batch 100 is what 2 ranks reach at most, if two processes ran side by side as fast as
+  one alone and the ranks never waited (printed below the table).
 
 Each run trains ``--epochs`` epochs after one warm-up epoch and reports every epoch's time (rank 0,
 between barriers); the figure is the median over all epochs of all rounds, the configurations
@@ -43,10 +47,13 @@ CONFIGS = {
     "2 ranks x 1 thread": (2, 1, True),
     "2 ranks x 1 thread, local BN": (2, 1, False),
     "2 ranks, no communication": (2, 1, None),
+    "1 process x 1 thread, batch 50": (1, 1, True),
 }
+#: The configuration that trains in batches of 50 (one rank's share of the global batch of 100)
+HALF = "1 process x 1 thread, batch 50"
 
 
-def worker(epochs: int, sync_bn: bool | None) -> None:
+def worker(epochs: int, sync_bn: bool | None, batch: int = 100) -> None:
     """Train 1 + ``epochs`` epochs in this process (a rank when under mpiexec; ``sync_bn`` None:
     a model of its own, not wrapped); rank 0 prints the timed epochs' seconds as JSON."""
     import numpy as np
@@ -67,7 +74,7 @@ def worker(epochs: int, sync_bn: bool | None) -> None:
             net = distributed.convert_sync_batchnorm(net)
         model = distributed.DistributedDataParallel(net, broadcast_buffers=not sync_bn)
     optimizer = nnet.optim.Adam(model.parameters(), lr=1e-3)
-    loader = DataLoader(train_set, batch_size=100, shuffle=True)
+    loader = DataLoader(train_set, batch_size=batch, shuffle=True)
     times, cpu = [], []
     for epoch in range(epochs + 1):
         distributed.barrier()
@@ -90,7 +97,7 @@ def run_config(name: str, epochs: int) -> dict[str, object]:
     ranks, threads, sync_bn = CONFIGS[name]
     bn = {True: [], False: ["--local-bn"], None: ["--independent"]}[sync_bn]
     cmd = [sys.executable, "-m", "benchmarks.distributed_epoch", "--worker",
-           "--epochs", str(epochs), *bn]  # fmt: skip
+           "--epochs", str(epochs), *bn, "--batch", "50" if name == HALF else "100"]  # fmt: skip
     if ranks > 1:
         cmd = [mpiexec(), "-n", str(ranks), *cmd]
     env = {**os.environ, "NNET_NUM_THREADS": str(threads)}
@@ -105,11 +112,12 @@ def main() -> None:
     parser.add_argument("--json", help="write the figures here")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--local-bn", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--batch", type=int, default=100, help=argparse.SUPPRESS)
     parser.add_argument("--independent", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--only", help="comma-separated configuration numbers (1-based) to run")
     args = parser.parse_args()
     if args.worker:
-        worker(args.epochs, None if args.independent else not args.local_bn)
+        worker(args.epochs, None if args.independent else not args.local_bn, args.batch)
         return
     names = list(CONFIGS)
     if args.only:
@@ -145,6 +153,10 @@ def main() -> None:
         table[name] = {"median_s": med, "q1_s": q1, "q3_s": q3, "all_s": s, "cpu_s": med_cpu}
         print(f"{name:32} {med:8.3f} {images / med:9.0f} {base / med:6.2f}x  "
               f"{q1:.3f}-{q3:.3f}  {med_cpu:6.3f} {bound:5.2f}x")  # fmt: skip
+    if HALF in table and names[0] == "1 process x 1 thread":
+        # 2 ranks take 50 steps of 50 images: half the epoch that one process takes in 100 of them
+        print(f"2 ranks at most (one process's epoch at batch 100 over half its epoch at batch "
+              f"50): {2 * base / table[HALF]['median_s']:.2f}x")  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps(table, indent=1))
 

@@ -22,15 +22,19 @@ class NonFiniteLoss(Exception):
         self.epoch, self.step, self.value = epoch, step, value
 
 
-def progress(loader: DataLoader, epoch: int, quiet: bool) -> Iterable[Any]:
-    """The loader wrapped in a tqdm bar on a terminal (tqdm is optional; nothing without it)."""
+def progress(
+    loader: Iterable[Any], epoch: int, quiet: bool, total: int | None = None
+) -> Iterable[Any]:
+    """The loader wrapped in a tqdm bar on a terminal (tqdm is optional; nothing without it);
+    ``total``: the number of batches, for an iterable without a length."""
     if quiet or not sys.stderr.isatty():
         return loader
     try:
         from tqdm import tqdm
     except ImportError:
         return loader
-    return tqdm(loader, desc=f"Epoch {epoch}", leave=False, unit="batch", file=sys.stderr)
+    return tqdm(loader, desc=f"Epoch {epoch}", leave=False, unit="batch", file=sys.stderr,
+                total=total)  # fmt: skip
 
 
 def train_epoch(
@@ -47,14 +51,18 @@ def train_epoch(
     ``shard=(rank, world)``: this rank trains on rows ``rank::world`` of each of the loader's
     (global) batches under a :class:`~nnet.distributed.DistributedDataParallel` ``model``, so the
     ranks together follow the one-process sample order; the figures returned cover all ranks.
+    Only those rows are loaded (:meth:`~nnet.data.DataLoader.shard_batches`).
     """
     model.train()
     rank, world = shard
     total_loss, correct, seen = 0.0, 0, 0
-    for step, (x, y) in enumerate(progress(loader, epoch, quiet), start=1):
-        n_global = len(y)
+    batches = loader.shard_batches(rank, world) if world > 1 else loader
+    for step, batch in enumerate(progress(batches, epoch, quiet, len(loader)), start=1):
         if world > 1:
-            x, y = _rows(x, rank, world), _rows(y, rank, world)
+            (x, y), n_global = batch
+        else:
+            x, y = batch
+            n_global = len(y)
         logits = model(x)
         n = len(y)
         if n == 0:  # a last batch smaller than the world: this rank still joins the averaging
@@ -78,10 +86,6 @@ def train_epoch(
         total_loss, summed_correct, summed_seen = _summed(total_loss, correct, seen)
         correct, seen = int(summed_correct), int(summed_seen)
     return total_loss / max(seen, 1), correct / max(seen, 1)
-
-
-def _rows(t: nnet.Tensor, rank: int, world: int) -> nnet.Tensor:
-    return nnet.Tensor(np.ascontiguousarray(t.data[rank::world]))
 
 
 def _summed(*values: float) -> list[float]:

@@ -116,3 +116,30 @@ def test_bad_batch_size(bad) -> None:
 def test_bad_generator() -> None:
     with pytest.raises(TypeError, match=r"generator must be a numpy\.random\.Generator"):
         DataLoader(TensorDataset(X), generator="seed")
+
+
+@pytest.mark.parametrize("world", [2, 3, 4])
+@pytest.mark.parametrize("workers", [0, 1])
+def test_shard_batches_are_the_ranks_rows_of_each_batch(world, workers) -> None:
+    # 11 samples in batches of 4: the last batch (3 rows) leaves rank 3 of 4 an empty share
+    ds = TensorDataset(np.arange(22.0).reshape(11, 2), np.arange(11))
+    kwargs = {"multiprocessing_context": "fork"} if workers else {}
+    whole = DataLoader(ds, batch_size=4, shuffle=True, generator=5)
+    epochs = [[(x.data.copy(), y.data.copy()) for x, y in whole] for _ in range(2)]
+    for rank in range(world):
+        loader = DataLoader(ds, batch_size=4, shuffle=True, generator=5, num_workers=workers,
+                            **kwargs)  # fmt: skip
+        for batches in epochs:  # two epochs: the generator advances as iterating would
+            shards = list(loader.shard_batches(rank, world))
+            assert len(shards) == len(batches)
+            for ((x, y), n), (gx, gy) in zip(shards, batches, strict=True):
+                assert n == len(gy)
+                np.testing.assert_array_equal(x.data, gx[rank::world])
+                np.testing.assert_array_equal(y.data, gy[rank::world])
+                assert x.data.shape[1:] == (2,) and x.data.flags.c_contiguous
+
+
+def test_shard_batches_bad_rank() -> None:
+    loader = DataLoader(TensorDataset(np.arange(4.0)), batch_size=2)
+    with pytest.raises(ValueError, match="rank must be in"):
+        next(loader.shard_batches(2, 2))
