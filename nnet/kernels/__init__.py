@@ -14,6 +14,7 @@ from nnet.kernels.conv import Conv2d
 from nnet.kernels.convbn import ConvBatchNormReluPool, WinogradBatchNormReluPool
 from nnet.kernels.convrelu import ConvReluBatchNormPool, ConvReluPool
 from nnet.kernels.crossentropy import SoftmaxCrossEntropy
+from nnet.kernels.fewpool import FewChannelConvReluPool
 from nnet.kernels.im2col import Col2ImPadded, Geometry, Im2Col, geometry
 from nnet.kernels.linear import Linear
 from nnet.kernels.mode import is_fused_enabled, use_fused
@@ -48,6 +49,7 @@ __all__ = [
     "ConvBatchNormReluPool",
     "ConvReluBatchNormPool",
     "ConvReluPool",
+    "FewChannelConvReluPool",
     "Geometry",
     "Im2Col",
     "Kernel",

@@ -165,6 +165,20 @@ def relu_pool_block(draw: Draw, rng: np.random.Generator) -> tuple[Any, ...]:
     return x, weight, conv_bias, geo, kernel
 
 
+def few_relu_pool_block(draw: Draw, rng: np.random.Generator) -> tuple[Any, ...]:
+    """Few input channels, an input that takes a gradient, a stride-1 convolution with padding
+    shorter than the kernel ('same' or none) and windows that tile its output."""
+    kh, kw, cin, cout = 2 * draw(0, 1) + 1, 2 * draw(0, 1) + 1, draw(1, 3), draw(1, 4)
+    kernel = (draw(1, 2), draw(1, 2))
+    shape = (draw(1, 3), kernel[0] * draw(1, 3), kernel[1] * draw(2, 3), cin)
+    pads = ((kh // 2,) * 2, (kw // 2,) * 2) if draw(0, 1) else ((0, 0), (0, 0))
+    geo = geometry(shape, (kh, kw), (1, 1), (1, 1), pads)
+    if geo[4][0] % kernel[0] or geo[4][1] % kernel[1] or min(geo[4]) < 1:
+        geo = geometry(shape, (kh, kw), (1, 1), (1, 1), ((kh // 2,) * 2, (kw // 2,) * 2))
+    x = _t(rng, shape, grad=True)
+    return x, _t(rng, (kh, kw, cin, cout)), _maybe(draw, rng, (cout,)), geo, kernel
+
+
 def conv_relu_pool(draw: Draw, rng: np.random.Generator) -> tuple[Any, ...]:
     """Nothing takes a gradient; fewer than 4 input channels take the channel-first layout."""
     kh, kw, cin, cout = draw(1, 3), draw(1, 3), draw(1, 5), draw(1, 4)

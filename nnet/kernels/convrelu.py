@@ -322,7 +322,8 @@ class ConvReluPool(Function):
 
     def forward(ctx, x, weight, bias, geo, kernel):
         ctx.winograd = winograd_path(x.shape, weight.shape, geo, kernel)
-        if not ctx.winograd:  # output channels first (patchpool.py)
+        ctx.channels_first = not ctx.winograd
+        if ctx.channels_first:  # the patch path, output channels first (patchpool.py)
             return patchpool.forward(ctx, x, weight, bias, geo, kernel)
         planes = _Planes(x, weight, bias, geo, kernel)
         z = planes.z
@@ -365,7 +366,7 @@ class ConvReluPool(Function):
         # the convolution's recorded VJP, its input and kernel as ops
         x, weight, bias, geo, kernel = ctx.inputs
         z_planes, pooled = ctx.saved
-        if not ctx.winograd:  # patchpool's channel-first planes, as (taps, rows, C) views
+        if ctx.channels_first:  # patchpool's planes, as (taps, rows, C) views
             z_planes, pooled = z_planes.swapaxes(1, 2), pooled.T
         token = grad_enabled.set(True)  # a hooked backward (trace, anomaly) calls this unrecorded
         try:

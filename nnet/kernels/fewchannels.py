@@ -26,6 +26,12 @@ def _min_block(k: int, cout: int, pixels: int, itemsize: int) -> int:
     return items_per_block((k + cout) * pixels * itemsize)
 
 
+def patches(x: np.ndarray, geo: Geometry, out: np.ndarray) -> None:
+    """The patches of NHWC ``x`` into ``out``, (KH, KW, C_in, N, OH, OW), as one copy out of the
+    windows view."""
+    np.copyto(out, patch_windows(x, geo).transpose(3, 4, 5, 0, 1, 2))
+
+
 def forward(x: np.ndarray, w2: np.ndarray, bias: np.ndarray | None,
             geo: Geometry) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """(patches as an (M, K) view of (KH KW, C_in, M) memory, NHWC output) of the convolution of
@@ -39,8 +45,7 @@ def forward(x: np.ndarray, w2: np.ndarray, bias: np.ndarray | None,
     y = np.empty((n * pixels, cout), np.result_type(x, w2))
 
     def images(start: int, stop: int) -> None:
-        windows = patch_windows(x[start:stop], geo)  # (n, OH, OW, KH, KW, C)
-        np.copyto(buf[:, :, :, start:stop], windows.transpose(3, 4, 5, 0, 1, 2))
+        patches(x[start:stop], geo, buf[:, :, :, start:stop])
         rows = slice(start * pixels, stop * pixels)
         np.matmul(cols[:, rows].T, w2, out=y[rows])
         if bias is not None:

@@ -56,7 +56,7 @@ def _pixels(a: np.ndarray, kernel: tuple[int, int], out_hw: tuple[int, int]) -> 
     return pixels[:, : oh * kh, : ow * kw].reshape(n, oh, kh, ow, kw)
 
 
-def _offset_major(x: np.ndarray, kernel: tuple[int, int], out: np.ndarray) -> None:
+def offset_major(x: np.ndarray, kernel: tuple[int, int], out: np.ndarray) -> None:
     """Copy contiguous ``x`` offset-major into ``out``, (KH KW, N, OH, OW, C): each offset's plane
     contiguous, so NumPy runs every operation on it as one flat loop."""
     kh, kw = kernel
@@ -64,6 +64,19 @@ def _offset_major(x: np.ndarray, kernel: tuple[int, int], out: np.ndarray) -> No
     pixel = np.dtype((np.void, x.shape[3] * x.itemsize))
     target = out.view(pixel)[..., 0].reshape(kh, kw, n, oh, ow)
     np.copyto(target, _pixels(x, kernel, (oh, ow)).transpose(2, 4, 0, 1, 3))
+
+
+def from_offset_major(planes: np.ndarray, kernel: tuple[int, int], out: np.ndarray) -> None:
+    """The inverse of :func:`offset_major`: contiguous (KH KW, N, OH, OW, C) ``planes`` copied
+    into the covered part of contiguous NHWC ``out``."""
+    kh, kw = kernel
+    n, oh, ow, c = planes.shape[1:]
+    pixels = planes.view(np.dtype((np.void, c * planes.itemsize))).reshape(kh, kw, n, oh, ow)
+    target = _pixels(out, kernel, (oh, ow))  # (N, OH, KH, OW, KW)
+    for j in range(kw):
+        # one copy per column offset: NumPy loops in the target's memory order, and the whole
+        # transpose at once made its inner loop KW pixels long (112 -> 55 us at C = 4)
+        np.copyto(target[..., j], pixels[:, j].transpose(1, 2, 0, 3))
 
 
 def running_max(out: np.ndarray, planes: Any) -> None:
@@ -127,7 +140,7 @@ class MaxPool2d(Function):
         for start in range(0, n, step):
             rows = slice(start, min(start + step, n))
             part = buf[:, rows] if keep else buf[:, : rows.stop - start]
-            _offset_major(x[rows], kernel, part)
+            offset_major(x[rows], kernel, part)
             running_max(out[rows], part)
         return out
 
@@ -155,17 +168,11 @@ class MaxPool2dBackward(Function):
             return dx
         if windows is None:
             windows = np.empty((kh * kw, *out.shape), x.dtype)
-            _offset_major(np.ascontiguousarray(x), kernel, windows)
-        c = x.shape[3]
+            offset_major(np.ascontiguousarray(x), kernel, windows)
         dwin = np.empty((kh * kw, *out.shape), grad.dtype)
         for k, hit in first_max(list(windows), out, kh * kw - 1):
             np.multiply(grad, hit, out=dwin[k])
-        pixels = dwin.view(np.dtype((np.void, c * dx.itemsize))).reshape(kh, kw, *out.shape[:3])
-        target = _pixels(dx, kernel, (oh, ow))  # (N, OH, KH, OW, KW)
-        for j in range(kw):
-            # one copy per column offset: NumPy loops in the target's memory order, and the whole
-            # transpose at once made its inner loop KW pixels long (112 -> 55 us at C = 4)
-            np.copyto(target[..., j], pixels[:, j].transpose(1, 2, 0, 3))
+        from_offset_major(dwin, kernel, dx)
         return dx
 
     def vjp(ctx, gg):

@@ -31,13 +31,14 @@ from nnet.autograd.function import Function
 from nnet.autograd.grad_mode import grad_enabled
 from nnet.autograd.ops import relu
 from nnet.autograd.tensor import Tensor
-from nnet.kernels import bnpool, cases, compositions, convpool, convrelu
+from nnet.kernels import bnpool, cases, compositions, convpool, convrelu, fewpool
 from nnet.kernels.batchnorm import BatchNorm, batch_norm_eval, batch_norm_train
 from nnet.kernels.bnpool import MIN_PIXEL_BYTES, BatchNormReluPool, batch_norm_relu_pool
 from nnet.kernels.conv import Conv2d, conv2d, takes_winograd
 from nnet.kernels.convbn import ConvBatchNormReluPool, WinogradBatchNormReluPool
 from nnet.kernels.convrelu import ConvReluBatchNormPool, ConvReluPool
 from nnet.kernels.crossentropy import SoftmaxCrossEntropy, softmax_cross_entropy
+from nnet.kernels.fewpool import FewChannelConvReluPool
 from nnet.kernels.im2col import Geometry
 from nnet.kernels.linear import Linear, linear
 from nnet.kernels.mode import fused_enabled
@@ -156,6 +157,11 @@ def _relu_pool_block_applies(x: Tensor, weight: Tensor, bias: Any, geo: Geometry
     )
 
 
+def _few_relu_pool_applies(x: Tensor, weight: Tensor, bias: Any, geo: Geometry,
+                           kernel: Any) -> bool:  # fmt: skip
+    return _block_tiles(x, geo, kernel) and fewpool.applies(weight.shape, geo)
+
+
 def _conv_relu_pool_applies(x: Tensor, weight: Tensor, bias: Tensor | None, geo: Geometry,
                             kernel: Any) -> bool:  # fmt: skip
     return _not_recording(x, weight, bias) and convpool.fits(geo, x.shape, kernel)
@@ -246,6 +252,13 @@ REGISTRY: tuple[Kernel, ...] = (
         compositions.conv_relu_max_pool2d, _relu_pool_block_applies,
         "pool windows tile the output; the convolution takes Winograd's F(2x2, 3x3) with a 2x2 "
         "pool, or the input takes no gradient", cases.relu_pool_block,
+    ),
+    Kernel(
+        "conv_relu_pool_few", ("conv2d", "relu", "max_pool2d"), FewChannelConvReluPool,
+        _block(FewChannelConvReluPool), compositions.conv_relu_max_pool2d, _few_relu_pool_applies,
+        "pool windows tile the output; fewer than 16 input channels (the input may take a "
+        "gradient), stride 1, dilation 1, padding shorter than the kernel",
+        cases.few_relu_pool_block,
     ),
     Kernel(
         "softmax_cross_entropy", ("cross_entropy",), SoftmaxCrossEntropy, softmax_cross_entropy,

@@ -9,10 +9,10 @@ import pytest
 
 import nnet
 from nnet import nn
-from nnet.kernels import ConvReluBatchNormPool, ConvReluPool, use_fused
+from nnet.kernels import ConvReluBatchNormPool, ConvReluPool, FewChannelConvReluPool, use_fused
 
 #: The fused primitives whose gradients this file checks (tests/kernels/test_coverage.py).
-FUSED_TESTED = (ConvReluBatchNormPool, ConvReluPool)
+FUSED_TESTED = (ConvReluBatchNormPool, ConvReluPool, FewChannelConvReluPool)
 
 
 class Block(nn.Module):
