@@ -167,12 +167,45 @@ def pool_layout() -> None:
         )
 
 
+def patch_rows() -> None:
+    """convbn.PATCH_ROWS: the patch matrix of a first block (its input takes no gradient) padded
+    with zero rows or not, in the three layer orders; time it at the default threads too."""
+    from nnet import nn
+    from nnet.kernels import convbn
+
+    orders = {"conv-bn-relu-pool": ("bn", "relu", "pool"), "conv-relu-pool": ("relu", "pool"),
+              "conv-relu-bn-pool": ("relu", "bn", "pool")}  # fmt: skip
+    x = nnet.Tensor(_rng().random((64, 28, 28, 1), dtype=np.float32))
+    for name, order in orders.items():
+
+        def step(order: tuple[str, ...] = order) -> Callable[[], object]:
+            layers = {
+                "bn": lambda: nn.BatchNorm2d(32),
+                "relu": nn.ReLU,
+                "pool": lambda: nn.MaxPool2d(2),
+            }
+            model = nn.Sequential(nn.Conv2d(1, 32, 3), *[layers[k]() for k in order])
+            params = list(model.parameters())
+
+            def run() -> object:
+                y = model(x)
+                return nnet.grad(y, params, np.ones(y.shape, y.dtype))
+
+            return run
+
+        sides = {"10 rows": [(convbn, "PATCH_ROWS", 0)], "16 rows": [(convbn, "PATCH_ROWS", 16)]}
+        padded = nnet.get_num_threads() > 1  # one thread: one block, never padded
+        picked = f"{max(10, convbn.PATCH_ROWS) if padded else 10} rows"
+        compare(f"64x28x28 1->32 {name}", step, sides, picked)
+
+
 THRESHOLDS = {
     "winograd": winograd,
     "chunk_rows": chunk_rows,
     "column_major": column_major,
     "pixel_bytes": pixel_bytes,
     "pool_layout": pool_layout,
+    "patch_rows": patch_rows,
 }
 
 

@@ -32,7 +32,13 @@ from nnet.kernels.channels import per_channel, plane_sums, relu
 from nnet.kernels.conv import Conv2d
 from nnet.kernels.im2col import Geometry, patch_windows
 from nnet.kernels.pool import first_max, running_max
-from nnet.threads import items_per_block, parallel_for
+from nnet.threads import blocks, items_per_block, parallel_for
+
+#: Rows of P^T (K + 1) at least when the patch products run on several threads: OpenBLAS runs
+#: products with fewer rows slower on two threads at once than one after the other (on the 2-core
+#: test machine, (10 x 3136) @ (3136 x 32) 39 times per thread: 2.55 ms one after the other, 3.08
+#: ms at once; 16 rows 2.70 and 1.42 ms; ``python -m benchmarks.crossovers patch_rows``).
+PATCH_ROWS = 16
 
 #: Rows per slab of the tall product Pc^T G (OpenBLAS multiplies a huge shared
 #: dimension into a tiny result slowly; a batch of slabs summed afterwards is fast).
@@ -96,29 +102,38 @@ class ConvBatchNormReluPool(Function):
         w2 = weight.reshape(k, cout)
         n, (oh, ow), (ph, pw) = x.shape[0], geo[4], kernel
         taps, pixels = ph * pw, (oh // ph) * (ow // pw)
-        pt = np.empty((k + 1, taps, n * pixels), x.dtype)  # P^T, the last row ones
-        pt6 = pt.reshape(k + 1, ph, pw, n, oh // ph, ow // pw)
-        m = pt.shape[1] * pt.shape[2]
-        ones = np.ones(n * pixels, x.dtype)
         # three blocks of images per thread: patches and their sums; centring and the covariance;
         # the product, the pool and the ReLU (the last two need the statistics of every image)
         min_block = items_per_block(taps * pixels * cout * x.itemsize)
+        # P^T: K rows of patches, a row of ones, and zeros up to PATCH_ROWS when the blocks run on
+        # several threads, where OpenBLAS runs products of so few rows slowly (convrelu.py)
+        rows_p = max(k + 1, PATCH_ROWS) if blocks(n, min_block) > 1 else k + 1
+        pt = np.empty((rows_p, taps, n * pixels), x.dtype)
+        pt6 = pt.reshape(rows_p, ph, pw, n, oh // ph, ow // pw)
+        m = pt.shape[1] * pt.shape[2]
+        ones = np.ones(n * pixels, x.dtype)
 
         def columns(start: int, stop: int) -> np.ndarray:
-            return pt[:k, :, start * pixels : stop * pixels].swapaxes(0, 1)  # (taps, K, rows)
+            return pt[:, :, start * pixels : stop * pixels].swapaxes(0, 1)  # (taps, rows_p, rows)
 
         def patches(start: int, stop: int) -> np.ndarray:
-            patches_offset_major(x[start:stop], geo, kernel, pt6[:, :, :, start:stop])
+            patches_offset_major(x[start:stop], geo, kernel, pt6[: k + 1, :, :, start:stop])
+            pt6[k + 1 :, :, :, start:stop] = 0
             return (columns(start, stop) @ ones[: (stop - start) * pixels]).sum(axis=0)
 
         mu = block_sum(parallel_for(patches, n, min_block=min_block)) / m
 
         def covariance(start: int, stop: int) -> np.ndarray:
+            # every row centred, the ones and zeros to zero rows (their covariance is dropped), so
+            # that the product has all the rows; then the ones are put back
             pc = columns(start, stop)
             pc -= mu[:, None]  # Pc^T
-            return (pc @ pc.swapaxes(1, 2)).sum(axis=0)
+            cov = (pc @ pc.swapaxes(1, 2)).sum(axis=0)
+            pt[k, :, start * pixels : stop * pixels] = 1
+            return cov
 
-        cov = block_sum(parallel_for(covariance, n, min_block=min_block)) / m
+        cov = (block_sum(parallel_for(covariance, n, min_block=min_block)) / m)[:k, :k]
+        mu = mu[:k]
         sw = cov @ w2
         var = np.einsum("kc,kc->c", w2, sw)
         invstd = 1.0 / np.sqrt(var + eps)
@@ -133,12 +148,12 @@ class ConvBatchNormReluPool(Function):
 
         def normalise(start: int, stop: int) -> None:
             r = slice(start * pixels, stop * pixels)
-            np.matmul(pt[:, :, r].swapaxes(0, 1).swapaxes(1, 2), w_ext, out=y[:, r])
+            np.matmul(pt[: k + 1, :, r].swapaxes(0, 1).swapaxes(1, 2), w_ext, out=y[:, r])
             running_max(pooled[r], y[:, r])
             relu(pooled[r], out=out[r])
 
         parallel_for(normalise, n, min_block=min_block)
-        ctx.save_for_backward(pt.reshape(k + 1, -1), y, pooled, sw, invstd)
+        ctx.save_for_backward(pt.reshape(rows_p, -1), y, pooled, sw, invstd)
         mean = mu @ w2
         stats.mean = mean if conv_bias is None else mean + conv_bias
         stats.var = var
@@ -170,7 +185,8 @@ class ConvBatchNormReluPool(Function):
         min_block = items_per_block(y.nbytes // max(1, n))
         h_ext = block_sum(parallel_for(block, n, min_block=min_block))
         w2 = weight.data.reshape(-1, cout)
-        h, g_beta = h_ext[:-1], h_ext[-1]
+        k = w2.shape[0]
+        h, g_beta = h_ext[:k], h_ext[k]  # (Pc^T G_y; 1^T G_y; the zero rows' zeros)
         g_gamma = np.einsum("kc,kc->c", w2, h) * invstd
         gw = None
         if need_w:

@@ -28,7 +28,7 @@ from nnet.autograd.activation import Relu
 from nnet.autograd.function import Function
 from nnet.autograd.grad_mode import grad_enabled
 from nnet.autograd.tensor import Tensor
-from nnet.kernels import patchpool, winograd
+from nnet.kernels import convbn, patchpool, winograd
 from nnet.kernels.batchnorm import recorded_vjp
 from nnet.kernels.bnpool import block_sum, window_planes
 from nnet.kernels.channels import column_sums, per_channel, plane_sums, relu
@@ -51,13 +51,6 @@ def winograd_path(x_shape: tuple[int, ...], w_shape: tuple[int, ...], geo: Geome
     """Whether the block's convolution runs Winograd's F(2x2, 3x3), whose output tiles are the
     planes of a 2x2 pool."""
     return kernel == (2, 2) and takes_winograd(x_shape, w_shape, geo)
-
-
-#: Rows of zeros pad the patch matrix P^T (K + 1 rows) up to this many for the VJP's tall products
-#: P^T d: OpenBLAS runs products with a few rows slower on two threads at once than one after the
-#: other, and at 16 rows they run side by side (on the 2-core test machine, (10 x 3136) @ (3136 x 32)
-#: 39 times per thread: 2.55 ms one after the other, 3.08 at once; 16 rows 2.70 and 1.42 ms).
-PATCH_ROWS = 16
 
 
 class _Planes:
@@ -86,8 +79,8 @@ class _Planes:
         self.z = np.empty((self.taps, n * self.pixels, cout), dtype)
         self.min_block = items_per_block(self.taps * self.pixels * cout * np.dtype(dtype).itemsize)
         # P^T: K rows of patches, a row of ones (adds the bias, sums the gradient), and zeros up
-        # to PATCH_ROWS when the blocks run on several threads (only the VJP's products read them)
-        rows = max(k + 1, PATCH_ROWS) if blocks(n, self.min_block) > 1 else k + 1
+        # to convbn.PATCH_ROWS when the blocks run on several threads (only the VJP's products read them)
+        rows = max(k + 1, convbn.PATCH_ROWS) if blocks(n, self.min_block) > 1 else k + 1
         self.pt = np.empty((rows, ph, pw, n, oh // ph, ow // pw), x.dtype)
 
     def rows(self, start: int, stop: int) -> slice:
@@ -124,7 +117,7 @@ class _Planes:
 
     def saved(self) -> np.ndarray | None:
         """What the VJP reads: Winograd's input transforms, or P^T as (rows, M): K rows of patches,
-        the ones, then zeros (:data:`PATCH_ROWS`)."""
+        the ones, then zeros (convbn.PATCH_ROWS)."""
         if self.winograd:
             return self.conv.transforms()
         return self.pt.reshape(self.pt.shape[0], -1)
