@@ -6,10 +6,12 @@ threads (``parallel_for``) need for the passes that follow. Each configuration r
 subprocess, because the timeout is read once, when NumPy loads OpenBLAS:
 
 * ``1 thread``: ``NNET_NUM_THREADS=1``.
-* ``2, spinning BLAS at 2``: NumPy imported before nnet, BLAS forced to two threads (nnet's
-  policy before this benchmark existed).
-* ``2, NumPy first``: NumPy imported before nnet, as most scripts do: BLAS spins, so nnet runs it
-  on one thread inside its own two (``nnet.threads``).
+* ``2, spinning BLAS at 2``: OpenBLAS's default spinning (``OPENBLAS_THREAD_TIMEOUT=28`` set as a
+  user would, so nnet keeps it), BLAS forced to two threads (nnet's policy before this benchmark
+  existed).
+* ``2, NumPy first``: NumPy imported before nnet, as most scripts do: nnet has OpenBLAS read the
+  timeout again and restart its workers (``nnet.threads._Blas.stop_spinning``; until 2026-12-05 BLAS
+  kept spinning here and nnet ran it on one thread inside its own two).
 * ``2, nnet first``: ``import nnet`` before NumPy: nnet sets the timeout (nnet/_openblas.py),
   BLAS's workers sleep when idle, and BLAS and nnet both use two threads.
 
@@ -49,6 +51,8 @@ CONFIGS = {
 
 def worker(numpy_first: bool, force_blas: bool) -> None:
     """Time every model in this process and print {model: median ms} as JSON."""
+    if force_blas:  # OpenBLAS's default spin (2**28 cycles), as a user's own setting
+        os.environ["OPENBLAS_THREAD_TIMEOUT"] = "28"
     if numpy_first:
         import numpy  # noqa: F401  (loads OpenBLAS before nnet can set its timeout)
     import nnet  # before NumPy in the other configurations, as its first import

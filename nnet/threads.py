@@ -12,9 +12,11 @@ count per process, and a per-context value would misreport it.
 
 OpenBLAS's idle workers busy-wait about 0.1 s after each product unless ``OPENBLAS_THREAD_TIMEOUT``
 was set when NumPy loaded it, and a spinning worker holds a core that nnet's threads need. So
-``import nnet`` sets that variable when NumPy is not loaded yet (nnet/_openblas.py), and when OpenBLAS
-spins anyway (NumPy imported first) BLAS runs on one thread inside nnet's threads; products outside
-them then use one core. ``python -m benchmarks.threads_policy`` measures each case.
+``import nnet`` sets that variable when NumPy is not loaded yet (nnet/_openblas.py); when NumPy was
+imported first it has OpenBLAS read the variable again and restart its workers
+(:meth:`_Blas.stop_spinning`). When OpenBLAS spins anyway (the user's own timeout, or a BLAS nnet cannot
+reconfigure) BLAS runs on one thread inside nnet's threads; products outside them then use one core.
+``python -m benchmarks.threads_policy`` measures each case.
 
 >>> import nnet
 >>> n = nnet.get_num_threads()
@@ -37,6 +39,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from nnet import _openblas
 from nnet._team import Team
 
 __all__ = [
@@ -91,6 +94,7 @@ class _Blas:
         self.set: Callable[[int], None] | None = None
         self.get: Callable[[], int] | None = None
         self.timeout: Callable[[], int] | None = None
+        self.reload: list[Callable[[], object] | None] = [None, None]
         self.corename: Callable[[], bytes] | None = None
         self.path: str | None = None
         self._searched = False
@@ -130,7 +134,26 @@ class _Blas:
                         if timeout is not None:
                             timeout.argtypes, timeout.restype = [], ctypes.c_int
                             self.timeout = timeout
+                            self.reload = [
+                                getattr(lib, name, None)
+                                for name in ("openblas_read_env", "blas_thread_shutdown_")
+                            ]
                         return
+
+    def stop_spinning(self) -> bool:
+        """Give an OpenBLAS that loaded before nnet the idle-worker timeout nnet would have set
+        (nnet/_openblas.py), when the user set none: set ``OPENBLAS_THREAD_TIMEOUT``, have OpenBLAS
+        read its environment again, and stop its worker threads; the next product starts new ones,
+        which read the timeout (OpenBLAS's own fork handler stops and restarts them the same way).
+        Returns whether the workers now sleep when idle."""
+        spin = self.workers_spin()  # finds the library first
+        read_env, shutdown = self.reload
+        if not spin or _openblas.USER_TIMEOUT or read_env is None or shutdown is None:
+            return not spin
+        os.environ["OPENBLAS_THREAD_TIMEOUT"] = str(_openblas.SPIN_EXPONENT)
+        read_env()
+        shutdown()
+        return not self.workers_spin()
 
     @property
     def controllable(self) -> bool:
@@ -201,9 +224,10 @@ def get_num_threads() -> int:
 def set_num_threads(n: int) -> None:
     """Use ``n`` threads: nnet's worker threads and the BLAS library's (``torch.set_num_threads``).
 
-    BLAS gets ``n`` too, except when its idle workers busy-wait after each product (OpenBLAS loaded
-    before nnet, without ``OPENBLAS_THREAD_TIMEOUT``; see nnet/_openblas.py): then BLAS runs on one
-    thread, inside nnet's, so that the spinning never takes the cores from nnet's threads.
+    BLAS gets ``n`` too, except when its idle workers busy-wait after each product (the user's own
+    ``OPENBLAS_THREAD_TIMEOUT`` above :data:`SPIN_LIMIT`, or an OpenBLAS nnet cannot reconfigure;
+    see nnet/_openblas.py): then BLAS runs on one thread, inside nnet's, so that the spinning never
+    takes the cores from nnet's threads.
 
     Raises ``ValueError`` when ``n`` is not a positive integer. More threads than cores are allowed
     (as in PyTorch) but only slow things down.
@@ -345,5 +369,7 @@ def items_per_block(item_bytes: int) -> int:
 
 def apply_environment() -> None:
     """Settle the thread counts at import (``NNET_NUM_THREADS`` or the default), so they govern plain
-    NumPy products from the start rather than from nnet's first kernel."""
+    NumPy products from the start rather than from nnet's first kernel. An OpenBLAS that loaded before
+    nnet is first given the idle-worker timeout nnet would have set (:meth:`_Blas.stop_spinning`)."""
+    _blas.stop_spinning()
     get_num_threads()

@@ -80,11 +80,23 @@ def test_imported_first_nnet_stops_blas_workers_spinning_and_shares_the_cores():
     assert out == ["2", "2", "False"], out
 
 
-def test_after_numpy_spinning_blas_runs_on_one_thread_inside_nnets():
-    # OpenBLAS loaded with its default spin: nnet's threads keep the cores, BLAS one thread each
+def test_imported_after_numpy_nnet_stops_the_spinning_too():
+    # OpenBLAS loaded with its default spin: nnet has it read the timeout again and restart its
+    # workers, so BLAS shares the cores as when nnet is imported first
     _openblas()
     out = _run("import numpy; " + _REPORT, NNET_NUM_THREADS="2").split()
-    assert out == ["2", "1", "True"], out
+    assert out == ["2", "2", "False"], out
+
+
+def test_products_after_the_restart_are_right():
+    _openblas()
+    code = (
+        "import numpy as np; a = np.random.default_rng(0).random((300, 300), np.float32); "
+        "before = a @ a; import nnet; after = a @ a; "
+        "exact = a.astype(np.float64) @ a; "
+        "print(np.allclose(after, exact, rtol=1e-4), np.allclose(before, after, rtol=1e-5))"
+    )
+    assert _run(code, NNET_NUM_THREADS="2").split() == ["True", "True"]
 
 
 def test_the_users_own_openblas_timeout_is_kept():
@@ -93,6 +105,9 @@ def test_the_users_own_openblas_timeout_is_kept():
     assert out == ["2", "1", "True"], out
     out = _run("import numpy; " + _REPORT, NNET_NUM_THREADS="2", OPENBLAS_THREAD_TIMEOUT="8")
     assert out.split() == ["2", "2", "False"], out
+    # the user's spinning is kept even where nnet could change it: BLAS then runs on one thread
+    out = _run("import numpy; " + _REPORT, NNET_NUM_THREADS="2", OPENBLAS_THREAD_TIMEOUT="28")
+    assert out.split() == ["2", "1", "True"], out
 
 
 def test_blas_info_names_the_kernels_openblas_runs_and_the_environment_forces_them():
