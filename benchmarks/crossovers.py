@@ -33,6 +33,7 @@ import nnet  # noqa: E402
 import nnet.nn.functional as F  # noqa: E402
 from nnet.kernels import bnpool, im2col, pool  # noqa: E402
 from nnet.kernels import conv as kconv  # noqa: E402
+from nnet.kernels import linear as klinear  # noqa: E402
 
 
 @contextmanager
@@ -167,6 +168,21 @@ def pool_layout() -> None:
         )
 
 
+def linear_split() -> None:
+    """linear.SPLIT_MACS: the VJP's two products on two threads at once against one after the
+    other (meaningful only with two or more threads)."""
+    for n, fin, fout in [(100, 392, 196), (128, 784, 256), (64, 3136, 128), (32, 392, 196),
+                         (100, 196, 10), (16, 784, 256)]:  # fmt: skip
+        x = _rng().random((n, fin), dtype=np.float32)
+        w = _rng().random((fin, fout), dtype=np.float32)
+        picked = "split" if n * fin * fout >= klinear.SPLIT_MACS else "one thread"
+        sides = {
+            "split": [(klinear, "SPLIT_MACS", 0)],
+            "one thread": [(klinear, "SPLIT_MACS", 10**18)],
+        }
+        compare(f"{n}x{fin}->{fout}", lambda x=x, w=w: fwd_bwd(F.linear, x, w), sides, picked)
+
+
 def patch_rows() -> None:
     """convbn.PATCH_ROWS: the patch matrix of a first block (its input takes no gradient) padded
     with zero rows or not, in the three layer orders; time it at the default threads too."""
@@ -199,13 +215,43 @@ def patch_rows() -> None:
         compare(f"64x28x28 1->32 {name}", step, sides, picked)
 
 
+def channels_first() -> None:
+    """convrelu.CHANNELS_FIRST_BELOW: conv-relu-pool on the patch path (a first block) with the
+    output channels first (patchpool.py) or as offset planes of pixels."""
+    from nnet import nn
+    from nnet.kernels import convrelu
+
+    x = nnet.Tensor(_rng().random((64, 28, 28, 1), dtype=np.float32))
+    for cout in (4, 8, 16, 32):
+
+        def step(cout: int = cout) -> Callable[[], object]:
+            model = nn.Sequential(nn.Conv2d(1, cout, 3), nn.ReLU(), nn.MaxPool2d(2))
+            params = list(model.parameters())
+
+            def run() -> object:
+                y = model(x)
+                return nnet.grad(y, params, np.ones(y.shape, y.dtype))
+
+            return run
+
+        sides = {
+            "channels first": [(convrelu, "CHANNELS_FIRST_BELOW", 10**9)],
+            "offset planes": [(convrelu, "CHANNELS_FIRST_BELOW", 0)],
+        }
+        first = cout < convrelu.CHANNELS_FIRST_BELOW
+        picked = "channels first" if first else "offset planes"
+        compare(f"64x28x28 1->{cout}", step, sides, picked)
+
+
 THRESHOLDS = {
     "winograd": winograd,
     "chunk_rows": chunk_rows,
     "column_major": column_major,
     "pixel_bytes": pixel_bytes,
     "pool_layout": pool_layout,
+    "linear_split": linear_split,
     "patch_rows": patch_rows,
+    "channels_first": channels_first,
 }
 
 

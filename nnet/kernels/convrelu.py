@@ -46,6 +46,12 @@ _NO_INPUT_GRADIENT = (
 )
 
 
+#: ConvReluPool's patch path puts fewer output channels than this first (patchpool.py): rows of a
+#: few floats are slow in BLAS and NumPy's loops; wider rows are faster as offset planes
+#: (:class:`_Planes`). ``python -m benchmarks.crossovers channels_first``.
+CHANNELS_FIRST_BELOW = 8
+
+
 def winograd_path(x_shape: tuple[int, ...], w_shape: tuple[int, ...], geo: Geometry,
                   kernel: tuple[int, int]) -> bool:  # fmt: skip
     """Whether the block's convolution runs Winograd's F(2x2, 3x3), whose output tiles are the
@@ -322,7 +328,8 @@ class ConvReluPool(Function):
 
     def forward(ctx, x, weight, bias, geo, kernel):
         ctx.winograd = winograd_path(x.shape, weight.shape, geo, kernel)
-        if not ctx.winograd:  # output channels first (patchpool.py)
+        ctx.channels_first = not ctx.winograd and weight.shape[3] < CHANNELS_FIRST_BELOW
+        if ctx.channels_first:  # few output channels: channels first (patchpool.py)
             return patchpool.forward(ctx, x, weight, bias, geo, kernel)
         planes = _Planes(x, weight, bias, geo, kernel)
         z = planes.z
@@ -341,7 +348,7 @@ class ConvReluPool(Function):
         return out.reshape(n, oh // kernel[0], ow // kernel[1], z.shape[-1])
 
     def vjp_arrays(ctx, grad):
-        if not ctx.winograd:
+        if ctx.channels_first:
             if ctx.needs_input_grad[0]:
                 raise RuntimeError(_NO_INPUT_GRADIENT.format("ConvReluPool"))
             gw, gb = patchpool.kernel_vjp(ctx, grad)
@@ -365,7 +372,7 @@ class ConvReluPool(Function):
         # the convolution's recorded VJP, its input and kernel as ops
         x, weight, bias, geo, kernel = ctx.inputs
         z_planes, pooled = ctx.saved
-        if not ctx.winograd:  # patchpool's channel-first planes, as (taps, rows, C) views
+        if ctx.channels_first:  # patchpool's channel-first planes, as (taps, rows, C) views
             z_planes, pooled = z_planes.swapaxes(1, 2), pooled.T
         token = grad_enabled.set(True)  # a hooked backward (trace, anomaly) calls this unrecorded
         try:

@@ -14,7 +14,13 @@ from nnet.autograd.function import Function
 from nnet.autograd.linalg import tall_product
 from nnet.autograd.tensor import Tensor
 from nnet.kernels.channels import per_channel
-from nnet.threads import blas_for
+from nnet.threads import blas_for, parallel_for
+
+#: Each of the VJP's two products with at least this many multiply-adds runs on a thread of its own
+#: when nnet has two or more (one BLAS thread each: OpenBLAS does not split products this small).
+#: The seed's first linear, (100, 392) -> 196, 7.7M each: 250 -> 175 us at two threads (micro under
+#: ``chrt -f 10``); where the sides cross: ``python -m benchmarks.crossovers linear_split``.
+SPLIT_MACS = 2**22
 
 
 class Linear(Function):
@@ -45,10 +51,23 @@ class Linear(Function):
         n_in, n_out = weight.data.shape
         g2 = grad.reshape(-1, n_out)
         x2 = x.data.reshape(-1, n_in)
-        with blas_for(x2.shape[0] * weight.data.size):  # each product's multiply-adds
-            gx = (g2 @ weight.data.T).reshape(x.data.shape) if need_x else None
-            gw = tall_product(x2, g2) if need_w else None
-            gb = np.ones(g2.shape[0], g2.dtype) @ g2 if need_b else None
+        macs = x2.shape[0] * weight.data.size  # each product's multiply-adds
+
+        def products(first: int, stop: int) -> list[np.ndarray | None]:
+            """Products ``first:stop`` of (G W^T, X^T G, sum G), those needed."""
+            todo = [
+                lambda: (g2 @ weight.data.T).reshape(x.data.shape) if need_x else None,
+                lambda: tall_product(x2, g2) if need_w else None,
+                lambda: np.ones(g2.shape[0], g2.dtype) @ g2 if need_b else None,
+            ]
+            return [todo[i]() for i in range(first, stop)]
+
+        if need_x and need_w and macs >= SPLIT_MACS:
+            # G W^T on one thread, X^T G and sum G on another (parallel_for's two blocks of 0:3)
+            gx, gw, gb = [g for part in parallel_for(products, 3) for g in part]
+            return gx, gw, gb
+        with blas_for(macs):
+            gx, gw, gb = products(0, 3)
         return gx, gw, gb
 
 

@@ -16,6 +16,7 @@ from nnet import threads as nnet_threads
 from nnet._team import Team
 from nnet.kernels import REGISTRY, BatchStats, ConvBatchNormReluPool, winograd
 from nnet.kernels import conv as fused_conv
+from nnet.kernels import linear as fused_linear
 from tests.kernels.test_registry import _clone, check
 
 
@@ -84,6 +85,7 @@ def test_narrow_block_backward_on_two_threads_matches_one(monkeypatch, two_threa
 
 #: Registry entries whose kernels split their passes over nnet's threads.
 SPLIT = (
+    "linear",
     "conv2d",
     "bn_relu_pool",
     "conv_bn_relu_pool_narrow",
@@ -116,6 +118,7 @@ def test_split_kernels_match_their_composition_and_one_thread(name, monkeypatch,
     monkeypatch.setattr(nnet_threads, "MIN_BLOCK_BYTES", 1)
     monkeypatch.setattr(winograd, "BLOCK_FLOATS", 1)
     monkeypatch.setattr(fused_conv, "CHUNK_ROWS", 1)
+    monkeypatch.setattr(fused_linear, "SPLIT_MACS", 0)
     team_runs: list[int] = []
     real_run = Team.run
 
