@@ -33,7 +33,9 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from benchmarks.distributed_epoch import DATA, mpiexec
@@ -41,8 +43,9 @@ from benchmarks.distributed_epoch import DATA, mpiexec
 PHASES = ("load", "rows", "forward", "loss", "zero_grad", "backward", "step", "accuracy")
 
 
-def worker(mode: str, epochs: int, batch: int = 100) -> None:
-    """Train under the timers; print this rank's figures as one JSON line."""
+def worker(mode: str, epochs: int, batch: int, out: str) -> None:
+    """Train under the timers; write this rank's figures as JSON to ``out``/rank<R>.json (a file
+    each: two ranks' long lines on one stdout could interleave)."""
 
     import nnet
     from nnet import distributed, nn
@@ -110,7 +113,8 @@ def worker(mode: str, epochs: int, batch: int = 100) -> None:
     comm.wait = untimed  # type: ignore[assignment]
     figures = {name: statistics.median(v) for name, v in phases.items()}
     figures["total"] = statistics.median(map(sum, zip(*phases.values(), strict=True)))
-    print(json.dumps({"rank": rank, "phases": figures, "waits": steps}), flush=True)
+    figures_json = json.dumps({"rank": rank, "phases": figures, "waits": steps})
+    (Path(out) / f"rank{rank}.json").write_text(figures_json)
 
 
 def report(outputs: list[dict[str, Any]]) -> None:
@@ -150,9 +154,10 @@ def main() -> None:
     parser.add_argument("--ranks", type=int, default=2)
     parser.add_argument("--batch", type=int, default=100, help="the global batch (default 100)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        worker(args.mode, args.epochs, args.batch)
+        worker(args.mode, args.epochs, args.batch, args.out)
         return
     cmd = [sys.executable, "-m", "benchmarks.distributed_breakdown", "--worker",
            "--epochs", str(args.epochs), "--mode", args.mode, "--batch", str(args.batch)]  # fmt: skip
@@ -160,9 +165,11 @@ def main() -> None:
         cmd = [mpiexec(), "-n", str(args.ranks), *cmd]
     env = {**os.environ, "NNET_NUM_THREADS": "1"}
     load = os.getloadavg()[0]
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, check=True)
-    outputs = sorted((json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")),
-                     key=lambda o: o["rank"])  # fmt: skip
+    with tempfile.TemporaryDirectory() as out:
+        cmd += ["--out", out]
+        subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, check=True)
+        outputs = [json.loads((Path(out) / f"rank{r}.json").read_text())
+                   for r in range(args.ranks)]  # fmt: skip
     print(
         f"seed CNN, global batch {args.batch}, {args.ranks} process(es), mode {args.mode}, "
         f"{args.epochs} epochs; 1-minute load average {load:.2f} at the start"
