@@ -215,6 +215,34 @@ def patch_rows() -> None:
         compare(f"64x28x28 1->32 {name}", step, sides, picked)
 
 
+def channels_first() -> None:
+    """convrelu.CHANNELS_FIRST_BELOW: conv-relu-pool on the patch path (a first block) with the
+    output channels first (patchpool.py) or as offset planes of pixels."""
+    from nnet import nn
+    from nnet.kernels import convrelu
+
+    x = nnet.Tensor(_rng().random((64, 28, 28, 1), dtype=np.float32))
+    for cout in (4, 8, 16, 32):
+
+        def step(cout: int = cout) -> Callable[[], object]:
+            model = nn.Sequential(nn.Conv2d(1, cout, 3), nn.ReLU(), nn.MaxPool2d(2))
+            params = list(model.parameters())
+
+            def run() -> object:
+                y = model(x)
+                return nnet.grad(y, params, np.ones(y.shape, y.dtype))
+
+            return run
+
+        sides = {
+            "channels first": [(convrelu, "CHANNELS_FIRST_BELOW", 10**9)],
+            "offset planes": [(convrelu, "CHANNELS_FIRST_BELOW", 0)],
+        }
+        first = cout < convrelu.CHANNELS_FIRST_BELOW
+        picked = "channels first" if first else "offset planes"
+        compare(f"64x28x28 1->{cout}", step, sides, picked)
+
+
 THRESHOLDS = {
     "winograd": winograd,
     "chunk_rows": chunk_rows,
@@ -223,6 +251,7 @@ THRESHOLDS = {
     "pool_layout": pool_layout,
     "linear_split": linear_split,
     "patch_rows": patch_rows,
+    "channels_first": channels_first,
 }
 
 

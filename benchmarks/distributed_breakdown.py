@@ -10,8 +10,11 @@ the gradient average), the optimizer step, the accuracy count. Every wait for MP
 share (CLOCK_MONOTONIC), so that the report can say, for each collective, how far apart the ranks
 arrived (the slower rank's lead is the other's wait) and how long it took once both were there.
 
-    python -m benchmarks.distributed_breakdown [--epochs 5] [--ranks 2]
+    python -m benchmarks.distributed_breakdown [--epochs 5] [--ranks 2] [--batch 100]
         [--mode sync|local|alone|lockstep|shifted]
+
+``--ranks 1 --batch 50``: one process training on a rank's share, alone on the machine (the
+reference for ``alone``, which runs two such processes side by side).
 
 ``sync`` is ``mpiexec -n 2 nnet train``'s setup (SyncBatchNorm, DistributedDataParallel), ``local``
 per-rank batch norm under DDP (no buffer broadcast), ``alone`` each rank its own model, no DDP, and
@@ -30,7 +33,9 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from benchmarks.distributed_epoch import DATA, mpiexec
@@ -38,8 +43,9 @@ from benchmarks.distributed_epoch import DATA, mpiexec
 PHASES = ("load", "rows", "forward", "loss", "zero_grad", "backward", "step", "accuracy")
 
 
-def worker(mode: str, epochs: int) -> None:
-    """Train under the timers; print this rank's figures as one JSON line."""
+def worker(mode: str, epochs: int, batch: int, out: str) -> None:
+    """Train under the timers; write this rank's figures as JSON to ``out``/rank<R>.json (a file
+    each: two ranks' long lines on one stdout could interleave)."""
 
     import nnet
     from nnet import distributed, nn
@@ -57,7 +63,7 @@ def worker(mode: str, epochs: int) -> None:
             net = distributed.convert_sync_batchnorm(net)
         model = distributed.DistributedDataParallel(net, broadcast_buffers=False)
     optimizer = nnet.optim.Adam(model.parameters(), lr=1e-3)
-    loader = DataLoader(train_set, batch_size=100, shuffle=True)
+    loader = DataLoader(train_set, batch_size=batch, shuffle=True)
     loss_fn = nn.CrossEntropyLoss()
     waits: list[tuple[float, float]] = []  # (start, end) of every wait of the current step
     untimed = comm.wait
@@ -107,7 +113,8 @@ def worker(mode: str, epochs: int) -> None:
     comm.wait = untimed  # type: ignore[assignment]
     figures = {name: statistics.median(v) for name, v in phases.items()}
     figures["total"] = statistics.median(map(sum, zip(*phases.values(), strict=True)))
-    print(json.dumps({"rank": rank, "phases": figures, "waits": steps}), flush=True)
+    figures_json = json.dumps({"rank": rank, "phases": figures, "waits": steps})
+    (Path(out) / f"rank{rank}.json").write_text(figures_json)
 
 
 def report(outputs: list[dict[str, Any]]) -> None:
@@ -132,10 +139,10 @@ def report(outputs: list[dict[str, Any]]) -> None:
               f"{took * 1e6:6.1f}   means {m0 * 1e6:7.1f} {m1 * 1e6:7.1f}")  # fmt: skip
     for o in outputs:
         per_step = [sum(end - start for start, end in s) for s in o["waits"]]
-        print(
-            f"rank {o['rank']} waits per step: mean {statistics.mean(per_step) * 1e6:.1f} us, "
-            f"median {statistics.median(per_step) * 1e6:.1f} us"
-        )
+        q = statistics.quantiles(per_step, n=10)
+        print(f"rank {o['rank']} waits per step: mean {statistics.mean(per_step) * 1e6:.1f} us, "
+              f"median {statistics.median(per_step) * 1e6:.1f}, 90th percentile "
+              f"{q[8] * 1e6:.1f}")  # fmt: skip
 
 
 def main() -> None:
@@ -145,22 +152,26 @@ def main() -> None:
         "--mode", choices=("sync", "local", "alone", "lockstep", "shifted"), default="sync"
     )
     parser.add_argument("--ranks", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=100, help="the global batch (default 100)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        worker(args.mode, args.epochs)
+        worker(args.mode, args.epochs, args.batch, args.out)
         return
     cmd = [sys.executable, "-m", "benchmarks.distributed_breakdown", "--worker",
-           "--epochs", str(args.epochs), "--mode", args.mode]  # fmt: skip
+           "--epochs", str(args.epochs), "--mode", args.mode, "--batch", str(args.batch)]  # fmt: skip
     if args.ranks > 1:
         cmd = [mpiexec(), "-n", str(args.ranks), *cmd]
     env = {**os.environ, "NNET_NUM_THREADS": "1"}
     load = os.getloadavg()[0]
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, check=True)
-    outputs = sorted((json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")),
-                     key=lambda o: o["rank"])  # fmt: skip
+    with tempfile.TemporaryDirectory() as out:
+        cmd += ["--out", out]
+        subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, check=True)
+        outputs = [json.loads((Path(out) / f"rank{r}.json").read_text())
+                   for r in range(args.ranks)]  # fmt: skip
     print(
-        f"seed CNN, global batch 100, {args.ranks} process(es), mode {args.mode}, "
+        f"seed CNN, global batch {args.batch}, {args.ranks} process(es), mode {args.mode}, "
         f"{args.epochs} epochs; 1-minute load average {load:.2f} at the start"
     )
     report(outputs)

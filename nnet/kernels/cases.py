@@ -20,6 +20,7 @@ import numpy as np
 
 from nnet.autograd.tensor import Tensor
 from nnet.kernels.batchnorm import BatchStats
+from nnet.kernels.convrelu import CHANNELS_FIRST_BELOW
 from nnet.kernels.im2col import geometry
 
 Draw = Callable[[int, int], int]
@@ -147,7 +148,9 @@ def relu_block(draw: Draw, rng: np.random.Generator) -> tuple[Any, ...]:
     if draw(0, 1):
         args = list(winograd_block(draw, rng))
     else:
-        kh, kw, cin, cout = 2 * draw(0, 1) + 1, 2 * draw(0, 1) + 1, draw(1, 3), draw(1, 4)
+        kh, kw, cin = 2 * draw(0, 1) + 1, 2 * draw(0, 1) + 1, draw(1, 3)
+        # few output channels take conv-relu-pool's channels-first layout, more its offset planes
+        cout = draw(1, 4) if draw(0, 1) else draw(CHANNELS_FIRST_BELOW, CHANNELS_FIRST_BELOW + 1)
         kernel = (draw(1, 2), draw(1, 2))
         shape = (draw(1, 3), kernel[0] * draw(1, 3), kernel[1] * draw(2, 3), cin)
         geo = geometry(shape, (kh, kw), (1, 1), (1, 1), ((kh // 2,) * 2, (kw // 2,) * 2))

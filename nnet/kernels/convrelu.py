@@ -46,6 +46,12 @@ _NO_INPUT_GRADIENT = (
 )
 
 
+#: ConvReluPool's patch path puts fewer output channels than this first (patchpool.py): rows of a
+#: few floats are slow in BLAS and NumPy's loops; wider rows are faster as offset planes
+#: (:class:`_Planes`). ``python -m benchmarks.crossovers channels_first``.
+CHANNELS_FIRST_BELOW = 8
+
+
 def winograd_path(x_shape: tuple[int, ...], w_shape: tuple[int, ...], geo: Geometry,
                   kernel: tuple[int, int]) -> bool:  # fmt: skip
     """Whether the block's convolution runs Winograd's F(2x2, 3x3), whose output tiles are the
@@ -258,20 +264,35 @@ class ConvReluBatchNormPool(Function):
         taps, rows, cout = r.shape
         m = taps * rows
         g = grad.reshape(rows, cout)
+        n = grad.shape[0]
+        pixels = rows // max(1, n)
         ones = np.ones(rows, g.dtype)
         sign = np.sign(a)
-        # r where each window's g goes: the maximum of sign(a) r, the first offset where a = 0
-        r_hit = pooled * sign
-        if not bool(np.all(sign)):
-            np.copyto(r_hit, r[0], where=sign == 0)
-        g_beta = column_sums(g, ones)
-        g_gamma = column_sums(g * (r_hit - mean), ones) * invstd  # sum g xhat
+        ties = not bool(np.all(sign))
+        gq = np.empty_like(g)  # a g [r_hit > 0]
+
+        def sums(start: int, stop: int) -> np.ndarray:
+            # a block of images per thread, as the convolution's VJP below: (sum g, sum g xc)
+            rs = slice(start * pixels, stop * pixels)
+            g_rows = g[rs]
+            # r where each window's g goes: the maximum of sign(a) r, the first offset where a = 0
+            r_hit = pooled[rs] * sign
+            if ties:
+                np.copyto(r_hit, r[0, rs], where=sign == 0)
+            per_channel(np.multiply, g_rows, a, out=gq[rs])
+            gq[rs] *= r_hit > 0
+            r_hit -= mean
+            r_hit *= g_rows
+            part = ones[: rs.stop - rs.start]
+            return np.stack([column_sums(g_rows, part), column_sums(r_hit, part)])
+
+        min_block = items_per_block(taps * pixels * cout * g.itemsize)
+        g_beta, g_xc = block_sum(parallel_for(sums, n, min_block=min_block))
+        g_gamma = g_xc * invstd  # sum g xhat
         # dr = a (g_y - g_beta/m - xhat g_gamma/m), times relu's [r > 0]: per plane, where r > 0,
         # c1 r + c0, plus a g [r_hit > 0] routed to the window's maximum
         c1 = -a * invstd * g_gamma / m
         c0 = -a * g_beta / m - c1 * mean
-        gq = g * a
-        gq *= r_hit > 0
 
         def grads(rs: slice, target: Any) -> Any:
             gq_rows = gq[rs]
@@ -322,8 +343,8 @@ class ConvReluPool(Function):
 
     def forward(ctx, x, weight, bias, geo, kernel):
         ctx.winograd = winograd_path(x.shape, weight.shape, geo, kernel)
-        ctx.channels_first = not ctx.winograd
-        if ctx.channels_first:  # the patch path, output channels first (patchpool.py)
+        ctx.channels_first = not ctx.winograd and weight.shape[3] < CHANNELS_FIRST_BELOW
+        if ctx.channels_first:  # few output channels: channels first (patchpool.py)
             return patchpool.forward(ctx, x, weight, bias, geo, kernel)
         planes = _Planes(x, weight, bias, geo, kernel)
         z = planes.z
@@ -342,7 +363,7 @@ class ConvReluPool(Function):
         return out.reshape(n, oh // kernel[0], ow // kernel[1], z.shape[-1])
 
     def vjp_arrays(ctx, grad):
-        if not ctx.winograd:
+        if ctx.channels_first:
             if ctx.needs_input_grad[0]:
                 raise RuntimeError(_NO_INPUT_GRADIENT.format("ConvReluPool"))
             gw, gb = patchpool.kernel_vjp(ctx, grad)
@@ -366,7 +387,7 @@ class ConvReluPool(Function):
         # the convolution's recorded VJP, its input and kernel as ops
         x, weight, bias, geo, kernel = ctx.inputs
         z_planes, pooled = ctx.saved
-        if ctx.channels_first:  # patchpool's planes, as (taps, rows, C) views
+        if ctx.channels_first:  # patchpool's channel-first planes, as (taps, rows, C) views
             z_planes, pooled = z_planes.swapaxes(1, 2), pooled.T
         token = grad_enabled.set(True)  # a hooked backward (trace, anomaly) calls this unrecorded
         try:
