@@ -7,6 +7,8 @@ trace again with ``use_fused(False)``, which records the composition of primitiv
 
 from __future__ import annotations
 
+from typing import Any
+
 from nnet import kernels
 from nnet.onnx.builder import Builder
 from nnet.onnx.registry import register
@@ -21,6 +23,20 @@ def conv2d(b: Builder, node: Node) -> str:
     """NHWC in and out around ONNX's NCHW Conv; the kernel is transposed once, at export, when it
     is a constant (a parameter), else by a Transpose node."""
     x, weight, bias, geo = node.args
+    return _conv(b, node, x, weight, bias, geo)
+
+
+@register(kernels.FewChannelConvReluPool)
+def conv_relu_max_pool2d(b: Builder, node: Node) -> str:
+    """Conv, MaxPool, then Relu (it commutes with the maximum), as the layers export."""
+    x, weight, bias, geo, kernel = node.args
+    y = _conv(b, node, x, weight, bias, geo)
+    pooled = b.nchw("MaxPool", [y], kernel_shape=list(kernel), strides=list(kernel))
+    return b.add("Relu", [pooled])
+
+
+def _conv(b: Builder, node: Node, x: Any, weight: Any, bias: Any, geo: Any) -> str:
+    """The NCHW Conv of NHWC ``x`` (see :func:`conv2d`), ``node``'s output dtype for the bias."""
     kernel, stride, dilation, (top, left), (oh, ow) = geo
     h, w = x.shape[1:3]
     # the padding after the image that the last window reaches (more would be unused)
