@@ -28,6 +28,11 @@ LAUNCHER_VARS = ("PMI_SIZE", "PMI_RANK", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK")
 
 _OPS = ("sum", "mean", "max", "min")
 _YIELD_SECONDS = 5e-3  # then sleep: see wait()
+#: Seconds a failing rank waits between writing its message and MPI_Abort. MPICH's launcher kills
+#: the job on the first abort and may exit before it has forwarded what the ranks wrote to their
+#: pipes: under load the failing rank's message was lost (1 run in 12 of the fault tests, with two
+#: busy loops on the 2 cores); the pause lets the launcher forward it.
+ABORT_GRACE = 0.5
 _yield = getattr(os, "sched_yield", lambda: time.sleep(0))
 
 
@@ -103,6 +108,7 @@ def abort(code: int = 1) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     if _world.comm is not None and _world.size > 1:
+        time.sleep(ABORT_GRACE)
         _world.comm.Abort(code)
     sys.exit(code)
 
