@@ -88,6 +88,7 @@ COMPARISONS: dict[Any, str] = {
     np.equal: "Equal", np.less: "Less", np.less_equal: "LessOrEqual", np.greater: "Greater",
     np.greater_equal: "GreaterOrEqual", np.logical_and: "And", np.logical_or: "Or",
     np.logical_not: "Not", np.not_equal: "Equal",  # then Not
+    np.isnan: "IsNaN", np.isinf: "IsInf", np.sign: "Sign", np.isfinite: "IsNaN",  # then isinf, Or, Not
 }  # fmt: skip
 
 
@@ -98,12 +99,16 @@ def compare(b: Builder, node: Node) -> str:
     ufunc = cast(ops.Compare, node.fn).ufunc
     if ufunc not in COMPARISONS:
         raise ExportError(
-            f"nnet.onnx.export: no ONNX operator for {ufunc.__name__} in {node.where}"
+            f"nnet.onnx.export: no ONNX operator for np.{ufunc.__name__} in {node.where}; "
+            "compute that condition with comparisons (<, ==, &, ~) of the tensors"
         )
     logical = ufunc in (np.logical_and, np.logical_or, np.logical_not)
     dtype = bool if logical else np.result_type(*node.args2)
-    out = b.add(COMPARISONS[ufunc], [b.arg(a, dtype) for a in node.args])
-    return b.add("Not", [out]) if ufunc is np.not_equal else out
+    args = [b.arg(a, dtype) for a in node.args]
+    out = b.add(COMPARISONS[ufunc], args)
+    if ufunc is np.isfinite:
+        out = b.add("Or", [out, b.add("IsInf", args)])
+    return b.add("Not", [out]) if ufunc in (np.not_equal, np.isfinite) else out
 
 
 @register(ops.Where)

@@ -175,6 +175,10 @@ COMPARISONS = {
     "and_or_not": lambda x: nnet.where(((x > -1) & (x < 1)) | ~(x > -2), x, 0.0),
     "mask": lambda x: x * (x > 0) + x.astype(np.float64).sum(1, keepdims=True).astype(np.float32),
     "float64": lambda x: nnet.where(x.astype(np.float64) > 0.5, x, 0.0),
+    "nan_inf_sign": lambda x: (
+        nnet.where(np.isnan(x) | np.isinf(x) | ~np.isfinite(x), 1.0, x) * np.sign(x)
+        + nnet.where(x > 1, x, 0.0)
+    ),
 }
 
 
