@@ -225,14 +225,9 @@ class WinogradBatchNormReluPool(Function):
         ones = np.ones(rows, centred.dtype)
 
         def convolve(start: int, stop: int) -> np.ndarray:
-            # these images' convolution, each step's sums taken while its output is in cache
-            total = np.zeros(cout, centred.dtype)
-
-            def sums(a: int, b: int) -> None:
-                total[...] += plane_sums(centred[:, a * pixels : b * pixels], ones)
-
-            conv.images(start, stop, then=sums)
-            return total
+            # these images' convolution, and their sums while the last step is in cache
+            conv.images(start, stop)
+            return plane_sums(centred[:, start * pixels : stop * pixels], ones)
 
         mean = block_sum(parallel_for(convolve, n, min_block=conv.step)) / m
         # sign(a) = sign(gamma) wherever 1 / sqrt(var + eps) is finite and positive: the pool of
@@ -310,7 +305,8 @@ class WinogradBatchNormReluPool(Function):
                     d += np.multiply(hit, ga[rs], out=routed)
 
             def convolve(start: int, stop: int) -> np.ndarray:
-                return adj.images(quads, start, stop, first=fill)
+                fill(start, stop)
+                return adj.images(quads, start, stop)
 
             gx, gw = adj.finish(parallel_for(convolve, n, min_block=adj.step))
         gb = np.zeros(cout, grad.dtype) if need_b else None
