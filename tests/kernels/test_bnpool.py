@@ -78,8 +78,9 @@ def test_matches_composition(n, tiles, kernel, c, affine, scale, seed):
     np.testing.assert_allclose(y, y0, rtol=1e-10, atol=1e-10)
     for a, a0 in zip(grads, grads0, strict=True):
         np.testing.assert_allclose(a, a0, rtol=1e-8, atol=1e-10 * max(1.0, 1 / scale))
+    # Sums in another order differ by ~eps * scale: a running mean near zero has no relative accuracy.
     for s, s0 in zip(stats, stats0, strict=True):
-        np.testing.assert_allclose(s, s0, rtol=1e-12)
+        np.testing.assert_allclose(s, s0, rtol=1e-12, atol=1e-14 * max(1.0, scale) ** 2)
     np.testing.assert_array_equal(x, x_before)
 
 
