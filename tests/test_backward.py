@@ -223,6 +223,18 @@ def test_each_op_runs_after_all_its_consumers_however_the_graph_was_built():
     np.testing.assert_allclose(x.grad.numpy(), [3 * 2 + 3 * 5 + 5] * 2)
 
 
+@pytest.mark.parametrize("older_first", [True, False])
+def test_an_input_runs_straight_after_its_consumer_only_when_no_newer_op_waits(older_first):
+    # the walk runs an op's first new input right after the op, without the heap, unless a newer
+    # op is pending: here z is newer than y and also feeds y, in either operand order
+    x = _x([1.0, 2.0])
+    y = x * 2
+    z = y * 3
+    w = (y + z) if older_first else (z + y)
+    w.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [8.0, 8.0])  # dw/dy = 1 + 3, dy/dx = 2
+
+
 # -- depth --------------------------------------------------------------------------------------------
 def test_a_million_op_chain_backpropagates_without_recursion():
     x = nnet.tensor(np.array([1.5]), requires_grad=True)

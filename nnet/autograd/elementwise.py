@@ -362,22 +362,22 @@ class AsType(Function):
 # -- public functions ---------------------------------------------------------------------------
 def add(a: Any, b: Any) -> Tensor:
     """``a + b`` with broadcasting."""
-    return Add.apply(a, b)
+    return Add.apply2(a, b)
 
 
 def subtract(a: Any, b: Any) -> Tensor:
     """``a - b`` with broadcasting."""
-    return Sub.apply(a, b)
+    return Sub.apply2(a, b)
 
 
 def multiply(a: Any, b: Any) -> Tensor:
     """``a * b`` with broadcasting."""
-    return Mul.apply(a, b)
+    return Mul.apply2(a, b)
 
 
 def divide(a: Any, b: Any) -> Tensor:
     """``a / b`` with broadcasting."""
-    return Div.apply(a, b)
+    return Div.apply2(a, b)
 
 
 def negative(a: Any) -> Tensor:
@@ -387,7 +387,7 @@ def negative(a: Any) -> Tensor:
 
 def power(a: Any, b: Any) -> Tensor:
     """``a ** b`` with broadcasting."""
-    return Pow.apply(a, b)
+    return Pow.apply2(a, b)
 
 
 def exp(a: Any) -> Tensor:
@@ -417,12 +417,12 @@ def abs(a: Any) -> Tensor:
 
 def maximum(a: Any, b: Any) -> Tensor:
     """Elementwise maximum; where a == b the gradient goes to ``a``."""
-    return Maximum.apply(a, b)
+    return Maximum.apply2(a, b)
 
 
 def minimum(a: Any, b: Any) -> Tensor:
     """Elementwise minimum; where a == b the gradient goes to ``a``."""
-    return Minimum.apply(a, b)
+    return Minimum.apply2(a, b)
 
 
 def clip(a: Any, min: Any = None, max: Any = None) -> Tensor:
@@ -454,7 +454,7 @@ def astype(a: Tensor, dtype: Any) -> Tensor:
     dtype = np.dtype(dtype)
     if a.requires_grad and dtype.kind != "f":
         return _make(a.data.astype(dtype), False, None)
-    return AsType.apply(a, dtype)
+    return AsType.apply2(a, dtype)
 
 
 class Compare(Function):

@@ -132,7 +132,9 @@ def run_backward(
     Order: every recorded op carries a sequence number from a global counter, so an op's number is
     larger than those of the ops that made its inputs. The walk takes the pending tensor whose op has
     the largest number (a heap): all its consumers have run, so its gradient is complete. This is
-    PyTorch's order too, and it needs no pass over the graph to count consumers first.
+    PyTorch's order too, and it needs no pass over the graph to count consumers first. In a chain the
+    next op is known without the heap: the first input an op gives a gradient to runs right after it
+    when no pending op is newer (the heap would pop it next anyway), without entering the table.
 
     A pending gradient sits in ``table`` under its tensor's id as ``[gradient, owned, tensor]``;
     ``owned`` marks an array nobody else can see, which may be added to in place. Holding the tensor
@@ -257,10 +259,14 @@ def _walk_arrays(
     still to arrive at each hooked leaf (see :func:`_arrived`). Returns the last op run, the oldest
     (for the graph-lifetime check)."""
     fn: Any = None  # after the loop: the last op run
-    while heap:
-        t = heappop(heap)[1]
+    t: Any = None  # the tensor to run next when known without the heap (see below)
+    while True:
+        if t is None:
+            if not heap:
+                break
+            t = heappop(heap)[1]
+            g, own, _ = table.pop(id(t))
         k = id(t)
-        g, own, _ = table.pop(k)
         if t._retains_grad:  # retain_grad() or register_hook() on this tensor
             g, own = _attend_array(t, g, own, captured is None)
         if captured is not None and k in wanted:
@@ -292,6 +298,11 @@ def _walk_arrays(
             fn.inputs = None
             if fn.saved:
                 fn.saved = ()
+        # The first input to start pending is held here, out of the table and the heap: in a
+        # chain it is the next op to run (see the end of the loop).
+        t = None
+        tg: Any = None
+        town = False
         for p, need, d in zip(inputs, needs, grads, strict=False):  # lengths checked above
             if d is None or not need:
                 if need and counts is not None:
@@ -307,12 +318,23 @@ def _walk_arrays(
                     raise _vjp_shape_error(fn, inputs, p, d.shape) from None
             if d.dtype is not pd.dtype and d.dtype != pd.dtype:
                 d = d.astype(pd.dtype)
+            if p is t:  # the held input again (x * x)
+                if town:
+                    np.add(tg, d, out=tg)
+                else:
+                    tg, town = _added(tg, d), True
+                continue
             pk = id(p)
             entry = table.get(pk)
             if entry is None:
-                table[pk] = [d, not shared and d is not g and d.base is None, p]
+                owned = not shared and d is not g and d.base is None
                 pfn = p.grad_fn
-                if pfn is not None:
+                if pfn is None:
+                    table[pk] = [d, owned, p]
+                elif t is None:
+                    t, tg, town = p, d, owned
+                else:
+                    table[pk] = [d, owned, p]
                     heappush(heap, (-pfn.seq, p))
             elif entry[1]:
                 np.add(entry[0], d, out=entry[0])
@@ -321,6 +343,14 @@ def _walk_arrays(
                 entry[1] = True
             if counts is not None:
                 _arrived(p, counts, table, record)
+        if t is not None:
+            seq = t.grad_fn.seq
+            if heap and heap[0][0] < -seq:  # a newer op waits: the held input waits its turn
+                table[id(t)] = [tg, town, t]
+                heappush(heap, (-seq, t))
+                t = None
+            else:  # the heap would pop it next anyway: its gradient is complete
+                g, own = tg, town
     return fn
 
 

@@ -110,4 +110,4 @@ def matmul(a: Any, b: Any) -> Tensor:
         raise ValueError(
             f"matmul: batch dimensions of {a.shape} and {b.shape} do not broadcast"
         ) from None
-    return MatMul.apply(a, b)
+    return MatMul.apply2(a, b)

@@ -112,7 +112,7 @@ def cumsum(a: Any, axis: int | None = None, **torch_names: Any) -> Tensor:
     """
     a = a if isinstance(a, Tensor) else Tensor(a)
     a, ax = _scan_axis("cumsum", a, axis, torch_names)
-    return Cumsum.apply(a, ax)
+    return Cumsum.apply2(a, ax)
 
 
 def cumprod(a: Any, axis: int | None = None, **torch_names: Any) -> Tensor:
@@ -124,7 +124,7 @@ def cumprod(a: Any, axis: int | None = None, **torch_names: Any) -> Tensor:
     """
     a = a if isinstance(a, Tensor) else Tensor(a)
     a, ax = _scan_axis("cumprod", a, axis, torch_names)
-    return Cumprod.apply(a, ax)
+    return Cumprod.apply2(a, ax)
 
 
 def prod(a: Any, axis: Axis = None, keepdims: bool = False, **torch_names: Any) -> Tensor:

@@ -183,7 +183,7 @@ def reshape(a: Any, *shape: Any) -> Tensor:
     a = _as_tensor(a)
     shape = shape_arg(shape)
     try:
-        return Reshape.apply(a, shape)
+        return Reshape.apply2(a, shape)
     except ValueError:
         raise ValueError(
             f"reshape: cannot reshape a tensor of shape {a.shape} ({a.numel()} elements) into {shape}"
@@ -240,7 +240,7 @@ def permute(a: Any, *dims: Any) -> Tensor:
     axes = tuple(_axis("permute", p, a.ndim) for p in perm)
     if sorted(axes) != list(range(a.ndim)):
         raise ValueError(f"permute: dims {perm} are not a permutation of {a.ndim} axes")
-    return Transpose.apply(a, axes)
+    return Transpose.apply2(a, axes)
 
 
 def reverse_axes(a: Any) -> Tensor:
@@ -294,7 +294,7 @@ def broadcast_to(a: Any, shape: Sequence[int]) -> Tensor:
         np.broadcast_shapes(a.shape, shape)
     except ValueError:
         raise ValueError(f"broadcast_to: cannot broadcast shape {a.shape} to {shape}") from None
-    return BroadcastTo.apply(a, shape)
+    return BroadcastTo.apply2(a, shape)
 
 
 def _index_value(index: Any) -> Any:
@@ -312,7 +312,7 @@ def getitem(a: Tensor, index: Any) -> Tensor:
     """``a[index]`` with slices, ints, None, Ellipsis, integer arrays (repeats allowed) and bool masks."""
     index = _index_value(index)
     try:
-        return GetItem.apply(a, index)
+        return GetItem.apply2(a, index)
     except IndexError as e:
         raise IndexError(f"indexing a tensor of shape {a.shape} with {index!r}: {e}") from None
 

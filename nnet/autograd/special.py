@@ -182,7 +182,7 @@ def logaddexp(a: Any, b: Any) -> Tensor:
     >>> nnet.logaddexp(nnet.tensor([1000.0]), nnet.tensor([1000.0])).numpy()
     array([1000.6932], dtype=float32)
     """
-    return LogAddExp.apply(a, b)
+    return LogAddExp.apply2(a, b)
 
 
 def softplus(a: Any, beta: float = 1.0, threshold: float | None = 20.0) -> Tensor:

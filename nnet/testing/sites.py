@@ -2,8 +2,8 @@
 
 Capturing a stack on every operation would cost the hot path (``Function.apply``) a frame walk per
 op. Instead this uses the interpreter's profile hook (``sys.setprofile``, this thread only): while the
-block runs, each return from ``Function.apply`` hands over the new node, the keyword parameters its
-forward was called with, and the calling frames. Outside the block the engine runs exactly as
+block runs, each return from ``Function.apply`` (or ``apply2``) hands over the new node, the keyword
+parameters its forward was called with, and the calling frames. Outside the block the engine runs exactly as
 always, with no flag to read; inside, a forward runs a few times slower.
 
 >>> import nnet
@@ -28,6 +28,7 @@ from nnet.autograd.function import Function
 from nnet.autograd.tensor import Tensor
 
 _APPLY = Function.apply.__func__.__code__  # type: ignore[attr-defined]
+_APPLY2 = Function.apply2.__code__  # every class's apply2 runs this code (function._binary_apply)
 _PACKAGE = str(Path(__file__).resolve().parents[1])
 
 
@@ -57,6 +58,8 @@ def _frame_text(frame: FrameType) -> str:
 
 def _site(frame: FrameType) -> Site:
     caller = frame.f_back
+    if caller is not None and caller.f_code is _APPLY:  # apply handing two operands to apply2
+        caller = caller.f_back
     user = caller
     while user is not None and user.f_code.co_filename.startswith(_PACKAGE):
         user = user.f_back
@@ -72,7 +75,8 @@ def recording_sites() -> Iterator[dict[Function, Site]]:
     previous = sys.getprofile()
 
     def profile(frame: FrameType, event: str, arg: Any) -> None:
-        if event == "return" and frame.f_code is _APPLY and isinstance(arg, Tensor):
+        code = frame.f_code
+        if event == "return" and (code is _APPLY or code is _APPLY2) and isinstance(arg, Tensor):
             fn = arg.grad_fn
             if fn is not None and fn is frame.f_locals.get("ctx"):
                 sites[fn] = _site(frame)
