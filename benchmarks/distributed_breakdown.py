@@ -41,6 +41,11 @@ from typing import Any
 from benchmarks.distributed_epoch import DATA, mpiexec
 
 PHASES = ("load", "rows", "forward", "loss", "zero_grad", "backward", "step", "accuracy")
+#: Rows reported inside the backward: the time in the callbacks the engine runs at its end, where
+#: DistributedDataParallel averages a one-bucket model's gradients (filling this rank's slot of the
+#: shared window, the barrier and the sum, the new ``.grad`` views), and of that the barrier and
+#: the sum (``NodeSum.total``).
+INNER = ("averaging", "barrier and sum")
 
 
 def worker(mode: str, epochs: int, batch: int, out: str) -> None:
@@ -49,8 +54,10 @@ def worker(mode: str, epochs: int, batch: int, out: str) -> None:
 
     import nnet
     from nnet import distributed, nn
+    from nnet.autograd import leaf_hooks
     from nnet.data import DataLoader
     from nnet.distributed import comm
+    from nnet.distributed.node_sum import NodeSum
     from nnet.train.data import load_data
     from nnet.train.models import seed_cnn
 
@@ -74,7 +81,26 @@ def worker(mode: str, epochs: int, batch: int, out: str) -> None:
         waits.append((start, time.perf_counter()))
 
     comm.wait = timed  # type: ignore[assignment]  # DDP and SyncBatchNorm call comm.wait
-    phases: dict[str, list[float]] = {p: [] for p in PHASES}
+    averaging: list[float] = []  # this step's time in the backward's end callbacks
+    untimed_end = leaf_hooks.run_backward_end
+
+    def timed_end(leaf_ids: Any) -> None:
+        start = time.perf_counter()
+        untimed_end(leaf_ids)
+        averaging.append(time.perf_counter() - start)
+
+    leaf_hooks.run_backward_end = timed_end  # type: ignore[assignment]  # the engine's call
+    summing: list[float] = []
+    untimed_total = NodeSum.total
+
+    def timed_total(self: NodeSum, out: Any) -> Any:
+        start = time.perf_counter()
+        result = untimed_total(self, out)
+        summing.append(time.perf_counter() - start)
+        return result
+
+    NodeSum.total = timed_total  # type: ignore[method-assign]
+    phases: dict[str, list[float]] = {p: [] for p in (*PHASES, *INNER)}
     steps: list[list[tuple[float, float]]] = []
     for epoch in range(epochs + 1):
         distributed.barrier()
@@ -88,6 +114,8 @@ def worker(mode: str, epochs: int, batch: int, out: str) -> None:
             marks.append(time.perf_counter())
             (x, y), _ = batch if world > 1 else (batch, None)  # only this rank's rows loaded
             waits.clear()
+            averaging.clear()
+            summing.clear()
             marks.append(time.perf_counter())
             logits = model(x)
             if mode == "shifted" and rank == 1:
@@ -109,10 +137,14 @@ def worker(mode: str, epochs: int, batch: int, out: str) -> None:
             if epoch:
                 for name, a, b in zip(PHASES, marks, marks[1:], strict=False):
                     phases[name].append(b - a)
+                phases["averaging"].append(sum(averaging))
+                phases["barrier and sum"].append(sum(summing))
                 steps.append(list(waits))
     comm.wait = untimed  # type: ignore[assignment]
+    leaf_hooks.run_backward_end = untimed_end  # type: ignore[assignment]
+    NodeSum.total = untimed_total  # type: ignore[method-assign]
     figures = {name: statistics.median(v) for name, v in phases.items()}
-    figures["total"] = statistics.median(map(sum, zip(*phases.values(), strict=True)))
+    figures["total"] = statistics.median(map(sum, zip(*(phases[p] for p in PHASES), strict=True)))
     figures_json = json.dumps({"rank": rank, "phases": figures, "waits": steps})
     (Path(out) / f"rank{rank}.json").write_text(figures_json)
 
@@ -122,6 +154,9 @@ def report(outputs: list[dict[str, Any]]) -> None:
                                                        for o in outputs))  # fmt: skip
     for name in (*PHASES, "total"):
         print(f"{name:28}" + "".join(f"{o['phases'][name] * 1e6:10.1f}" for o in outputs))
+        for inner in INNER if name == "backward" else ():
+            label = f"  of which {inner}"
+            print(f"{label:28}" + "".join(f"{o['phases'][inner] * 1e6:10.1f}" for o in outputs))
     if len(outputs) != 2 or not outputs[0]["waits"] or not outputs[0]["waits"][0]:
         return
     a, b = outputs[0]["waits"], outputs[1]["waits"]

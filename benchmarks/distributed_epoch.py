@@ -19,7 +19,8 @@ Configurations, each a fresh subprocess so thread pools and MPI start clean:
 Each run trains ``--epochs`` epochs after one warm-up epoch and reports every epoch's time (rank 0,
 between barriers); the figure is the median over all epochs of all rounds, the configurations
 rotated each round with a pause between runs. Throughput is images per second; the ratio is
-against one process at one thread. Target (issue 13): 2 ranks >= 1.6x one process at one thread.
+against one process at one thread; "per round" is the range of that ratio taken within each round.
+Target (issue 13): 2 ranks >= 1.6x one process at one thread.
 The CPU column is the CPU time of an epoch summed over the ranks (waits at barriers excluded), and
 "bound" is ranks x (one process's CPU time / this CPU time): the speed-up that idle cores would give
 at most, which a shared machine's load does not hide the way it hides wall time.
@@ -124,12 +125,15 @@ def main() -> None:
         names = [names[int(i) - 1] for i in args.only.split(",")]
     seconds: dict[str, list[float]] = {n: [] for n in names}
     cpu: dict[str, list[float]] = {n: [] for n in names}
+    rounds: list[dict[str, float]] = []  # each round's median epoch per configuration
     images = 0
     loads: list[float] = []
     for r in range(args.rounds):
+        rounds.append({})
         for name in names[r % len(names) :] + names[: r % len(names)]:
             loads.append(os.getloadavg()[0])
             out = run_config(name, args.epochs)
+            rounds[-1][name] = statistics.median(out["seconds"])  # type: ignore[arg-type]
             seconds[name] += out["seconds"]  # type: ignore[operator]
             cpu[name] += out["cpu"]  # type: ignore[operator]
             images = int(out["images"])  # type: ignore[call-overload]
@@ -139,7 +143,7 @@ def main() -> None:
           f"(median of {args.rounds} rounds x {args.epochs} epochs; shared 2-core machine; "
           f"1-minute load average {min(loads):.2f}-{max(loads):.2f} at the runs' starts)")  # fmt: skip
     print(f"{'configuration':32} {'epoch s':>8} {'images/s':>9} {'vs 1x1':>7}  {'quartiles s':12}"
-          f" {'CPU s':>6} {'bound':>6}")  # fmt: skip
+          f" {'CPU s':>6} {'bound':>6}  {'per round':>11}")  # fmt: skip
     table = {}
     base_cpu = statistics.median(cpu[names[0]])
     for name in names:
@@ -150,9 +154,15 @@ def main() -> None:
         # the processes, every wait for another rank free. Load hides in wall time, not in this.
         ranks = CONFIGS[name][0]
         bound = ranks * base_cpu / med_cpu
-        table[name] = {"median_s": med, "q1_s": q1, "q3_s": q3, "all_s": s, "cpu_s": med_cpu}
+        # The ratio within each round (the configurations run minutes apart at most), whose spread
+        # shows how far the machine moved between rounds: the load moves the one-process run, which
+        # shares the cores with other work, more than the ranks, which take both cores under chrt.
+        paired = sorted(r[names[0]] / r[name] for r in rounds)
+        table[name] = {"median_s": med, "q1_s": q1, "q3_s": q3, "all_s": s, "cpu_s": med_cpu,
+                       "round_ratios": paired}  # fmt: skip
         print(f"{name:32} {med:8.3f} {images / med:9.0f} {base / med:6.2f}x  "
-              f"{q1:.3f}-{q3:.3f}  {med_cpu:6.3f} {bound:5.2f}x")  # fmt: skip
+              f"{q1:.3f}-{q3:.3f}  {med_cpu:6.3f} {bound:5.2f}x  "
+              f"{paired[0]:.2f}-{paired[-1]:.2f}x")  # fmt: skip
     if HALF in table and names[0] == "1 process x 1 thread":
         # 2 ranks take 50 steps of 50 images: half the epoch that one process takes in 100 of them
         print(f"2 ranks at most (one process's epoch at batch 100 over half its epoch at batch "

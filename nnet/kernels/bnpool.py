@@ -150,14 +150,15 @@ def routed_backward(
 
 
 def recorded_routing(grad: Tensor, y: np.ndarray, pooled: np.ndarray, shape: tuple[int, ...],
-                     kernel: tuple[int, int]) -> Tensor:  # fmt: skip
-    """G_y as nnet ops of ``grad``: the ReLU's mask and the pool's routing to each window's first
-    maximum of the offset-major ``y`` (constants where they are differentiable), NHWC of ``shape``."""
+                     kernel: tuple[int, int], mask: bool = True) -> Tensor:  # fmt: skip
+    """G_y as nnet ops of ``grad``: the ReLU's mask (``pooled > 0``, unless ``mask`` is False) and
+    the pool's routing to each window's first maximum of the offset-major ``y`` (``pooled`` its
+    maxima; constants where they are differentiable), NHWC of ``shape``."""
     y_nhwc = np.empty(shape, y.dtype)
     for plane, part in zip(window_planes(y_nhwc, kernel), y, strict=True):
         plane[...] = part.reshape(plane.shape)
     out = pooled.reshape(grad.shape)
-    gp = grad * Tensor._make((out > 0).astype(grad.dtype), False, None)
+    gp = grad * Tensor._make((out > 0).astype(grad.dtype), False, None) if mask else grad
     return MaxPool2dBackward.apply(gp, y_nhwc, out, kernel)
 
 

@@ -176,7 +176,10 @@ def few_relu_pool_block(draw: Draw, rng: np.random.Generator) -> tuple[Any, ...]
     shape = (draw(1, 3), kernel[0] * draw(1, 3), kernel[1] * draw(2, 3), cin)
     pads = ((kh // 2,) * 2, (kw // 2,) * 2) if draw(0, 1) else ((0, 0), (0, 0))
     geo = geometry(shape, (kh, kw), (1, 1), (1, 1), pads)
-    if geo[4][0] % kernel[0] or geo[4][1] % kernel[1] or min(geo[4]) < 1:
+    # 'same' padding when the windows would not tile the output, or one value per channel would
+    # be all there is (the registry's _block_tiles declines that)
+    one_value = shape[0] * geo[4][0] * geo[4][1] < 2
+    if geo[4][0] % kernel[0] or geo[4][1] % kernel[1] or min(geo[4]) < 1 or one_value:
         geo = geometry(shape, (kh, kw), (1, 1), (1, 1), ((kh // 2,) * 2, (kw // 2,) * 2))
     x = _t(rng, shape, grad=True)
     return x, _t(rng, (kh, kw, cin, cout)), _maybe(draw, rng, (cout,)), geo, kernel

@@ -27,8 +27,8 @@ from nnet.autograd.grad_mode import grad_enabled
 from nnet.autograd.tensor import Tensor
 from nnet.kernels import winograd
 from nnet.kernels.batchnorm import recorded_vjp
-from nnet.kernels.bnpool import block_sum, normalise_and_pool, recorded_routing, routed_backward
-from nnet.kernels.channels import per_channel, plane_sums, relu
+from nnet.kernels.bnpool import block_sum, recorded_routing
+from nnet.kernels.channels import column_sums, per_channel, plane_sums, relu
 from nnet.kernels.conv import Conv2d
 from nnet.kernels.im2col import Geometry, patch_windows
 from nnet.kernels.pool import first_max, running_max
@@ -210,73 +210,132 @@ class WinogradBatchNormReluPool(Function):
     training mode; its VJP for every input (the conv bias's is 0). The convolution's output comes
     out as each tile's four output planes, which are the pool's window offsets, so batch norm and
     the pool run on contiguous planes and the VJP hands the convolution its gradient in the same
-    layout. See derivations.md#convolution-batch-norm-relu-and-max-pooling-fused."""
+    layout. As in convrelu.py, the pool takes the maxima of sign(a) times the centred output
+    (a = gamma / sqrt(var + eps)), and the normalisation and the ReLU run on the quarter-size
+    result, |a| max + beta: the full-size y is never written, and the VJP's sums are quarter-size.
+    See derivations.md#convolution-batch-norm-relu-and-max-pooling-fused."""
 
     def forward(ctx, x, weight, conv_bias, gamma, beta, eps, stats, geo, kernel):
         # the conv bias is left out: batch norm subtracts it again (it only moves the running mean)
         conv = winograd.Forward(x, weight, None, keep=grad_enabled.get(), quads=True)
         n, cout = x.shape[0], weight.shape[3]
-        centred = conv.y.reshape(4, n, *conv.y.shape[3:])  # (4, N, H/2, W/2, C_out), owned
-        m = centred.size // cout
-        ones = np.ones(m // 4, centred.dtype)
+        centred = conv.y.reshape(4, -1, cout)  # (4, N H/2 W/2, C_out) planes, owned
+        rows = centred.shape[1]
+        pixels, m = rows // max(1, n), centred.size // cout
+        ones = np.ones(rows, centred.dtype)
 
         def convolve(start: int, stop: int) -> np.ndarray:
-            # these images' convolution, and their sums while the last block is in cache
+            # these images' convolution, and their sums while the last step is in cache
             conv.images(start, stop)
-            return plane_sums(centred[:, start:stop].reshape(4, -1, cout), ones)
+            return plane_sums(centred[:, start * pixels : stop * pixels], ones)
 
         mean = block_sum(parallel_for(convolve, n, min_block=conv.step)) / m
+        # sign(a) = sign(gamma) wherever 1 / sqrt(var + eps) is finite and positive: the pool of
+        # sign(a) (z - mean) runs with the centring, and is redone below if that fails
+        sign = np.ones(cout, centred.dtype) if gamma is None else np.sign(gamma)
+        signed = centred if bool(np.all(sign > 0)) else np.empty_like(centred)
+        pooled = np.empty((rows, cout), centred.dtype)
 
-        def centre(start: int, stop: int) -> None:
-            part = centred[:, start:stop].reshape(4, -1, cout)
-            per_channel(np.subtract, part, mean, out=part)
+        def centre(start: int, stop: int) -> np.ndarray:
+            rs = slice(start * pixels, stop * pixels)
+            part = per_channel(np.subtract, centred[:, rs], mean, out=centred[:, rs])
+            if signed is not centred:
+                per_channel(np.multiply, part, sign, out=signed[:, rs])
+            running_max(pooled[rs], signed[:, rs])
+            return plane_sums(np.multiply(part, part), ones)
 
-        out, y, pooled, invstd, var = normalise_and_pool(centred, ones, gamma, beta, eps, centre)
-        ctx.save_for_backward(conv.transforms(), centred, y, pooled, invstd, ones)
+        min_block = items_per_block(4 * pixels * cout * centred.itemsize)
+        var = block_sum(parallel_for(centre, n, min_block=min_block)) / m
+        invstd = 1.0 / np.sqrt(var + eps)
+        a = invstd if gamma is None else gamma * invstd
+        if not np.array_equal(np.sign(a), sign):  # var + eps zero, infinite or NaN
+            sign = np.sign(a)
+            flat = centred.reshape(-1, cout)
+            signed = centred if bool(np.all(sign > 0)) else per_channel(np.multiply, flat, sign)
+            signed = signed.reshape(centred.shape)
+            running_max(pooled, signed)
+        # the pool of y = a (z - mean) + beta is |a| times the pool of sign(a) (z - mean), plus beta
+        # (ties where y ties: all of a window when a = 0); the ReLU after it
+        out = per_channel(np.multiply, pooled, np.abs(a))
+        if beta is not None:
+            per_channel(np.add, out, beta, out=out)
+        relu(out, out=out)
+        ctx.save_for_backward(conv.transforms(), centred, signed, pooled, invstd, a, out)
         stats.mean = mean if conv_bias is None else mean + conv_bias
         stats.var = var
-        return out
+        return out.reshape(n, x.shape[1] // 2, x.shape[2] // 2, cout)
 
     def vjp_arrays(ctx, grad):
-        x, weight, _, gamma, _, _, _, _, _ = ctx.inputs
+        x, weight, _, _, _, _, _, _, _ = ctx.inputs
         need_x, need_w, need_b, need_gamma, need_beta = ctx.needs_input_grad[:5]
-        v, *saved = ctx.saved
-        g_w = None if gamma is None else gamma.data
-        adj = winograd.Adjoint(v, weight.data, x.data.shape, need_x, need_w, True)
-
-        def convolve(start: int, stop: int, t: np.ndarray, scale: np.ndarray) -> np.ndarray:
-            # dz = t scale for these images, then their share of the convolution's VJP
-            part = t[:, start:stop].reshape(4, -1, t.shape[-1])
-            per_channel(np.multiply, part, scale, out=part)
-            return adj.images(t.reshape(2, 2, *t.shape[1:]), start, stop)
-
-        then = convolve if need_x or need_w else None
-        g_gamma, g_beta, du = routed_backward(grad, tuple(saved), g_w, then)
+        v, centred, signed, pooled, invstd, a, out = ctx.saved
+        taps, rows, cout = centred.shape
+        n = grad.shape[0]
+        pixels, m = rows // max(1, n), centred.size // cout
+        ones = np.ones(rows, grad.dtype)
+        # the ReLU's mask (relu'(0) = 0; NaN > 0 is False, as relu's); each window's g goes to
+        # its first maximum, where the centred value is sign(a) times the pooled one (the first
+        # offset's where a = 0: every y of the window ties there)
+        gq = grad.reshape(rows, cout) * (out > 0)
+        sign = np.sign(a)
+        c_hit = pooled * sign
+        if not bool(np.all(sign)):
+            np.copyto(c_hit, centred[0], where=sign == 0)
+        c_hit *= gq
+        g_beta = column_sums(gq, ones)
+        g_gamma = column_sums(c_hit, ones) * invstd  # sum g xhat
         gx = gw = None
-        if then is not None:
-            gx, gw = adj.finish(du)
-        gb = np.zeros(grad.shape[-1], grad.dtype) if need_b else None
+        if need_x or need_w:
+            # dz = a (g_y - g_beta/m - xhat g_gamma/m): per plane c1 (z - mean) + c0, plus a g
+            # routed to each window's first maximum; a step of images at a time, right before the
+            # convolution's adjoint reads it
+            c1 = -a * invstd * g_gamma / m
+            c0 = -a * g_beta / m
+            ga = per_channel(np.multiply, gq, a)
+            dz = np.empty(centred.shape, np.result_type(grad, centred))
+            quads = dz.reshape(2, 2, n, x.data.shape[1] // 2, x.data.shape[2] // 2, cout)
+            adj = winograd.Adjoint(v, weight.data, x.data.shape, need_x, need_w, True)
+
+            def fill(start: int, stop: int) -> None:
+                rs = slice(start * pixels, stop * pixels)
+                routed = np.empty((rs.stop - rs.start, cout), dz.dtype)
+                for tap, hit in first_max([p[rs] for p in signed], pooled[rs], taps - 1):
+                    d = per_channel(np.multiply, centred[tap, rs], c1, out=dz[tap, rs])
+                    per_channel(np.add, d, c0, out=d)
+                    d += np.multiply(hit, ga[rs], out=routed)
+
+            def convolve(start: int, stop: int) -> np.ndarray:
+                fill(start, stop)
+                return adj.images(quads, start, stop)
+
+            gx, gw = adj.finish(parallel_for(convolve, n, min_block=adj.step))
+        gb = np.zeros(cout, grad.dtype) if need_b else None
         return (
             gx, gw, gb, g_gamma if need_gamma else None, g_beta if need_beta else None,
             None, None, None, None,
         )  # fmt: skip
 
     def vjp(ctx, grad):
-        _, _, y, pooled, _, _ = ctx.saved
-        return _recorded_block_vjp(ctx, grad, y, pooled)
+        _, _, signed, pooled, _, _, out = ctx.saved
+        positive = (out > 0).reshape(grad.shape).astype(grad.dtype)
+        gp = grad * Tensor._make(positive, False, None)
+        return _recorded_block_vjp(ctx, gp, signed, pooled, mask=False)
 
 
-def _recorded_block_vjp(ctx: Any, grad: Tensor, y: np.ndarray, pooled: np.ndarray) -> tuple:
+def _recorded_block_vjp(ctx: Any, grad: Tensor, y: np.ndarray, pooled: np.ndarray,
+                        mask: bool = True) -> tuple:  # fmt: skip
     """The block's VJP as nnet ops (create_graph), the composition's: the convolution recomputed as
     a ``Conv2d`` op so that batch norm's VJP depends on the kernel and the input, the routing by
-    ``MaxPool2dBackward``, batch norm's VJP, then the convolution's own (recorded) VJP."""
+    ``MaxPool2dBackward`` to the first maxima of the planes ``y`` (``pooled`` their maxima, whose
+    positives are the ReLU's mask unless ``mask`` is False: ``grad`` then has it already), batch
+    norm's VJP, then the convolution's own (recorded) VJP."""
     x, weight, conv_bias, gamma, _, eps, _, geo, kernel = ctx.inputs
     token = grad_enabled.set(True)  # a hooked backward (trace, anomaly) calls this unrecorded
     try:
         z = Conv2d.apply(x, weight, conv_bias, geo)
     finally:
         grad_enabled.reset(token)
-    gy = recorded_routing(grad, y, pooled, z.data.shape, kernel)
+    gy = recorded_routing(grad, y, pooled, z.data.shape, kernel, mask)
     needs = ctx.needs_input_grad
     conv_needs = needs[0] or needs[1] or needs[2]
     gz, g_gamma, g_beta = recorded_vjp((conv_needs, *needs[3:5]), gy, z, gamma, eps)
