@@ -17,7 +17,7 @@ import numpy as np
 
 from nnet.autograd.linalg import tall_product
 from nnet.kernels.channels import per_channel
-from nnet.kernels.im2col import Geometry, patch_windows
+from nnet.kernels.im2col import Geometry, padded, patch_windows
 from nnet.threads import blas_for, items_per_block, parallel_for
 
 
@@ -30,6 +30,27 @@ def patches(x: np.ndarray, geo: Geometry, out: np.ndarray) -> None:
     """The patches of NHWC ``x`` into ``out``, (KH, KW, C_in, N, OH, OW), as one copy out of the
     windows view."""
     np.copyto(out, patch_windows(x, geo).transpose(3, 4, 5, 0, 1, 2))
+
+
+def patch_rows(x: np.ndarray, geo: Geometry, out: np.ndarray) -> None:
+    """The patches of NHWC ``x`` into ``out``, (N, OH, OW, KH, KW, C) with its last three axes
+    contiguous: the (M, K) patch matrix, rows contiguous. ``geo`` has dilation 1 along the width.
+
+    At dilation 1 the KW taps of a patch row are KW neighbouring pixels, KW C contiguous values of
+    the padded input: copied as one opaque item each, the copy moves KH items per output pixel
+    where the float copy (``patch_windows``) loops over runs of KW C floats and the channel-major
+    one over output rows read C floats apart. The seed's second convolution, (100, 14, 14, 4),
+    micro under ``chrt -f 10``: 147 us (168 with cold caches) against 243 (376) channel-major,
+    and its product with the kernel 124 against 144 us."""
+    n, c = x.shape[0], x.shape[3]
+    (kh, kw), (sh, sw), (dh, _), _, (oh, ow) = geo
+    src = np.ascontiguousarray(padded(x, geo), out.dtype)
+    if out.size == 0:
+        return
+    run = np.dtype((np.void, kw * c * src.itemsize))
+    s0, s1, s2, _ = src.strides
+    items = np.ndarray((n, oh, ow, kh), run, src, 0, (s0, sh * s1, sw * s2, dh * s1))
+    np.copyto(out.reshape(n, oh, ow, kh, kw * c).view(run)[..., 0], items)
 
 
 def forward(x: np.ndarray, w2: np.ndarray, bias: np.ndarray | None,
@@ -88,7 +109,10 @@ def input_grad_shifted(g2: np.ndarray, w2: np.ndarray, out: np.ndarray, geo: Geo
     # grid pixel (y + pt, x + pl) is input pixel (y, x): the padding shorter than the kernel, the
     # input fits inside the grid (OH + KH - 1 = H + pt + pb), rows past it get nothing
     planes = acc[:, :length].reshape(cin, n, gh, gw)[:, :, pt : pt + h, pl : pl + w]
-    np.copyto(out, planes.transpose(1, 2, 3, 0))
+    # a channel at a time: the whole transpose loops over runs of C_in floats (the seed's second
+    # convolution, C_in = 4: 51 -> 27 us)
+    for c in range(cin):
+        out[..., c] = planes[c]
 
 
 def vjp(cols: np.ndarray, g2: np.ndarray, w2: np.ndarray, shape: tuple[int, ...], geo: Geometry,

@@ -48,17 +48,17 @@ class FewChannelConvReluPool(ConvReluPool):
         k, taps, quarter = kh * kw * cin, ph * pw, (oh // ph) * (ow // pw)
         w2 = weight.reshape(k, cout)
         dtype = np.result_type(x, weight)
-        buf = np.empty((kh, kw, cin, n, oh, ow), x.dtype)
-        cols = buf.reshape(k, -1)
+        buf = np.empty((n, oh, ow, kh, kw, cin), x.dtype)
+        cols = buf.reshape(-1, k)  # (M, K), rows contiguous (fewchannels.patch_rows)
         z = np.empty((n, oh, ow, cout), dtype)
         planes = np.empty((taps, n, oh // ph, ow // pw, cout), dtype)
         pooled = np.empty((n * quarter, cout), dtype)
         out = np.empty_like(pooled)
 
         def images(start: int, stop: int) -> None:
-            fewchannels.patches(x[start:stop], geo, buf[:, :, :, start:stop])
+            fewchannels.patch_rows(x[start:stop], geo, buf[start:stop])
             rows = z[start:stop].reshape(-1, cout)
-            np.matmul(cols[:, start * oh * ow : stop * oh * ow].T, w2, out=rows)
+            np.matmul(cols[start * oh * ow : stop * oh * ow], w2, out=rows)
             if bias is not None:
                 per_channel(np.add, rows, bias, out=rows)
             offset_major(z[start:stop], kernel, planes[:, start:stop])
@@ -69,7 +69,7 @@ class FewChannelConvReluPool(ConvReluPool):
         with blas_for(cols.size * cout):  # few channels: one BLAS thread (threads.py)
             parallel_for(images, n, min_block=_min_block(k, cout, oh * ow, x.itemsize))
         ctx.winograd, ctx.channels_first = False, False
-        ctx.conv_saved = cols.T  # (M, K), a view of (T, C, M) memory
+        ctx.conv_saved = cols
         ctx.save_for_backward(planes.reshape(taps, -1, cout), pooled)
         return out.reshape(n, oh // ph, ow // pw, cout)
 

@@ -83,19 +83,28 @@ def _needs_zeros(x_hw: tuple[int, int], geo: Geometry) -> bool:
     )
 
 
+def padded(x: np.ndarray, geo: Geometry) -> np.ndarray:
+    """NHWC ``x`` with the zero border that ``geo``'s patches read (a copy), or ``x`` itself when
+    no patch reads padding."""
+    n, h, w, c = x.shape
+    (kh, kw), (sh, sw), (dh, dw), (pt, pl), (oh, ow) = geo
+    if not _needs_zeros((h, w), geo):
+        return x
+    bottom = max(0, (oh - 1) * sh + (kh - 1) * dh + 1 - pt - h)
+    right = max(0, (ow - 1) * sw + (kw - 1) * dw + 1 - pl - w)
+    out = np.zeros((n, pt + h + bottom, pl + w + right, c), x.dtype)
+    out[:, pt : pt + h, pl : pl + w, :] = x
+    return out
+
+
 def patch_windows(x: np.ndarray, geo: Geometry) -> np.ndarray:
     """Every patch of NHWC ``x`` as a read-only strided (N, OH, OW, KH, KW, C) view of a zero-padded
     copy (of ``x`` itself when no patch reads padding). Copying it is one call whose contiguous runs
     are KW C floats long (at dilation 1), where nine slice copies run C floats at a time: 11 ms
     against 24 ms for the conv2d benchmark's (64, 32, 32, 32) input."""
-    n, h, w, c = x.shape
-    (kh, kw), (sh, sw), (dh, dw), (pt, pl), (oh, ow) = geo
-    if _needs_zeros((h, w), geo):
-        bottom = max(0, (oh - 1) * sh + (kh - 1) * dh + 1 - pt - h)
-        right = max(0, (ow - 1) * sw + (kw - 1) * dw + 1 - pl - w)
-        padded = np.zeros((n, pt + h + bottom, pl + w + right, c), x.dtype)
-        padded[:, pt : pt + h, pl : pl + w, :] = x
-        x = padded
+    n, c = x.shape[0], x.shape[3]
+    (kh, kw), (sh, sw), (dh, dw), _, (oh, ow) = geo
+    x = padded(x, geo)
     s0, s1, s2, s3 = x.strides
     return np.lib.stride_tricks.as_strided(
         x, (n, oh, ow, kh, kw, c), (s0, sh * s1, sw * s2, dh * s1, dw * s2, s3), writeable=False

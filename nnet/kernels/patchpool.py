@@ -60,8 +60,10 @@ def forward(ctx: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None
         rs = slice(start * pixels, stop * pixels)
         np.matmul(w_t, cols[:, :, rs].swapaxes(0, 1), out=z[:, :, rs])
         running_max(pooled[:, rs], z[:, :, rs])
-        # the ReLU after the maximum (they commute); NaN kept, as relu's
-        np.maximum(pooled[:, rs].T, 0, out=out[rs])
+        # the ReLU after the maximum (they commute); NaN kept, as relu's. A channel at a time: the
+        # whole transpose loops over runs of C_out floats (the seed's first block: 66 -> 34 us)
+        for c in range(cout):
+            np.maximum(pooled[c, rs], 0, out=out[rs, c])
 
     item = _item_bytes(k + 1, cout, taps, pixels, x.itemsize)
     with blas_for(cols.size * cout):  # few channels: one BLAS thread (threads.py)
