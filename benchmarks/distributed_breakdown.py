@@ -16,6 +16,10 @@ arrived (the slower rank's lead is the other's wait) and how long it took once b
 ``--ranks 1 --batch 50``: one process training on a rank's share, alone on the machine (the
 reference for ``alone``, which runs two such processes side by side).
 
+``--primitives``: also time each primitive's forward and VJP (every ``Function`` but the elementwise
+ones, whose scalar fast path a wrapper would bypass) and the optimizer's step, per step (medians;
+rank 0): with ``--ranks 1 --batch 1`` what a step costs whatever its batch.
+
 ``sync`` is ``mpiexec -n 2 nnet train``'s setup (SyncBatchNorm, DistributedDataParallel), ``local``
 per-rank batch norm under DDP (no buffer broadcast), ``alone`` each rank its own model, no DDP, and
 ``lockstep`` the same with a barrier after every step: what meeting once a step costs by itself,
@@ -48,7 +52,35 @@ PHASES = ("load", "rows", "forward", "loss", "zero_grad", "backward", "step", "a
 INNER = ("averaging", "barrier and sum")
 
 
-def worker(mode: str, epochs: int, batch: int, out: str) -> None:
+def timed_primitives(record: dict[str, list[float]], optimizer: Any) -> None:
+    """Add the time of every call of each non-elementwise primitive's forward and VJP, and of
+    ``optimizer.step``, to ``record`` under its name (this step's calls)."""
+    from nnet.autograd.function import Function
+
+    def subclasses(cls: type) -> list[type]:
+        return [c for s in cls.__subclasses__() for c in (s, *subclasses(s))]
+
+    def wrap(owner: Any, name: str, label: str) -> None:
+        untimed = getattr(owner, name)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            result = untimed(*args, **kwargs)
+            record.setdefault(label, []).append(time.perf_counter() - start)
+            return result
+
+        setattr(owner, name, timed)
+
+    for cls in set(subclasses(Function)):
+        if getattr(cls, "elementwise", False):
+            continue
+        for name in ("forward", "vjp", "vjp_arrays"):
+            if name in cls.__dict__:
+                wrap(cls, name, f"{cls.__name__}.{name}")
+    wrap(optimizer, "step", f"{type(optimizer).__name__}.step")
+
+
+def worker(mode: str, epochs: int, batch: int, out: str, primitives: bool = False) -> None:
     """Train under the timers; write this rank's figures as JSON to ``out``/rank<R>.json (a file
     each: two ranks' long lines on one stdout could interleave)."""
 
@@ -72,6 +104,10 @@ def worker(mode: str, epochs: int, batch: int, out: str) -> None:
     optimizer = nnet.optim.Adam(model.parameters(), lr=1e-3)
     loader = DataLoader(train_set, batch_size=batch, shuffle=True)
     loss_fn = nn.CrossEntropyLoss()
+    calls: dict[str, list[float]] = {}  # this step's primitive calls, when timed
+    per_step: dict[str, list[float]] = {}
+    if primitives:
+        timed_primitives(calls, optimizer)
     waits: list[tuple[float, float]] = []  # (start, end) of every wait of the current step
     untimed = comm.wait
 
@@ -114,6 +150,7 @@ def worker(mode: str, epochs: int, batch: int, out: str) -> None:
             marks.append(time.perf_counter())
             (x, y), _ = batch if world > 1 else (batch, None)  # only this rank's rows loaded
             waits.clear()
+            calls.clear()
             averaging.clear()
             summing.clear()
             marks.append(time.perf_counter())
@@ -137,6 +174,8 @@ def worker(mode: str, epochs: int, batch: int, out: str) -> None:
             if epoch:
                 for name, a, b in zip(PHASES, marks, marks[1:], strict=False):
                     phases[name].append(b - a)
+                for label, times in calls.items():
+                    per_step.setdefault(label, []).append(sum(times))
                 phases["averaging"].append(sum(averaging))
                 phases["barrier and sum"].append(sum(summing))
                 steps.append(list(waits))
@@ -145,18 +184,29 @@ def worker(mode: str, epochs: int, batch: int, out: str) -> None:
     NodeSum.total = untimed_total  # type: ignore[method-assign]
     figures = {name: statistics.median(v) for name, v in phases.items()}
     figures["total"] = statistics.median(map(sum, zip(*(phases[p] for p in PHASES), strict=True)))
-    figures_json = json.dumps({"rank": rank, "phases": figures, "waits": steps})
+    # a primitive not called in some steps counts 0 there
+    counted = len(steps)
+    primitive = {label: statistics.median(v + [0.0] * (counted - len(v)))
+                 for label, v in per_step.items()}  # fmt: skip
+    figures_json = json.dumps({"rank": rank, "phases": figures, "waits": steps,
+                               "primitives": primitive})  # fmt: skip
     (Path(out) / f"rank{rank}.json").write_text(figures_json)
 
 
 def report(outputs: list[dict[str, Any]]) -> None:
     print(f"{'phase (median us per step)':28}" + "".join(f"{'rank ' + str(o['rank']):>10}"
                                                        for o in outputs))  # fmt: skip
+    primitives = outputs[0]["primitives"]
     for name in (*PHASES, "total"):
         print(f"{name:28}" + "".join(f"{o['phases'][name] * 1e6:10.1f}" for o in outputs))
         for inner in INNER if name == "backward" else ():
             label = f"  of which {inner}"
             print(f"{label:28}" + "".join(f"{o['phases'][inner] * 1e6:10.1f}" for o in outputs))
+    if primitives:
+        print("primitives of rank 0 (median us per step; a step's calls summed):")
+        for label, t in sorted(primitives.items(), key=lambda kv: -kv[1]):
+            print(f"  {label:40} {t * 1e6:8.1f}")
+        print(f"  {'all of the above':40} {sum(primitives.values()) * 1e6:8.1f}")
     if len(outputs) != 2 or not outputs[0]["waits"] or not outputs[0]["waits"][0]:
         return
     a, b = outputs[0]["waits"], outputs[1]["waits"]
@@ -188,14 +238,17 @@ def main() -> None:
     )
     parser.add_argument("--ranks", type=int, default=2)
     parser.add_argument("--batch", type=int, default=100, help="the global batch (default 100)")
+    parser.add_argument("--primitives", action="store_true",
+                        help="also time each primitive's forward and VJP and the optimizer step")  # fmt: skip
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        worker(args.mode, args.epochs, args.batch, args.out)
+        worker(args.mode, args.epochs, args.batch, args.out, args.primitives)
         return
     cmd = [sys.executable, "-m", "benchmarks.distributed_breakdown", "--worker",
-           "--epochs", str(args.epochs), "--mode", args.mode, "--batch", str(args.batch)]  # fmt: skip
+           "--epochs", str(args.epochs), "--mode", args.mode, "--batch", str(args.batch),
+           *(["--primitives"] if args.primitives else [])]  # fmt: skip
     if args.ranks > 1:
         cmd = [mpiexec(), "-n", str(args.ranks), *cmd]
     env = {**os.environ, "NNET_NUM_THREADS": "1"}
