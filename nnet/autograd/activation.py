@@ -89,12 +89,12 @@ def sigmoid(a: Any) -> Tensor:
     >>> nnet.sigmoid(nnet.tensor([-1e4, 0.0, 1e4])).numpy()
     array([0. , 0.5, 1. ], dtype=float32)
     """
-    return Sigmoid.apply(a)
+    return Sigmoid.apply1(a)
 
 
 def tanh(a: Any) -> Tensor:
     """Elementwise hyperbolic tangent."""
-    return Tanh.apply(a)
+    return Tanh.apply1(a)
 
 
 def relu(a: Any) -> Tensor:
@@ -102,4 +102,4 @@ def relu(a: Any) -> Tensor:
     # a pending layer's output, or an image batch that a max-pool may follow: may fuse (pending.py)
     if (type(a) is Pending or (isinstance(a, Tensor) and a.ndim == 4)) and deferring():
         return defer("relu", a, (), a.shape, a.requires_grad)
-    return Relu.apply(a)
+    return Relu.apply1(a)

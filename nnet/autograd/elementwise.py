@@ -382,7 +382,7 @@ def divide(a: Any, b: Any) -> Tensor:
 
 def negative(a: Any) -> Tensor:
     """``-a``."""
-    return Neg.apply(a)
+    return Neg.apply1(a)
 
 
 def power(a: Any, b: Any) -> Tensor:
@@ -397,22 +397,22 @@ def exp(a: Any) -> Tensor:
     >>> nnet.exp(nnet.tensor([0.0])).numpy()
     array([1.], dtype=float32)
     """
-    return Exp.apply(a)
+    return Exp.apply1(a)
 
 
 def log(a: Any) -> Tensor:
     """Elementwise natural logarithm."""
-    return Log.apply(a)
+    return Log.apply1(a)
 
 
 def sqrt(a: Any) -> Tensor:
     """Elementwise square root."""
-    return Sqrt.apply(a)
+    return Sqrt.apply1(a)
 
 
 def abs(a: Any) -> Tensor:
     """Elementwise |a|; its derivative at 0 is taken as 0."""
-    return Abs.apply(a)
+    return Abs.apply1(a)
 
 
 def maximum(a: Any, b: Any) -> Tensor:

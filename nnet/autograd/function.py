@@ -86,8 +86,10 @@ class Function:
     drawn_inputs: tuple[Any, ...]  # the inputs once released, big ones sketched
     drawn_record: dict[int, Any]  # on a backward's root only: its leaves' gradients
     _output: weakref.ReferenceType[Tensor] | None
-    #: ``apply(a, b)`` for two operands and no keyword parameters, as a function of each class's
-    #: own (made by ``_binary_apply``): the arithmetic operators call it, skipping apply's packing.
+    #: ``apply(a)`` and ``apply(a, b)`` without keyword parameters, as functions of each class's own
+    #: (made by ``_unary_apply`` and ``_binary_apply``): the operators and most public functions
+    #: call them, skipping apply's packing of its arguments.
+    apply1: Callable[[Any], Tensor]
     apply2: Callable[[Any, Any], Tensor]
 
     def forward(self, *args: Any, **params: Any) -> np.ndarray:
@@ -123,6 +125,7 @@ class Function:
             from nnet.autograd.torch_function import adapt
 
             adapt(cls)  # PyTorch's spelling: static forward(ctx, *tensors) and backward(ctx, grad)
+        cls.apply1 = staticmethod(_unary_apply(cls))  # type: ignore[assignment]
         cls.apply2 = staticmethod(_binary_apply(cls))  # type: ignore[assignment]
 
     def save_for_backward(self, *values: Any) -> None:
@@ -165,21 +168,16 @@ class Function:
     @classmethod
     def apply(cls, *args: Any, **params: Any) -> Tensor:
         """Run forward on the arguments' arrays and, when recording, link the result into the graph."""
-        n = len(args)
-        if n == 2 and not params:
-            return cls.apply2(*args)
+        if not params:
+            n = len(args)
+            if n == 2:
+                return cls.apply2(*args)
+            if n == 1:
+                return cls.apply1(*args)
         ctx = _new(cls)
-        # The one-argument case is most of the rest: spelled out, it skips two list builds.
         try:
-            needs: tuple[bool, ...]
-            if n == 1 and not params:
-                (a,) = args
-                ta = isinstance(a, Tensor)
-                out = ctx.forward(a.data if ta else a)
-                needs = (ta and a.requires_grad,)
-            else:
-                out = ctx.forward(*[a.data if isinstance(a, Tensor) else a for a in args], **params)
-                needs = tuple([isinstance(a, Tensor) and a.requires_grad for a in args])
+            out = ctx.forward(*[a.data if isinstance(a, Tensor) else a for a in args], **params)
+            needs = tuple([isinstance(a, Tensor) and a.requires_grad for a in args])
         except (ValueError, TypeError) as e:
             operands = [a.data if isinstance(a, Tensor) else a for a in args if a is not None]
             raise operand_error(cls.op_name or cls.__name__.lower(), e, *operands) from None
@@ -203,8 +201,43 @@ class Function:
         return _new_tensor(out, False, None)
 
 
-# needs_input_grad of a binary op: shared constants, so recording allocates one object less per op
-_BOTH, _FIRST, _SECOND = (True, True), (True, False), (False, True)
+# needs_input_grad as shared constants, so recording allocates one object less per op
+_ONE, _BOTH, _FIRST, _SECOND = (True,), (True, True), (True, False), (False, True)
+
+
+def _unary_apply(cls: type[Function]) -> Any:
+    """``cls.apply1``: ``cls.apply(a)`` as a function of its own (see :func:`_binary_apply`)."""
+    name = cls.op_name or cls.__name__.lower()
+    saves_output = cls.saves_output
+    plain = cls.__init__ is object.__init__ and cls.__new__ is object.__new__  # type: ignore[misc]
+
+    def apply1(a: Any) -> Tensor:
+        ctx = cls() if plain else _new(cls)
+        ta = isinstance(a, Tensor)
+        try:
+            out = ctx.forward(a.data if ta else a)
+        except (ValueError, TypeError) as e:
+            raise operand_error(name, e, *([] if a is None else [a.data if ta else a])) from None
+        if type(out) is not _ndarray:
+            out = np.asarray(out)
+        if anomaly_enabled.get():
+            on_apply(ctx, (a,), out)
+        if ta and a.requires_grad and grad_enabled.get() and not ctx._non_differentiable:
+            ctx.inputs = (a,)
+            ctx.needs_input_grad = _ONE
+            ctx.seq = _next_seq()
+            result = _new(Tensor)  # Tensor._make spelled out: a call less on every recorded op
+            result.data = out
+            result._grad = None
+            result.grad_fn = ctx
+            result._retains_grad = False
+            result.requires_grad = True
+            ctx._output = weakref.ref(result) if saves_output else None
+            return result
+        return _new_tensor(out, False, None)
+
+    apply1.__doc__ = f"``{cls.__name__}.apply(a)``, without apply's packing of its argument."
+    return apply1
 
 
 def _binary_apply(cls: type[Function]) -> Any:
@@ -264,4 +297,5 @@ def _binary_apply(cls: type[Function]) -> Any:
     return apply2
 
 
+Function.apply1 = staticmethod(_unary_apply(Function))  # type: ignore[assignment]
 Function.apply2 = staticmethod(_binary_apply(Function))  # type: ignore[assignment]

@@ -152,7 +152,7 @@ def log1p(a: Any) -> Tensor:
     >>> nnet.log1p(nnet.tensor([1e-20], dtype=nnet.float64)).item()
     1e-20
     """
-    return Log1p.apply(a)
+    return Log1p.apply1(a)
 
 
 def expm1(a: Any) -> Tensor:
@@ -162,7 +162,7 @@ def expm1(a: Any) -> Tensor:
     >>> nnet.expm1(nnet.tensor([1e-20], dtype=nnet.float64)).item()
     1e-20
     """
-    return Expm1.apply(a)
+    return Expm1.apply1(a)
 
 
 def erf(a: Any) -> Tensor:
@@ -172,7 +172,7 @@ def erf(a: Any) -> Tensor:
     >>> round(nnet.erf(nnet.tensor([1.0], dtype=nnet.float64)).item(), 6)
     0.842701
     """
-    return Erf.apply(a)
+    return Erf.apply1(a)
 
 
 def logaddexp(a: Any, b: Any) -> Tensor:
@@ -196,7 +196,7 @@ def softplus(a: Any, beta: float = 1.0, threshold: float | None = 20.0) -> Tenso
         raise ValueError(f"softplus: beta must be positive, got {beta}")
     a = a if isinstance(a, Tensor) else Tensor(a)
     z = a if beta == 1 else a * beta
-    y = Softplus.apply(z)
+    y = Softplus.apply1(z)
     if beta != 1:
         y = y / beta
     if threshold is None:

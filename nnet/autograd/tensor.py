@@ -780,7 +780,7 @@ from nnet.autograd import version as _versions  # noqa: E402
 
 # the operators' primitives, bound once: `t * u` is the hottest call in nnet
 _add, _sub, _mul, _div, _neg = (
-    _ops.Add.apply2, _ops.Sub.apply2, _ops.Mul.apply2, _ops.Div.apply2, _ops.Neg.apply
+    _ops.Add.apply2, _ops.Sub.apply2, _ops.Mul.apply2, _ops.Div.apply2, _ops.Neg.apply1
 )  # fmt: skip
 
 

@@ -66,7 +66,7 @@ def sin(a: Any) -> Tensor:
     >>> nnet.sin(nnet.tensor([0.0])).numpy()
     array([0.], dtype=float32)
     """
-    return Sin.apply(a)
+    return Sin.apply1(a)
 
 
 def cos(a: Any) -> Tensor:
@@ -76,7 +76,7 @@ def cos(a: Any) -> Tensor:
     >>> nnet.cos(nnet.tensor([0.0])).numpy()
     array([1.], dtype=float32)
     """
-    return Cos.apply(a)
+    return Cos.apply1(a)
 
 
 def tan(a: Any) -> Tensor:
@@ -86,4 +86,4 @@ def tan(a: Any) -> Tensor:
     >>> nnet.tan(nnet.tensor([0.0])).numpy()
     array([0.], dtype=float32)
     """
-    return Tan.apply(a)
+    return Tan.apply1(a)

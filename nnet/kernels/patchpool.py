@@ -10,6 +10,16 @@ runs along rows of M. Only the pooled quarter-size output and its gradient are t
 from NHWC. The seed's first block, (100, 28, 28, 1) -> 4 channels, one thread, micro under
 chrt: the forward's product 181 -> 105 us, the kernel gradient's products 302 -> ~75 us.
 
+With one input channel and a stride-1, dilation-1 convolution (the seed's first layer) the patches
+hold only (KH_p + KH - 1)(KW_p + KW - 1) distinct planes, the shifted planes R[u, v] = x_pad[N,
+KH_p oy + u, KW_p ox + v] (:func:`shifted_planes`): patch row (i, j) at window offset (a, b) is
+R[a + i, b + j]. The forward builds R (one strided copy) and the patch rows from it (contiguous
+copies: 245 -> 113 + 56 us), and keeps R, not the patches, for the VJP, where the kernel gradient
+is the product of R with the routed gradient, G = R D^T ((U V) x (taps C_out)), summed over the
+offsets that pair each tap with each window offset: 292 -> 130 us for the product, P^T d of the
+2.5 times larger patches being a read of 3.1 MB (micro, one thread, chrt). Only when the images
+run as one block (one thread): split over two threads the block was slower this way.
+
 A block of images per thread, forward and VJP alike (each thread reads the patches its own core
 wrote), each block a few long NumPy calls with the window offsets as one axis: per offset, the
 routing took six to eight calls of a few microseconds, and two threads spent them handing the
@@ -18,14 +28,15 @@ GIL between cores. See derivations.md#convolution-relu-batch-norm-and-max-poolin
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
-from nnet.kernels.convbn import patches_offset_major
-from nnet.kernels.im2col import Geometry
+from nnet.kernels.convbn import patches_offset_major, tall_product_t
+from nnet.kernels.im2col import Geometry, padded
 from nnet.kernels.pool import running_max
-from nnet.threads import blas_for, items_per_block, parallel_for
+from nnet.threads import blas_for, blocks, items_per_block, parallel_for
 
 #: Rows per slab of the kernel gradient's product, rounded down to whole images: OpenBLAS
 #: multiplies a huge shared dimension into a tiny result slowly, a batch of slabs summed
@@ -36,6 +47,33 @@ SLAB_ROWS = 2048
 def _item_bytes(k1: int, cout: int, taps: int, pixels: int, itemsize: int) -> int:
     """What one image's block holds: its patches and its offset planes."""
     return (k1 + cout) * taps * pixels * itemsize
+
+
+def takes_shifted_planes(x_shape: tuple[int, ...], geo: Geometry) -> bool:
+    """One input channel, stride 1, dilation 1: the patches are copies of a few shifted planes."""
+    return x_shape[3] == 1 and geo[1] == (1, 1) and geo[2] == (1, 1)
+
+
+def shifted_planes(x: np.ndarray, geo: Geometry, kernel: tuple[int, int], out: np.ndarray) -> None:
+    """R[u, v] = x_pad[:, KH_p oy + u, KW_p ox + v] into ``out``, (KH_p + KH - 1, KW_p + KW - 1, N,
+    OH_p, OW_p), for NHWC ``x`` of one channel and a geometry :func:`takes_shifted_planes`."""
+    (kh, kw), (oh, ow), (ph, pw) = geo[0], geo[4], kernel
+    xp = padded(x, geo)[..., 0]
+    s0, s1, s2 = xp.strides
+    shape = (ph + kh - 1, pw + kw - 1, x.shape[0], oh // ph, ow // pw)
+    np.copyto(out, np.lib.stride_tricks.as_strided(xp, shape, (s1, s2, s0, ph * s1, pw * s2)))
+
+
+def _patches_from_planes(planes: np.ndarray, kernel: tuple[int, int], out: np.ndarray) -> None:
+    """Patch row (i, j) at window offset (a, b) is plane (a + i, b + j); ``out`` (K + 1, KH_p,
+    KW_p, ...) gets rows 0..K - 1, its last row (the ones) is the caller's."""
+    ph, pw = kernel
+    kh, kw = planes.shape[0] - ph + 1, planes.shape[1] - pw + 1
+    for i in range(kh):
+        for j in range(kw):
+            for a in range(ph):
+                for b in range(pw):
+                    out[i * kw + j, a, b] = planes[a + i, b + j]
 
 
 def forward(ctx: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, geo: Geometry,
@@ -54,9 +92,21 @@ def forward(ctx: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None
     z = np.empty((taps, cout, n * pixels), w_t.dtype)
     pooled = np.empty((cout, n * pixels), w_t.dtype)
     out = np.empty((n * pixels, cout), w_t.dtype)
+    min_block = items_per_block(_item_bytes(k + 1, cout, taps, pixels, x.itemsize))
+    # on one thread only: with two blocks side by side, the planes' many short copies and the
+    # product's slabs made the block slower (fwd 296-304 -> 317-328 us, VJP 308 -> 324-339 at two
+    # threads, against 416-450 -> 360-365 and 424-452 -> 289-292 at one)
+    shifted = takes_shifted_planes(x.shape, geo) and blocks(n, min_block) == 1
+    if shifted:
+        planes = np.empty((ph + kh - 1, pw + kw - 1, n, oh // ph, ow // pw), x.dtype)
+        pt[k] = 1
 
     def images(start: int, stop: int) -> None:
-        patches_offset_major(x[start:stop], geo, kernel, pt[:, :, :, start:stop])
+        if shifted:
+            shifted_planes(x[start:stop], geo, kernel, planes[:, :, start:stop])
+            _patches_from_planes(planes[:, :, start:stop], kernel, pt[:, :, :, start:stop])
+        else:
+            patches_offset_major(x[start:stop], geo, kernel, pt[:, :, :, start:stop])
         rs = slice(start * pixels, stop * pixels)
         np.matmul(w_t, cols[:, :, rs].swapaxes(0, 1), out=z[:, :, rs])
         running_max(pooled[:, rs], z[:, :, rs])
@@ -65,10 +115,10 @@ def forward(ctx: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None
         for c in range(cout):
             np.maximum(pooled[c, rs], 0, out=out[rs, c])
 
-    item = _item_bytes(k + 1, cout, taps, pixels, x.itemsize)
     with blas_for(cols.size * cout):  # few channels: one BLAS thread (threads.py)
-        parallel_for(images, n, min_block=items_per_block(item))
-    ctx.conv_saved = cols
+        parallel_for(images, n, min_block=min_block)
+    # the VJP's kernel gradient reads the shifted planes (2.5 times smaller) or the patches
+    ctx.conv_saved = planes if shifted else cols
     ctx.save_for_backward(z, pooled)
     return out.reshape(n, oh // ph, ow // pw, cout)
 
@@ -106,11 +156,33 @@ def _kernel_gradient(cols: np.ndarray, d: np.ndarray, pixels: int) -> np.ndarray
     return out
 
 
+def _kernel_gradient_shifted(planes: np.ndarray, d: np.ndarray,
+                             kernel: tuple[int, int]) -> np.ndarray:  # fmt: skip
+    """:func:`_kernel_gradient` from the shifted planes (U, V, rows) and d (taps, C_out, rows):
+    G = R D^T, then tap (i, j) sums G[(a + i, b + j), (a, b)] over the window offsets (a, b),
+    and the bias row sums d."""
+    u, v = planes.shape[:2]
+    taps, cout = d.shape[:2]
+    ph, pw = kernel
+    kh, kw = u - ph + 1, v - pw + 1
+    d2 = d.reshape(taps * cout, -1)
+    # by slabs: one (U V, rows) (rows, taps C_out) product took 2x longer on two threads at once
+    # than alone (50 images: 63 us alone, 204 us for two blocks side by side; by slabs 67 and 121)
+    g = tall_product_t(planes.reshape(u * v, -1), d2.T).reshape(u, v, ph, pw, cout)
+    i, j, a, b = np.ix_(range(kh), range(kw), range(ph), range(pw))
+    out = np.empty((kh * kw + 1, cout), g.dtype)
+    out[:-1] = g[a + i, b + j, a, b].sum(axis=(2, 3)).reshape(kh * kw, cout)
+    out[-1] = (d2 @ np.ones(d2.shape[1], d2.dtype)).reshape(taps, cout).sum(axis=0)
+    return out
+
+
 def kernel_vjp(ctx: Any, grad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(g_weight, g_bias) of :func:`forward` for the NHWC output gradient ``grad``: g [pooled > 0]
     routed to each window's first maximum, then P^T d, a block of images per thread."""
     z, pooled = ctx.saved
     cols = ctx.conv_saved
+    kernel = ctx.inputs[4]
+    shifted = cols.ndim == 5  # shifted planes (U, V, N, OH_p, OW_p), not patches (K + 1, taps, M)
     taps, cout, rows = z.shape
     n = grad.shape[0]
     pixels = rows // max(1, n)
@@ -121,9 +193,13 @@ def kernel_vjp(ctx: Any, grad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     def images(start: int, stop: int) -> np.ndarray:
         rs = slice(start * pixels, stop * pixels)
         d = np.multiply(first_max_hits(z[:, :, rs], pooled[:, rs]), gq[:, rs])
+        if shifted:
+            block = cols[:, :, start:stop].reshape(*cols.shape[:2], -1)
+            return _kernel_gradient_shifted(block, d, kernel)
         return _kernel_gradient(cols[:, :, rs], d, pixels)
 
-    item = _item_bytes(cols.shape[0], cout, taps, pixels, z.itemsize)
+    k1 = math.prod(ctx.inputs[1].data.shape[:3]) + 1  # the patches' K + 1 rows
+    item = _item_bytes(k1, cout, taps, pixels, z.itemsize)
     with blas_for(cols.size * cout):
         parts = parallel_for(images, n, min_block=items_per_block(item))
     h = parts[0]

@@ -2,9 +2,9 @@
 
 Capturing a stack on every operation would cost the hot path (``Function.apply``) a frame walk per
 op. Instead this uses the interpreter's profile hook (``sys.setprofile``, this thread only): while the
-block runs, each return from ``Function.apply`` (or ``apply2``) hands over the new node, the keyword
-parameters its forward was called with, and the calling frames. Outside the block the engine runs exactly as
-always, with no flag to read; inside, a forward runs a few times slower.
+block runs, each return from ``Function.apply`` (or ``apply1``, ``apply2``) hands over the new node,
+the keyword parameters its forward was called with, and the calling frames. Outside the block the
+engine runs exactly as always, with no flag to read; inside, a forward runs a few times slower.
 
 >>> import nnet
 >>> x = nnet.tensor([1.0, 2.0], requires_grad=True)
@@ -28,7 +28,8 @@ from nnet.autograd.function import Function
 from nnet.autograd.tensor import Tensor
 
 _APPLY = Function.apply.__func__.__code__  # type: ignore[attr-defined]
-_APPLY2 = Function.apply2.__code__  # every class's apply2 runs this code (function._binary_apply)
+# every class's apply1 and apply2 run these codes (function._unary_apply, _binary_apply)
+_APPLIES = {_APPLY, Function.apply1.__code__, Function.apply2.__code__}
 _PACKAGE = str(Path(__file__).resolve().parents[1])
 
 
@@ -58,7 +59,7 @@ def _frame_text(frame: FrameType) -> str:
 
 def _site(frame: FrameType) -> Site:
     caller = frame.f_back
-    if caller is not None and caller.f_code is _APPLY:  # apply handing two operands to apply2
+    if caller is not None and caller.f_code is _APPLY:  # apply handing its operands to apply1/2
         caller = caller.f_back
     user = caller
     while user is not None and user.f_code.co_filename.startswith(_PACKAGE):
@@ -75,8 +76,7 @@ def recording_sites() -> Iterator[dict[Function, Site]]:
     previous = sys.getprofile()
 
     def profile(frame: FrameType, event: str, arg: Any) -> None:
-        code = frame.f_code
-        if event == "return" and (code is _APPLY or code is _APPLY2) and isinstance(arg, Tensor):
+        if event == "return" and frame.f_code in _APPLIES and isinstance(arg, Tensor):
             fn = arg.grad_fn
             if fn is not None and fn is frame.f_locals.get("ctx"):
                 sites[fn] = _site(frame)
