@@ -21,10 +21,14 @@ from typing import Any
 import numpy as np
 
 from nnet.kernels.channels import per_channel
-from nnet.threads import parallel_for
+from nnet.threads import blocks, parallel_for
 
-#: Floats a block of images may span across its transforms and products (about 1 MB of float32).
+#: Floats a block of images may span across its transforms and products (about 2 MB of float32).
 BLOCK_FLOATS = 2**19
+
+#: The same when nnet splits the images over several threads: twice the images per step, so half
+#: as many NumPy calls, which the threads contend for the GIL around (each takes it to dispatch).
+SPLIT_BLOCK_FLOATS = 2**20
 
 #: G: the kernel transform's 4x3 matrix (U = G w G^T per input / output channel pair).
 G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
@@ -191,8 +195,16 @@ def input_transform_adjoint(
 
 def _images_per_block(n: int, tiles: int, channels: int) -> int:
     """Images per block, so that a block's transforms and products (about 16 (C_in + C_out) floats
-    per tile) stay in a core's cache between passes."""
-    return max(1, min(n, BLOCK_FLOATS // max(1, 16 * channels * tiles)))
+    per tile) stay in a core's cache between passes; larger steps where the images are split over
+    nnet's threads (:data:`SPLIT_BLOCK_FLOATS`)."""
+    per_image = max(1, 16 * channels * tiles)
+    step = max(1, min(n, BLOCK_FLOATS // per_image))
+    parts = blocks(n, step)
+    if parts > 1:
+        images = -(-n // parts)  # a thread's share, cut into equal steps
+        most = max(1, SPLIT_BLOCK_FLOATS // per_image)
+        step = max(step, -(-images // -(-images // most)))
+    return step
 
 
 class Forward:

@@ -196,3 +196,28 @@ def test_saves_the_input_transforms_only_when_recording():
     assert v.shape == (16, 2 * 2 * 2, cin) and v.dtype == np.float32
     y.sum().backward()
     assert y.grad_fn.saved == ()
+
+
+def test_steps_are_larger_and_even_when_the_images_are_split():
+    """Split over two threads, each thread's images are cut into equal steps of at most
+    SPLIT_BLOCK_FLOATS; on one thread the steps stay within BLOCK_FLOATS."""
+    before = nnet.get_num_threads()
+    try:
+        per_image = 16 * (32 + 64) * 49  # the wide CNN's second block: 14x14 images, 32 -> 64
+        nnet.set_num_threads(1)
+        one = winograd._images_per_block(64, 49, 96)
+        assert one == winograd.BLOCK_FLOATS // per_image
+        nnet.set_num_threads(2)
+        split = winograd._images_per_block(64, 49, 96)
+        assert one < split <= winograd.SPLIT_BLOCK_FLOATS // per_image
+        steps = -(-32 // split)  # a thread's 32 images: its steps differ by under an image
+        assert steps * split - 32 < steps
+        rng = np.random.default_rng(7)
+        x = rng.standard_normal((64, 14, 14, 32)).astype(np.float32)
+        w = rng.standard_normal((3, 3, 32, 64)).astype(np.float32)
+        _, y2 = winograd.conv(x, w, None)
+        nnet.set_num_threads(1)
+        _, y1 = winograd.conv(x, w, None)
+        np.testing.assert_allclose(y1, y2, rtol=1e-5, atol=1e-4)  # other product sizes round apart
+    finally:
+        nnet.set_num_threads(before)
