@@ -199,3 +199,15 @@ def test_unsupported_ufuncs_raise_a_type_error_naming_nnet():
         np.add.reduce(x)
     with pytest.raises(TypeError, match=r"nnet: np\.exp with out"):
         np.exp(x, out=np.empty(2))
+
+
+@pytest.mark.parametrize("path", ["apply1", "apply2", "apply"])
+def test_every_recording_path_sets_every_slot_of_its_result(path):
+    # Function.apply, apply1 and apply2 build their results field by field (Tensor._make spelled out,
+    # for speed); a slot added to Tensor and missed in one of them would surface only on first read.
+    x = nnet.tensor([1.0, -2.0], requires_grad=True)
+    y = {"apply1": lambda: -x, "apply2": lambda: x * x, "apply": lambda: x.sum(axis=0)}[path]()
+    assert y.grad_fn is not None
+    for slot in nnet.Tensor.__slots__:
+        if slot != "__weakref__":
+            getattr(y, slot)  # AttributeError when a recording path left it unset
