@@ -28,7 +28,7 @@ from nnet.threads import items_per_block, parallel_for
 class ConvReluPoolBatchNorm(Function):
     """y = bn(maxpool(relu(conv(x)))), batch norm in training mode on the pooled values, windows
     tiling the conv's output: p = relu of the offset planes' maxima, its statistics summed as it is
-    pooled, then (p - mean) a + beta with a = gamma / sqrt(var + eps); VJP: batch norm's
+    pooled, then a p + beta - a mean with a = gamma / sqrt(var + eps); VJP: batch norm's
     closed form on p, g_p [p > 0] to each window's first maximum, then the convolution's. See
     derivations.md#convolution-relu-batch-norm-and-max-pooling-fused."""
 
@@ -62,14 +62,13 @@ class ConvReluPoolBatchNorm(Function):
             var = block_sum(parallel_for(squares, n, min_block=min_block)) / rows
         invstd = 1.0 / np.sqrt(var + eps)
         a = invstd if gamma is None else gamma * invstd
+        shift = -a * mean if beta is None else beta - a * mean
         out = np.empty_like(p)
 
         def normalise(start: int, stop: int) -> None:
+            # a p + (beta - a mean): two passes (the var test above bounds mean / std by 16)
             rs = slice(start * pixels, stop * pixels)
-            part = per_channel(np.subtract, p[rs], mean, out=out[rs])
-            per_channel(np.multiply, part, a, out=part)
-            if beta is not None:
-                per_channel(np.add, part, beta, out=part)
+            per_channel(np.add, per_channel(np.multiply, p[rs], a, out=out[rs]), shift, out=out[rs])
 
         parallel_for(normalise, n, min_block=min_block)
         ctx.winograd, ctx.conv_saved = planes.winograd, planes.saved()
