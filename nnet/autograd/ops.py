@@ -1,13 +1,13 @@
 """Every primitive and its public function, gathered in one namespace."""
 
 from nnet.autograd.activation import Relu, Sigmoid, Tanh, relu, sigmoid, tanh
+from nnet.autograd.compare import Compare, compare
 from nnet.autograd.contract import dot, einsum, outer, tensordot
 from nnet.autograd.elementwise import (
     Abs,
     Add,
     AsType,
     Clip,
-    Compare,
     Div,
     Exp,
     Log,
@@ -24,7 +24,6 @@ from nnet.autograd.elementwise import (
     astype,
     clamp,
     clip,
-    compare,
     divide,
     exp,
     log,

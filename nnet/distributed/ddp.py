@@ -38,6 +38,7 @@ from nnet.autograd.tensor import Tensor
 from nnet.distributed import comm
 from nnet.distributed.node_sum import NodeSum
 from nnet.nn.module import Module
+from nnet.optim.flat import share_gradients
 
 
 class _Bucket:
@@ -74,9 +75,12 @@ class _Bucket:
         np.multiply(grad, scale, out=(self.views if views is None else views)[i], casting="unsafe")
 
     def hand_out(self) -> None:
-        """Make each parameter's ``.grad`` its averaged slot, and take a fresh buffer."""
+        """Make each parameter's ``.grad`` its averaged slot, and take a fresh buffer. The slots
+        are declared as one flat buffer (``nnet.optim.flat.share_gradients``), so an optimizer
+        that updates the parameters together reads it in place rather than gathering a copy."""
         for p, view in zip(self.params, self.views, strict=True):
             p.grad = Tensor._make(view, False, None)
+        share_gradients(self.buffer, self.views)
         self.renew()
         self.waiting = len(self.params)
         self.request = None

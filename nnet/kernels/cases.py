@@ -159,6 +159,10 @@ def relu_block(draw: Draw, rng: np.random.Generator) -> tuple[Any, ...]:
     gamma = args[3]
     if gamma is not None and draw(0, 1):
         gamma.data[:: draw(2, 3)] = 0.0  # every y of a window ties: the pool's first offset
+    conv_bias = args[2]
+    if conv_bias is not None and draw(0, 1):
+        # every r far from 0: E[r^2] - mean^2 cancels, the variance is taken from centred values
+        conv_bias.data += 1e3
     return tuple(args)
 
 

@@ -31,12 +31,17 @@ from nnet.autograd.tensor import Tensor
 from nnet.kernels import convbn, patchpool, winograd
 from nnet.kernels.batchnorm import recorded_vjp
 from nnet.kernels.bnpool import block_sum, window_planes
-from nnet.kernels.channels import column_sums, per_channel, plane_sums, relu
+from nnet.kernels.channels import column_sums, per_channel, plane_square_sums, plane_sums, relu
 from nnet.kernels.conv import Conv2d, takes_winograd
 from nnet.kernels.convbn import patches_offset_major, tall_product_t
 from nnet.kernels.im2col import Geometry
 from nnet.kernels.pool import MaxPool2dBackward, first_max, running_max
 from nnet.threads import blas_for, blocks, items_per_block, parallel_for
+
+#: ConvReluBatchNormPool takes the variance as E[r^2] - mean^2 from the sums of its first pass,
+#: unless that loses more than 8 of its bits to cancellation in some channel (var below this
+#: fraction of E[r^2]): then from the centred values in a second pass, as the composition does.
+ONE_PASS_CANCELLATION = 2.0**-8
 
 #: Unreachable through the layers (the registry picks the patch path only for an input that takes
 #: no gradient); a direct caller that breaks that contract is told what went wrong.
@@ -224,21 +229,25 @@ class ConvReluBatchNormPool(Function):
         pooled = np.empty((rows, cout), r.dtype)
 
         def relu_sums_pool(a: int, b: int) -> np.ndarray:
-            # in place: z is not kept, r > 0 is its mask
+            # in place: z is not kept, r > 0 is its mask; the sums of r and r^2 while r is in cache
             rs = planes.rows(a, b)
             part = relu(r[:, rs], out=r[:, rs])
             if signed is not r:
                 per_channel(np.multiply, part, sign, out=signed[:, rs])
             running_max(pooled[rs], signed[:, rs])
-            return plane_sums(part, ones)
+            return np.stack([plane_sums(part, ones), plane_square_sums(part)])
 
-        mean = block_sum(planes.run(relu_sums_pool)) / m
+        sums, square_sums = block_sum(planes.run(relu_sums_pool))
+        mean = sums / m
+        var = square_sums / m - mean * mean
+        if not bool(np.all(var >= square_sums / m * ONE_PASS_CANCELLATION)):
+            # mean^2 close to E[r^2] (or NaN): var from the centred values, as the composition
 
-        def squares(start: int, stop: int) -> np.ndarray:
-            sq = per_channel(np.subtract, r[:, planes.rows(start, stop)], mean)
-            return plane_sums(np.multiply(sq, sq, out=sq), ones)
+            def squares(start: int, stop: int) -> np.ndarray:
+                sq = per_channel(np.subtract, r[:, planes.rows(start, stop)], mean)
+                return plane_sums(np.multiply(sq, sq, out=sq), ones)
 
-        var = block_sum(parallel_for(squares, x.shape[0], min_block=planes.min_block)) / m
+            var = block_sum(parallel_for(squares, x.shape[0], min_block=planes.min_block)) / m
         invstd = 1.0 / np.sqrt(var + eps)
         a = invstd if gamma is None else gamma * invstd
         if not np.array_equal(np.sign(a), sign):  # var + eps zero, infinite or NaN

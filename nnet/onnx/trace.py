@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from nnet.autograd import function as _function
-from nnet.autograd.elementwise import recording_comparisons
+from nnet.autograd.compare import recording_comparisons
 from nnet.autograd.function import Function
 from nnet.autograd.grad_mode import enable_grad
 from nnet.autograd.tensor import Tensor

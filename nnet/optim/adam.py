@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from nnet.autograd.tensor import Tensor
-from nnet.autograd.version import bump
 from nnet.optim import flat
 from nnet.optim.optimizer import Optimizer, ParamsT, check_range
 from nnet.optim.sgd import decayed_gradient
-from nnet.threads import items_per_block, parallel_for
+from nnet.threads import items_per_block
 
 
 class Adam(Optimizer):
@@ -46,7 +45,6 @@ class Adam(Optimizer):
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                         amsgrad=amsgrad, maximize=maximize)  # fmt: skip
         super().__init__(params, defaults)
-        self._flats: dict[int, flat.Flat] = {}  # per group: its small parameters' flat arrays
 
     def _check_group(self, group: dict[str, Any]) -> None:
         name = type(self).__name__
@@ -59,35 +57,34 @@ class Adam(Optimizer):
         check_range(name, "beta2 (betas[1])", betas[1], 0.0, 1.0)
         check_range(name, "weight_decay", group["weight_decay"], 0.0)
 
-    def _step_group(self, group: dict[str, Any], params: list[Tensor]) -> None:
-        """The group's small parameters in one update over flat arrays (nnet/optim/flat.py), the
-        others one at a time."""
-        small = [p for p in params if p.data.size <= flat.FLAT_MAX_ELEMENTS]
-        if len(small) >= 2:
-            states = [self.state.setdefault(p, {}) for p in small]
-            if flat.eligible(small, states):
-                self._flat_step(group, small, states)
-                params = [p for p in params if p.data.size > flat.FLAT_MAX_ELEMENTS]
-        super()._step_group(group, params)
+    def _flat_keys(self, group: dict[str, Any]) -> tuple[str, ...]:
+        return ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
 
-    def _flat_step(self, group: dict[str, Any], small: list[Tensor],
-                   states: list[dict[str, Any]]) -> None:  # fmt: skip
-        keys = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
-        f = self._flats.get(id(group))
-        if f is None or not f.current(small, states, keys):
-            f = self._flats[id(group)] = flat.build(small, states, keys)
-        flat.gather(f)
-        shared = {"step": states[0].get("step", 0), **f.buffers}
-        self._update(group, f.p, f.g, shared, f.tmp)
-        flat.scatter(f)
-        for p, state in zip(small, states, strict=True):
-            state["step"] = shared["step"]
-            bump(p.data)  # a graph that saved p before this step can't backward again
+    def _flat_update(self, group: dict[str, Any], f: flat.Flat, g: np.ndarray,
+                     states: list[dict[str, Any]]) -> None:  # fmt: skip
+        """All of ``f``'s parameters in one pass of each operation over the flat arrays: the same
+        arithmetic as :meth:`_update`, element for element."""
+        tmp, wd = f.tmp, group["weight_decay"]
+        if self.decoupled:
+            if wd != 0:
+                f.scale_params(1 - group["lr"] * wd)
+            g = np.negative(g, out=tmp) if group["maximize"] else g
+        elif wd != 0:  # decayed_gradient's arithmetic, the parameters read in place
+            f.params_times(wd, f.tmp_views)
+            g = np.subtract(tmp, g, out=tmp) if group["maximize"] else np.add(tmp, g, out=tmp)
+        elif group["maximize"]:
+            g = np.negative(g, out=tmp)
+        t = states[0].get("step", 0) + 1
+        b = f.buffers
+        _moments(group, t, g is tmp, g, tmp, b["exp_avg"], b["exp_avg_sq"], b.get("max_exp_avg_sq"),
+                 f.subtract)  # fmt: skip
+        for state in states:
+            state["step"] = t
 
     def _update(self, group: dict[str, Any], p: np.ndarray, g: np.ndarray, state: dict[str, Any],
                 tmp: np.ndarray) -> None:  # fmt: skip
         lr = group["lr"]
-        if not state:
+        if "step" not in state:
             state["step"] = 0
             state["exp_avg"] = np.zeros_like(p)
             state["exp_avg_sq"] = np.zeros_like(p)
@@ -100,30 +97,46 @@ class Adam(Optimizer):
         else:
             g = decayed_gradient(group, p, g, tmp)
         state["step"] += 1
-        t = state["step"]
         m, v = state["exp_avg"], state["exp_avg_sq"]
         vmax = state["max_exp_avg_sq"] if group["amsgrad"] else None
-        in_tmp = g is tmp  # g already lives in the scratch array (decay or maximize)
         arrays = [p, g, m, v, tmp] if vmax is None else [p, g, m, v, tmp, vmax]
-        # a large parameter (a wide linear layer) a block of elements per thread
-        min_block = items_per_block(len(arrays) * p.itemsize)
-        if p.size < 2 * min_block or not all(a.flags.c_contiguous for a in arrays):
-            _moments_and_step(group, t, in_tmp, p, g, m, v, tmp, vmax)
+        if all(a.flags.c_contiguous for a in arrays):
+            flat_p = p.reshape(-1)  # a view: p is contiguous
+
+            def step(delta: np.ndarray, start: int, stop: int) -> None:
+                np.subtract(flat_p[start:stop], delta[start:stop], out=flat_p[start:stop])
+
+            g1, tmp1, m1, v1 = (a.reshape(-1) for a in (g, tmp, m, v))
+            vmax1 = None if vmax is None else vmax.reshape(-1)
+            _moments(group, state["step"], g is tmp, g1, tmp1, m1, v1, vmax1, step)
             return
-        flat = [a.reshape(-1) for a in arrays]  # views: the arrays are contiguous
-
-        def elements(start: int, stop: int) -> None:
-            fp, fg, fm, fv, ft, *fmax = (a[start:stop] for a in flat)
-            _moments_and_step(group, t, in_tmp, fp, fg, fm, fv, ft, fmax[0] if fmax else None)
-
-        parallel_for(elements, p.size, min_block=min_block)
+        _moments_and_delta(group, state["step"], g is tmp, g, m, v, tmp, vmax)
+        p -= tmp
 
 
-def _moments_and_step(group: dict[str, Any], t: int, in_tmp: bool, p: np.ndarray, g: np.ndarray,
-                      m: np.ndarray, v: np.ndarray, tmp: np.ndarray,
-                      vmax: np.ndarray | None) -> None:  # fmt: skip
-    """Adam's arithmetic for step ``t`` over (parts of) the parameter, its gradient, moments and
-    scratch, in place; ``in_tmp``: ``g`` is ``tmp`` (then one temporary fewer)."""
+def _moments(group: dict[str, Any], t: int, in_tmp: bool, g: np.ndarray, tmp: np.ndarray,
+             m: np.ndarray, v: np.ndarray, vmax: np.ndarray | None,
+             step: Callable[[np.ndarray, int, int], None]) -> None:  # fmt: skip
+    """Adam's arithmetic for step ``t`` over flat (contiguous 1-d) arrays: the moments updated in
+    place and the step into ``tmp``, then ``step(tmp, start, stop)`` applies its elements
+    ``start:stop``; a large update a block of elements per thread (nnet's threads). ``in_tmp``:
+    ``g`` is (a view of) ``tmp``, as after weight decay or maximize."""
+    count = 5 if vmax is None else 6  # arrays an element touches: p, g, m, v, tmp (vmax)
+
+    def elements(start: int, stop: int) -> None:
+        part = slice(start, stop)
+        _moments_and_delta(group, t, in_tmp, g[part], m[part], v[part], tmp[part],
+                           None if vmax is None else vmax[part])  # fmt: skip
+        step(tmp, start, stop)
+
+    flat.split(elements, tmp.size, items_per_block(count * tmp.itemsize))
+
+
+def _moments_and_delta(group: dict[str, Any], t: int, in_tmp: bool, g: np.ndarray, m: np.ndarray,
+                       v: np.ndarray, tmp: np.ndarray, vmax: np.ndarray | None) -> None:  # fmt: skip
+    """Adam's arithmetic for step ``t`` over (parts of) the gradient, moments and scratch, in place,
+    leaving the step ``lr * m_hat / (sqrt(v_hat) + eps)`` in ``tmp``; ``in_tmp``: ``g`` is
+    ``tmp`` (then one temporary fewer)."""
     lr, eps, (beta1, beta2) = group["lr"], group["eps"], group["betas"]
     m *= beta1
     if in_tmp:
@@ -142,7 +155,6 @@ def _moments_and_step(group: dict[str, Any], t: int, in_tmp: bool, p: np.ndarray
     tmp += eps
     np.divide(m, tmp, out=tmp)
     tmp *= lr / (1 - beta1**t)
-    p -= tmp
 
 
 class AdamW(Adam):

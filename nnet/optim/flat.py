@@ -1,112 +1,274 @@
-"""Small parameters updated together: one flat array per state buffer, shared by a group's parameters.
+"""A group's parameters updated together, as PyTorch's ``foreach`` optimizers do: one flat array per
+state buffer, and each NumPy pass of the update run once over all the parameters.
 
-An elementwise optimizer (Adam's moments and step) runs a dozen NumPy calls per parameter, each a
-microsecond or two of overhead however few its elements: the seed CNN has 12 parameters, 11 of
-them under 2,000 elements, and its Adam step took 280-300 us against the NumPy floor's 110 (which
-keeps every parameter in one flat buffer). Here the group's small parameters and gradients are
-gathered into flat arrays (two ``np.concatenate``), the update runs once over them, and the new
-values are copied back: a dozen calls for all of them instead of a dozen each.
+An elementwise update (Adam's moments and step, SGD's momentum) is a dozen NumPy calls per
+parameter, each a microsecond or two of overhead however few its elements, and a network has many
+small parameters (the seed CNN: 12 parameters, 11 of them under 2,000 elements). Here the moments
+of all of a group's parameters of one dtype live in one flat array per state entry (each
+parameter's ``state`` entry, ``exp_avg`` ..., is a view of it, so ``state`` and ``state_dict`` look
+as before), the gradients are read as one flat array, the update runs once over them, and each
+parameter is finally moved by its slice of the flat step (``p -= step``, one call per parameter: the
+parameters keep their own arrays, which users and kernels may hold).
 
-The moments live in the flat arrays: each parameter's state entries (``exp_avg`` ...) are views of
-them, so ``state_dict`` and the optimizer's ``state`` look as before. When those entries are replaced
-(``load_state_dict``), the parameters change, or the step counts differ, the flat arrays are built
-again from the current state, or the parameters are updated one at a time as before.
+The gradients are copied into a flat array (one ``np.concatenate``), unless they already lie in one:
+``DistributedDataParallel`` hands out each ``.grad`` as a view of its bucket's buffer and declares it
+with :func:`share_gradients`; the parameters are then laid out in that buffer's order and the update
+reads the buffer itself. Large parameters (above :data:`FLAT_MAX_ELEMENTS`) join only then: gathering
+their gradients would cost more than their calls.
+
+The flat arrays serve while nothing changes: the same parameters (with gradients) and arrays, the
+state entries still the views, one step count. When the entries are replaced (``load_state_dict``)
+or the parameters with a gradient change, the flat arrays are built again from the current state;
+parameters that cannot share them (step counts that differ, another dtype, a non-contiguous array, a
+gradient of another dtype or shape) are updated one at a time. The arithmetic is elementwise, so the
+result is the same to the bit either way.
 """
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from nnet.autograd.tensor import Tensor
+from nnet.autograd.version import bump
 
-#: Parameters of at most this many elements are updated together. Above it the arithmetic
-#: dominates the per-call overhead and the gathering copies would only add to it.
+#: Updates run over flat arrays when this is true (tests switch it off to compare with one at a time).
+ENABLED = True
+
+#: Parameters of more elements join the flat arrays only when their gradients lie in a declared
+#: buffer: gathering a large gradient costs a pass of its own, and the copy grows the update's
+#: working set past the L2 cache (the MLP's 784 x 256 weight: Adam 0.44 -> 0.51 ms), while its
+#: dozen calls are not worth saving.
 FLAT_MAX_ELEMENTS = 2**14
 
+# id(buffer) -> weak references to the buffer and to its declared views, in order (share_gradients)
+_shared: dict[
+    int, tuple[weakref.ReferenceType[np.ndarray], list[weakref.ReferenceType[np.ndarray]]]
+] = {}
 
-@dataclass
+
+def share_gradients(buffer: np.ndarray, views: list[np.ndarray]) -> None:
+    """Declare that ``views``, consecutive slices of the flat ``buffer`` in this order that tile it,
+    are (about to be) parameters' ``.grad`` arrays, so that an optimizer reads ``buffer`` instead of
+    copying them into one (DistributedDataParallel's buckets). Held weakly: forgotten when
+    ``buffer`` is freed."""
+    key = id(buffer)
+
+    def forget(_: object) -> None:
+        _shared.pop(key, None)
+
+    _shared[key] = (weakref.ref(buffer, forget), [weakref.ref(v) for v in views])
+
+
+def _declared(array: np.ndarray) -> tuple[np.ndarray | None, list[np.ndarray | None]]:
+    """The declared buffer that ``array`` is a view of and its views in order (None, [] if none)."""
+    base = array.base
+    entry = _shared.get(id(base)) if base is not None else None
+    if entry is None or entry[0]() is not base:
+        return None, []
+    return base, [r() for r in entry[1]]
+
+
+_NONE = np.empty(0)
+
+
+@dataclass(eq=False)
 class Flat:
-    """The flat arrays of one group's small parameters: ``views[key][i]`` is parameter i's state
-    entry ``key``, a view of ``buffers[key]``; ``p``, ``g``, ``tmp`` hold the gathered values."""
+    """The flat arrays of one group's parameters of one dtype (``params`` in the group's order).
+
+    ``spans[i]`` is parameter i's slice of every flat array; ``order`` lists the parameters in the
+    order of the flat arrays. ``buffers[key]`` holds state entry ``key`` of all of them and
+    ``views[key][i]`` is parameter i's entry, a view of it. ``g`` gathers the gradients when they do
+    not lie in a declared buffer (``in_shared``: laid out as one was when these were built);
+    ``tmp`` is scratch, ``tmp_views[i]`` its slice shaped like parameter i. ``fresh``: no parameter
+    had state when these were built, and no update has run since.
+    """
 
     params: tuple[Tensor, ...]
-    shapes: tuple[tuple[int, ...], ...]
+    arrays: tuple[np.ndarray, ...]
     dtype: np.dtype
     spans: list[tuple[int, int]]
+    order: list[int]
+    keys: tuple[str, ...]
+    fresh: bool
     buffers: dict[str, np.ndarray] = field(default_factory=dict)
     views: dict[str, list[np.ndarray]] = field(default_factory=dict)
-    p: np.ndarray = field(default_factory=lambda: np.empty(0))
-    g: np.ndarray = field(default_factory=lambda: np.empty(0))
-    tmp: np.ndarray = field(default_factory=lambda: np.empty(0))
+    g: np.ndarray = field(default_factory=lambda: _NONE)
+    tmp: np.ndarray = field(default_factory=lambda: _NONE)
+    tmp_views: list[np.ndarray] = field(default_factory=list)
+    in_shared: bool = False
 
-    def current(
+    @property
+    def size(self) -> int:
+        """Elements in each flat array."""
+        return self.tmp.size
+
+    def serves(
         self, params: list[Tensor], states: list[dict[str, Any]], keys: tuple[str, ...]
     ) -> bool:
-        """Whether these arrays still serve ``params`` with their ``states`` (nothing replaced)."""
-        if len(params) != len(self.params) or tuple(self.views) != keys:
+        """Whether these arrays still serve ``params`` with their ``states``: the same tensors
+        (by identity: a tensor's == is elementwise) and arrays, the state entries still the views,
+        one step count."""
+        if keys != self.keys or len(params) != len(self.params):
             return False
-        if any(a is not b for a, b in zip(params, self.params, strict=True)):
-            return False  # by identity: a tensor's == is elementwise
-        if any(
-            p.data.shape != s or p.data.dtype != self.dtype
-            for p, s in zip(params, self.shapes, strict=True)
-        ):
+        for p, q, a in zip(params, self.params, self.arrays, strict=True):
+            if p is not q or p.data is not a:
+                return False
+        step = states[0].get("step")
+        if any(st.get("step") != step for st in states):
             return False
         return all(
             st.get(k) is v for k in keys for st, v in zip(states, self.views[k], strict=True)
         )
 
+    def gradients(self) -> np.ndarray | None:
+        """The parameters' gradients as one flat array in this layout (the shared buffer itself
+        when they are its views, else gathered into ``g``); None when one cannot take part (missing,
+        another dtype or shape)."""
+        grads = []
+        for p in self.params:
+            g = p.grad
+            if g is None:
+                return None
+            a = g.data
+            if a.dtype != self.dtype or a.shape != p.data.shape:
+                return None
+            grads.append(a)
+        if self.in_shared:
+            base, views = _declared(grads[0])
+            if base is not None and len(views) == len(grads):
+                if all(grads[i] is v for i, v in zip(self.order, views, strict=True)):
+                    return base
+        np.concatenate([grads[i].reshape(-1) for i in self.order], out=self.g)
+        return self.g
 
-def eligible(params: list[Tensor], states: list[dict[str, Any]]) -> bool:
-    """Parameters that can share flat arrays: one float dtype, contiguous values and gradients of
-    that dtype, and the same step count (all new, or all updated equally often)."""
+    def params_times(self, factor: float, out: list[np.ndarray]) -> None:
+        """Each parameter times ``factor`` into its slice ``out[i]`` (parameter-shaped views)."""
+        for p, o in zip(self.params, out, strict=True):
+            np.multiply(p.data, factor, out=o)
+
+    def scale_params(self, factor: float) -> None:
+        """Each parameter times ``factor``, in place."""
+        for p in self.params:
+            np.multiply(p.data, factor, out=p.data)
+
+    def subtract(self, step: np.ndarray, start: int = 0, stop: int | None = None) -> None:
+        """Each parameter minus its slice of the flat ``step`` (``tmp``), for the flat elements
+        ``start:stop`` (all by default)."""
+        if start == 0 and (stop is None or stop == self.size):
+            for p, view in zip(self.params, self.tmp_views, strict=True):
+                np.subtract(p.data, view, out=p.data)
+            return
+        for p, (a, b) in zip(self.params, self.spans, strict=True):
+            lo, hi = max(a, start), min(b, stop if stop is not None else self.size)
+            if lo < hi:
+                own = p.data.reshape(-1)  # a view: the parameters are contiguous
+                np.subtract(own[lo - a : hi - a], step[lo:hi], out=own[lo - a : hi - a])
+
+    def bump(self) -> None:
+        """Record that every parameter changed in place (a graph that saved one can't backward)."""
+        for p in self.params:
+            bump(p.data)
+
+
+def ready(cached: Flat | None, params: list[Tensor], states: list[dict[str, Any]],
+          keys: tuple[str, ...]) -> Flat | None:  # fmt: skip
+    """Flat arrays for ``params`` (parameters with a gradient, all of one dtype) and their
+    ``states``: ``cached`` when it still serves, else new ones, or None when they cannot share any."""
+    if cached is not None and cached.serves(params, states, keys):
+        return cached
+    return build(params, states, keys) if eligible(params, states, keys) else None
+
+
+def eligible(params: list[Tensor], states: list[dict[str, Any]], keys: tuple[str, ...]) -> bool:
+    """Parameters that can share flat arrays: one float dtype, contiguous arrays, gradients of
+    their dtype and shape, the same step count, and each state entry of ``keys`` present in all of
+    their states or in none."""
     dtype = params[0].data.dtype
     if dtype.kind != "f":
         return False
     for p in params:
-        g = p.grad.data if p.grad is not None else None
-        if g is None or p.data.dtype != dtype or g.dtype != dtype or g.shape != p.data.shape:
+        g = p.grad
+        if p.data.dtype != dtype or not p.data.flags.c_contiguous or g is None:
             return False
-        if not (p.data.flags.c_contiguous and g.flags.c_contiguous):
+        if g.data.dtype != dtype or g.data.shape != p.data.shape:
             return False
-    steps = {st.get("step", 0) for st in states}
-    return len(steps) == 1
+    if len({st.get("step", 0) for st in states}) != 1:
+        return False
+    return all(len({k in st for st in states}) == 1 for k in keys)
 
 
 def build(params: list[Tensor], states: list[dict[str, Any]], keys: tuple[str, ...]) -> Flat:
     """Flat arrays for ``params``, filled from their current state (zeros where there is none), the
-    state entries replaced by views of them."""
-    shapes = tuple(p.data.shape for p in params)
-    spans, total = [], 0
-    for p in params:
-        spans.append((total, total + p.data.size))
-        total += p.data.size
+    state entries replaced by views of them; laid out in the order of the gradients' shared buffer
+    when they lie in one (see :func:`share_gradients`)."""
+    order = list(range(len(params)))
+    in_shared = False
+    grads = [p.grad.data if p.grad is not None else None for p in params]
+    if grads[0] is not None:
+        where = {id(v): j for j, v in enumerate(_declared(grads[0])[1]) if v is not None}
+        if len(where) == len(params) and all(g is not None and id(g) in where for g in grads):
+            order.sort(key=lambda i: where[id(grads[i])])
+            in_shared = True
+    spans = [(0, 0)] * len(params)
+    total = 0
+    for i in order:
+        spans[i] = (total, total + params[i].data.size)
+        total += params[i].data.size
     dtype = params[0].data.dtype
-    flat = Flat(tuple(params), shapes, dtype, spans)
+    fresh = not any(k in st for k in keys for st in states)
+    f = Flat(tuple(params), tuple(p.data for p in params), dtype, spans, order, keys, fresh,
+             in_shared=in_shared)  # fmt: skip
     for key in keys:
         buf = np.zeros(total, dtype)
         views = []
-        for st, (a, b), shape in zip(states, spans, shapes, strict=True):
-            view = buf[a:b].reshape(shape)
+        for p, st, (a, b) in zip(params, states, spans, strict=True):
+            view = buf[a:b].reshape(p.data.shape)
             if key in st:
                 np.copyto(view, st[key])
             st[key] = view
             views.append(view)
-        flat.buffers[key], flat.views[key] = buf, views
-    flat.p, flat.g, flat.tmp = (np.empty(total, dtype) for _ in range(3))
-    return flat
+        f.buffers[key], f.views[key] = buf, views
+    f.g, f.tmp = np.empty(total, dtype), np.empty(total, dtype)
+    f.tmp_views = [
+        f.tmp[a:b].reshape(p.data.shape) for p, (a, b) in zip(params, spans, strict=True)
+    ]
+    return f
 
 
-def gather(flat: Flat) -> None:
-    """The parameters' values and gradients into ``flat.p`` and ``flat.g``."""
-    np.concatenate([p.data.reshape(-1) for p in flat.params], out=flat.p)
-    np.concatenate([p.grad.data.reshape(-1) for p in flat.params], out=flat.g)  # type: ignore[union-attr]
+def together(params: list[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
+    """``params`` split into those to update together and the others: all of them when their
+    gradients lie in a declared buffer, else those of at most :data:`FLAT_MAX_ELEMENTS`."""
+    g = params[0].grad
+    if g is not None and _declared(g.data)[0] is not None:
+        return params, []
+    small = [p for p in params if p.data.size <= FLAT_MAX_ELEMENTS]
+    if len(small) == len(params):
+        return params, []
+    return small, [p for p in params if p.data.size > FLAT_MAX_ELEMENTS]
 
 
-def scatter(flat: Flat) -> None:
-    """``flat.p`` back into each parameter's own array."""
-    for p, (a, b) in zip(flat.params, flat.spans, strict=True):
-        np.copyto(p.data, flat.p[a:b].reshape(p.data.shape))
+def groups_by_dtype(params: list[Tensor]) -> list[list[Tensor]]:
+    """``params`` split by dtype, in order of first appearance (usually one list: all float32)."""
+    dtype = params[0].data.dtype
+    if all(p.data.dtype == dtype for p in params):
+        return [params]
+    by: dict[np.dtype, list[Tensor]] = {}
+    for p in params:
+        by.setdefault(p.data.dtype, []).append(p)
+    return list(by.values())
+
+
+def split(fn: Callable[[int, int], None], n: int, min_block: int) -> None:
+    """``fn(0, n)``, or ``fn`` over blocks of ``range(n)`` on nnet's threads when ``n`` is large
+    (see :func:`nnet.threads.parallel_for`)."""
+    from nnet.threads import parallel_for
+
+    if n < 2 * min_block:
+        fn(0, n)
+    else:
+        parallel_for(fn, n, min_block=min_block)

@@ -12,6 +12,7 @@ from nnet.autograd.grad_mode import no_grad
 from nnet.autograd.lifetime import STEP, at_boundary
 from nnet.autograd.tensor import Tensor
 from nnet.autograd.version import bump
+from nnet.optim import flat
 
 ParamsT = Iterable[Tensor] | Iterable[dict[str, Any]]
 
@@ -26,7 +27,9 @@ def check_range(name: str, what: str, value: float, low: float, high: float | No
 
 
 class Optimizer:
-    """Base class: subclasses define ``_update(group, p, grad, state, tmp)`` for one parameter.
+    """Base class: subclasses define ``_update(group, p, grad, state, tmp)`` for one parameter, and
+    may define ``_flat_keys(group)`` and ``_flat_update(group, f, g, states)`` to update a group's
+    parameters together over flat arrays (nnet/optim/flat.py).
 
     ``params`` is an iterable of tensors, or of dicts (parameter groups) each with a ``"params"``
     list and optional per-group hyper-parameters that override ``defaults``.
@@ -48,6 +51,8 @@ class Optimizer:
         self.state: dict[Tensor, dict[str, Any]] = {}
         # One scratch array per parameter, so that updates run in place without temporaries.
         self._scratch: dict[Tensor, np.ndarray] = {}
+        # per (group, dtype): the flat arrays its parameters share (see _step_group)
+        self._flats: dict[tuple[int, np.dtype], flat.Flat] = {}
         self.param_groups: list[dict[str, Any]] = []
         # tensors, or group dicts (decided by the first item; add_param_group checks each)
         groups: list[Any] = list(params)
@@ -115,7 +120,45 @@ class Optimizer:
         return loss
 
     def _step_group(self, group: dict[str, Any], params: list[Tensor]) -> None:
-        """Update ``params`` (those of ``group`` that have a gradient) one at a time."""
+        """Update ``params`` (those of ``group`` that have a gradient): together over flat arrays,
+        as far as they can share them, the others one at a time."""
+        keys = self._flat_keys(group)
+        if keys is not None and flat.ENABLED and len(params) >= 2:
+            together, alone = flat.together(params)
+            for same in flat.groups_by_dtype(together) if len(together) >= 2 else [together]:
+                if len(same) < 2 or not self._step_together(group, same, keys):
+                    alone += same
+            params = alone
+        self._step_each(group, params)
+
+    def _step_together(self, group: dict[str, Any], params: list[Tensor],
+                       keys: tuple[str, ...]) -> bool:  # fmt: skip
+        """Update ``params`` (one dtype) over flat arrays; False (nothing done) when they cannot."""
+        key = (id(group), params[0].data.dtype)
+        states = [self.state.setdefault(p, {}) for p in params]
+        f = flat.ready(self._flats.get(key), params, states, keys)
+        if f is None:
+            return False
+        g = f.gradients()
+        if g is None:
+            return False
+        self._flats[key] = f
+        self._flat_update(group, f, g, states)
+        f.fresh = False
+        f.bump()  # a graph that saved a parameter before this step can't backward again
+        return True
+
+    def _flat_keys(self, group: dict[str, Any]) -> tuple[str, ...] | None:
+        """The state entries of an update that can run over flat arrays, or None (one at a time)."""
+        return None
+
+    def _flat_update(self, group: dict[str, Any], f: flat.Flat, g: np.ndarray,
+                     states: list[dict[str, Any]]) -> None:  # fmt: skip
+        """Update the parameters of ``f`` from their flat gradient ``g``, as ``_update`` would each."""
+        raise NotImplementedError
+
+    def _step_each(self, group: dict[str, Any], params: list[Tensor]) -> None:
+        """Update ``params`` one at a time."""
         for p in params:
             state = self.state.get(p)
             if state is None:

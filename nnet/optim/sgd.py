@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from nnet.optim import flat
 from nnet.optim.optimizer import Optimizer, ParamsT, check_range
 
 
@@ -62,23 +63,54 @@ class SGD(Optimizer):
                 f"{group['momentum']!r}, dampening={group['dampening']!r}"
             )
 
+    def _flat_keys(self, group: dict[str, Any]) -> tuple[str, ...]:
+        return ("momentum_buffer",) if group["momentum"] != 0 else ()
+
+    def _flat_update(self, group: dict[str, Any], f: flat.Flat, g: np.ndarray,
+                     states: list[dict[str, Any]]) -> None:  # fmt: skip
+        """All of ``f``'s parameters in one pass of each operation over the flat arrays: the same
+        arithmetic as :meth:`_update`, element for element."""
+        tmp, wd = f.tmp, group["weight_decay"]
+        if wd != 0:  # decayed_gradient's arithmetic, the parameters read in place
+            f.params_times(wd, f.tmp_views)
+            g = np.subtract(tmp, g, out=tmp) if group["maximize"] else np.add(tmp, g, out=tmp)
+        elif group["maximize"]:
+            g = np.negative(g, out=tmp)
+        buf = f.buffers["momentum_buffer"] if group["momentum"] != 0 else None
+        _momentum_and_step(group, g, buf, f.fresh, tmp)
+        f.subtract(tmp)
+
     def _update(self, group: dict[str, Any], p: np.ndarray, g: np.ndarray, state: dict[str, Any],
                 tmp: np.ndarray) -> None:  # fmt: skip
-        momentum = group["momentum"]
         g = decayed_gradient(group, p, g, tmp)
-        if momentum != 0:
+        buf = None
+        if group["momentum"] != 0:
             buf = state.get("momentum_buffer")
             if buf is None:
-                buf = state["momentum_buffer"] = np.array(g, dtype=p.dtype)
-            else:
-                buf *= momentum
-                if group["dampening"] == 0:
-                    buf += g
-                else:
-                    buf += (1 - group["dampening"]) * g
-            if group["nesterov"]:
-                g = np.add(g, momentum * buf, out=tmp)
-            else:
-                g = buf
-        np.multiply(g, group["lr"], out=tmp)
+                buf = state["momentum_buffer"] = np.empty_like(p)
+                _momentum_and_step(group, g, buf, True, tmp)
+                p -= tmp
+                return
+        _momentum_and_step(group, g, buf, False, tmp)
         p -= tmp
+
+
+def _momentum_and_step(group: dict[str, Any], g: np.ndarray, buf: np.ndarray | None, first: bool,
+                       tmp: np.ndarray) -> None:  # fmt: skip
+    """The step ``lr * d_t`` into ``tmp`` from the (decayed) gradient ``g``, which may be ``tmp``,
+    updating the momentum buffer ``buf`` (None without momentum; ``first``: ``b_1 = g_1``)."""
+    momentum = group["momentum"]
+    if buf is not None:
+        if first:
+            np.copyto(buf, g)
+        else:
+            buf *= momentum
+            if group["dampening"] == 0:
+                buf += g
+            else:
+                buf += (1 - group["dampening"]) * g
+        if group["nesterov"]:
+            g = np.add(g, momentum * buf, out=tmp)
+        else:
+            g = buf
+    np.multiply(g, group["lr"], out=tmp)

@@ -113,6 +113,28 @@ def test_direct_call_with_an_input_gradient_on_the_patch_path_is_refused():
         y.sum().backward()
 
 
+@pytest.mark.parametrize("offset", [0.0, 300.0], ids=["one-pass", "centred"])
+def test_float32_statistics_match_the_layers(offset):
+    """The variance as E[r^2] - mean^2 from the first pass, or, where a large mean would cancel
+    most of its bits (every r near the conv bias 300), from the centred values: float32 running
+    statistics and output as the layers' to float32 rounding (the one-pass form alone is off by
+    far more there)."""
+    rng = np.random.default_rng(0)
+    x = nnet.Tensor(rng.standard_normal((4, 8, 8, 1)).astype(np.float32))
+    results = []
+    for fused in (True, False):
+        nnet.manual_seed(0)
+        model = nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.BatchNorm2d(8), nn.MaxPool2d(2))
+        model[0].bias.data[...] = offset
+        with use_fused(fused):
+            y = model(x)
+        assert (type(y.grad_fn) is ConvReluBatchNormPool) == fused
+        results.append((y.numpy(), model[2].running_var.numpy().copy()))
+    (y, var), (y0, var0) = results
+    np.testing.assert_allclose(var, var0, rtol=1e-4)
+    np.testing.assert_allclose(y, y0, rtol=1e-3, atol=1e-3)
+
+
 class PoolFirst(nn.Module):
     """conv, nnet.relu, pool, bn called one at a time (the seed network's order)."""
 

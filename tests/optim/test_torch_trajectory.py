@@ -50,6 +50,33 @@ def test_matches_torch(name: str, kwargs: dict) -> None:
 
 @pytest.mark.parametrize(
     ("name", "kwargs"),
+    [c for c in CONFIGS if c[0] in ("SGD", "Adam", "AdamW")],
+)
+def test_several_parameters_updated_together_match_torch(name: str, kwargs: dict) -> None:
+    """Several parameters of different shapes, one of them without a gradient (frozen): the ones
+    with gradients go through the flat update (nnet/optim/flat.py), which must match PyTorch too."""
+    rng = np.random.default_rng(11)
+    shapes = [(4, 5), (5,), (3, 2, 2), (7,)]
+    starts = [rng.normal(size=s).astype(np.float32) for s in shapes]
+    ours = [nnet.Tensor(w.copy(), requires_grad=True) for w in starts]
+    theirs = [torch.tensor(w.copy(), requires_grad=True) for w in starts]
+    ours_opt = getattr(optim, name)(ours, **kwargs)
+    theirs_opt = getattr(torch.optim, name)(theirs, **kwargs)
+    for _ in range(30):
+        for i, (w, tw) in enumerate(zip(ours, theirs, strict=True)):
+            if i == 1:
+                continue  # frozen: never a gradient
+            w.grad = nnet.Tensor(np.sin(3 * w.data) + w.data)
+            tw.grad = torch.from_numpy(np.sin(3 * tw.detach().numpy()) + tw.detach().numpy())
+        ours_opt.step()
+        theirs_opt.step()
+    assert ours_opt._flats  # the flat path ran
+    for w, tw in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(w.data, tw.detach().numpy(), rtol=2e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
     [
         ("StepLR", dict(step_size=3, gamma=0.5)),
         ("MultiStepLR", dict(milestones=[2, 5], gamma=0.3)),
