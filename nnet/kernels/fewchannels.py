@@ -13,6 +13,9 @@ patches and product 396 us on one thread, 246 on two.
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import numpy as np
 
 from nnet.autograd.linalg import tall_product
@@ -53,6 +56,28 @@ def patch_rows(x: np.ndarray, geo: Geometry, out: np.ndarray) -> None:
     np.copyto(out.reshape(n, oh, ow, kh, kw * c).view(run)[..., 0], items)
 
 
+def patch_rows_offset_major(
+    x: np.ndarray, geo: Geometry, kernel: tuple[int, int], out: np.ndarray
+) -> None:
+    """:func:`patch_rows` with the rows in the window-offset-major order of a following max-pool
+    with windows ``kernel`` tiling the output: ``out`` (KH_p KW_p, N, OH / KH_p, OW / KW_p, K), its
+    last axis contiguous (a wider row may hold more, e.g. a column of ones), so that the product
+    with the kernel writes the pool's offset planes (pool.offset_major) directly."""
+    n, c = x.shape[0], x.shape[3]
+    (kh, kw), (sh, sw), (dh, _), _, (oh, ow) = geo
+    ph, pw = kernel
+    qh, qw = oh // ph, ow // pw
+    src = np.ascontiguousarray(padded(x, geo), out.dtype)
+    if out.size == 0:
+        return
+    run = np.dtype((np.void, kw * c * src.itemsize))
+    s0, s1, s2, _ = src.strides
+    strides = (s0, ph * sh * s1, sh * s1, pw * sw * s2, sw * s2, dh * s1)
+    items = np.ndarray((n, qh, ph, qw, pw, kh), run, src, 0, strides)
+    target = np.reshape(out, (ph, pw, n, qh, qw, kh, kw * c), copy=False).view(run)[..., 0]
+    np.copyto(target, items.transpose(2, 4, 0, 1, 3, 5))
+
+
 def forward(x: np.ndarray, w2: np.ndarray, bias: np.ndarray | None,
             geo: Geometry) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """(patches as an (M, K) view of (KH KW, C_in, M) memory, NHWC output) of the convolution of
@@ -84,9 +109,48 @@ def shifts_fit(geo: Geometry) -> bool:
     return stride == (1, 1) and dilation == (1, 1) and pt < kh and pl < kw
 
 
+#: Bytes at which :func:`input_grad_from_grid` starts its product's output: OpenBLAS writes the
+#: (KH KW C_in, L) result of a short product faster from a cache-line boundary. The seed's second
+#: convolution, (36, 8) x (8, 25600), one thread, under ``chrt -f 10``: 345 us at offset 0 mod 64,
+#: 435-460 us at the 15 other float offsets (both the forced Haswell and OpenBLAS's own kernels;
+#: NumPy's large arrays start 16 bytes past a page).
+OUTPUT_ALIGN = 64
+
+
+def aligned_empty(shape: tuple[int, ...], dtype: Any, align: int = OUTPUT_ALIGN) -> np.ndarray:
+    """An uninitialised C-contiguous array whose data starts at a multiple of ``align`` bytes."""
+    dtype = np.dtype(dtype)
+    size = math.prod(shape) * dtype.itemsize
+    raw = np.empty(size + align, np.uint8)
+    start = -raw.ctypes.data % align
+    return raw[start : start + size].view(dtype).reshape(shape)
+
+
+def shift_grid(g_shape: tuple[int, ...], geo: Geometry, dtype: np.dtype) -> np.ndarray:
+    """An (N, OH + KH - 1, OW + KW - 1, C_out) grid for :func:`input_grad_from_grid`, zero where no
+    output pixel lies: the caller fills ``grid[:, :OH, :OW]`` with the output gradient."""
+    (kh, kw), _, _, _, (oh, ow) = geo
+    grid = np.empty((g_shape[0], oh + kh - 1, ow + kw - 1, g_shape[-1]), dtype)
+    # np.zeros fills its memory holding the GIL (calloc): only the border needs the zeros
+    grid[:, oh:] = 0
+    grid[:, :oh, ow:] = 0
+    return grid
+
+
 def input_grad_shifted(g2: np.ndarray, w2: np.ndarray, out: np.ndarray, geo: Geometry) -> None:
     """col2im(G W^T) into ``out``, (N, H, W, C_in), for geometry :func:`shifts_fit`, from the
-    (N OH OW, C_out) output gradient ``g2`` and the (KH KW C_in, C_out) kernel ``w2``.
+    (N OH OW, C_out) output gradient ``g2`` and the (KH KW C_in, C_out) kernel ``w2``
+    (:func:`input_grad_from_grid`)."""
+    oh, ow = geo[4]
+    n, cout = out.shape[0], g2.shape[1]
+    grid = shift_grid((n, cout), geo, g2.dtype)
+    grid[:, :oh, :ow] = g2.reshape(n, oh, ow, cout)
+    input_grad_from_grid(grid, w2, out, geo)
+
+
+def input_grad_from_grid(grid: np.ndarray, w2: np.ndarray, out: np.ndarray, geo: Geometry) -> None:
+    """col2im(G W^T) into ``out``, (N, H, W, C_in), for geometry :func:`shifts_fit`, from the
+    output gradient G placed on a :func:`shift_grid` and the (KH KW C_in, C_out) kernel ``w2``.
 
     On a grid of (OH + KH - 1) x (OW + KW - 1) padded pixels per image, flattened, tap (i, j) of
     output pixel q reads grid pixel q + i GW + j. So with G placed on that grid (zeros on the
@@ -94,16 +158,17 @@ def input_grad_shifted(g2: np.ndarray, w2: np.ndarray, out: np.ndarray, geo: Geo
     is one add of whole (C_in, L) rows at its shift: nine adds over runs of L floats, where the
     plain col2im adds runs of OW floats (the seed's second convolution: W G^T and col2im 586 ->
     339 us). An output pixel's taps stay inside its own image's grid; the extra pixels carry 0."""
-    (kh, kw), _, _, (pt, pl), (oh, ow) = geo
+    (kh, kw), _, _, (pt, pl), _ = geo
     n, h, w, cin = out.shape
-    cout = g2.shape[1]
-    gh, gw = oh + kh - 1, ow + kw - 1
-    grid = np.zeros((n, gh, gw, cout), g2.dtype)
-    grid[:, :oh, :ow] = g2.reshape(n, oh, ow, cout)
+    gh, gw, cout = grid.shape[1:]
     length = n * gh * gw
-    shares = (w2 @ grid.reshape(length, cout).T).reshape(kh * kw, cin, length)
-    acc = np.zeros((cin, length + (kh - 1) * gw + kw - 1), shares.dtype)
-    for t in range(kh * kw):
+    shares = aligned_empty((kh * kw * cin, length), np.result_type(w2, grid))
+    np.matmul(w2[: kh * kw * cin], grid.reshape(length, cout).T, out=shares)
+    shares = shares.reshape(kh * kw, cin, length)
+    acc = np.empty((cin, length + (kh - 1) * gw + kw - 1), shares.dtype)
+    acc[:, :length] = shares[0]  # tap (0, 0) is at shift 0
+    acc[:, length:] = 0
+    for t in range(1, kh * kw):
         at = (t // kw) * gw + t % kw
         acc[:, at : at + length] += shares[t]
     # grid pixel (y + pt, x + pl) is input pixel (y, x): the padding shorter than the kernel, the

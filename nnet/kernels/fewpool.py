@@ -3,11 +3,14 @@ im2col.COLUMN_MAJOR_BELOW) and the convolution has stride 1 (the seed network's 
 
 As three ops the block records a convolution, a ReLU and a max-pool, and the pool's forward and
 VJP run on one thread after the convolution's blocks. Here a block of images per thread does it
-all while the block is in cache: its patches and product (fewchannels.py), the bias, the
-offset-major copy of the output that the pool's maxima run on (pool.offset_major) and the ReLU
-after the maximum (they commute). The VJP's blocks are the forward's: g [pooled > 0] routed to each
-window's first maximum, copied back to NHWC (pool.from_offset_major), then the block's share of
-the kernel gradient and its input gradient (fewchannels.input_grad_shifted). The recorded VJP is
+all while the block is in cache: its patch rows in the pool's window-offset-major order with a
+column of ones for the bias (fewchannels.patch_rows_offset_major), so that their product with the
+kernel writes the offset planes the pool's maxima run on (pool.offset_major's layout, without its
+copy), and the ReLU after the maximum (they commute). The VJP's blocks are the forward's: g
+[pooled > 0] routed to each window's first maximum, in the offset planes' order that the patches
+share, so the kernel and bias gradient is one batched product of the two; the input gradient
+places the routed gradient on fewchannels.shift_grid (pool.from_offset_major) and takes
+fewchannels.input_grad_from_grid. The recorded VJP is
 :class:`~nnet.kernels.convrelu.ConvReluPool`'s, whose planes and maxima have the same layout.
 See derivations.md#convolution-relu-batch-norm-and-max-pooling-fused.
 """
@@ -16,12 +19,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnet.autograd.linalg import tall_product
 from nnet.kernels import fewchannels
-from nnet.kernels.channels import column_sums, per_channel, relu
+from nnet.kernels.channels import relu
 from nnet.kernels.convrelu import ConvReluPool
 from nnet.kernels.im2col import COLUMN_MAJOR_BELOW, Geometry
-from nnet.kernels.pool import first_max, from_offset_major, offset_major, running_max
+from nnet.kernels.patchpool import SLAB_ROWS, first_max_hits
+from nnet.kernels.pool import from_offset_major, running_max
 from nnet.threads import blas_for, items_per_block, parallel_for
 
 
@@ -32,8 +35,29 @@ def applies(w_shape: tuple[int, ...], geo: Geometry) -> bool:
 
 
 def _min_block(k: int, cout: int, pixels: int, itemsize: int) -> int:
-    """Images per block: an image's patches, its output and the output's offset-major copy."""
+    """Images per block: an image's patches and output, and room for its pooled maxima."""
     return items_per_block((k + 2 * cout) * pixels * itemsize)
+
+
+def _offsets_product(a: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """The sum over window offsets t and rows of a[t]^T d[t]: (K, C) from offset-major patches
+    ``a``, (taps, N, OH_p, OW_p, K), and gradient ``d``, (taps, N, OH_p, OW_p, C), by slabs of about
+    :data:`patchpool.SLAB_ROWS` rows of whole images (OpenBLAS multiplies a huge shared dimension
+    into a tiny result slowly: the seed's (4 x 4,900 rows) product 1.16x slower in one piece)."""
+    taps, n = a.shape[:2]
+    pixels = a.shape[2] * a.shape[3]
+    per = max(1, SLAB_ROWS // max(1, pixels))  # images per slab
+    slabs = n // per
+    head = slabs * per
+    out = np.zeros((a.shape[-1], d.shape[-1]), np.result_type(a, d))
+    if slabs:
+        sa = a[:, :head].reshape(taps, slabs, per * pixels, -1)
+        sd = d[:, :head].reshape(taps, slabs, per * pixels, -1)
+        out += np.matmul(sa.swapaxes(2, 3), sd).sum(axis=(0, 1))
+    if head < n:
+        ta = a[:, head:].reshape(taps, -1, a.shape[-1])
+        out += np.matmul(ta.swapaxes(1, 2), d[:, head:].reshape(taps, -1, d.shape[-1])).sum(axis=0)
+    return out
 
 
 class FewChannelConvReluPool(ConvReluPool):
@@ -46,28 +70,34 @@ class FewChannelConvReluPool(ConvReluPool):
         kh, kw, cin, cout = weight.shape
         n, (oh, ow), (ph, pw) = x.shape[0], geo[4], kernel
         k, taps, quarter = kh * kw * cin, ph * pw, (oh // ph) * (ow // pw)
-        w2 = weight.reshape(k, cout)
         dtype = np.result_type(x, weight)
-        buf = np.empty((n, oh, ow, kh, kw, cin), x.dtype)
-        cols = buf.reshape(-1, k)  # (M, K), rows contiguous (fewchannels.patch_rows)
-        z = np.empty((n, oh, ow, cout), dtype)
+        # the bias as the kernel's last row against a column of ones in the patches
+        k1 = k + (bias is not None)
+        w2 = np.empty((k1, cout), dtype)
+        w2[:k] = weight.reshape(k, cout)
+        if bias is not None:
+            w2[k] = bias
+        # the patch rows and the product's output offset-major: each window offset's rows are
+        # contiguous, so the product writes the pool's offset planes and the VJP's routed gradient
+        # multiplies the patches as it is
+        cols = np.empty((taps, n, oh // ph, ow // pw, k1), x.dtype)
         planes = np.empty((taps, n, oh // ph, ow // pw, cout), dtype)
         pooled = np.empty((n * quarter, cout), dtype)
         out = np.empty_like(pooled)
 
         def images(start: int, stop: int) -> None:
-            fewchannels.patch_rows(x[start:stop], geo, buf[start:stop])
-            rows = z[start:stop].reshape(-1, cout)
-            np.matmul(cols[start * oh * ow : stop * oh * ow], w2, out=rows)
+            block = cols[:, start:stop]
+            fewchannels.patch_rows_offset_major(x[start:stop], geo, kernel, block[..., :k])
             if bias is not None:
-                per_channel(np.add, rows, bias, out=rows)
-            offset_major(z[start:stop], kernel, planes[:, start:stop])
+                block[..., k] = 1
             q = slice(start * quarter, stop * quarter)
-            running_max(pooled[q], planes[:, start:stop].reshape(taps, -1, cout))
+            z = planes[:, start:stop].reshape(taps, -1, cout)
+            np.matmul(block.reshape(taps, -1, k1), w2, out=z)
+            running_max(pooled[q], z)
             relu(pooled[q], out=out[q])
 
         with blas_for(cols.size * cout):  # few channels: one BLAS thread (threads.py)
-            parallel_for(images, n, min_block=_min_block(k, cout, oh * ow, x.itemsize))
+            parallel_for(images, n, min_block=_min_block(k1, cout, oh * ow, x.itemsize))
         ctx.winograd, ctx.channels_first = False, False
         ctx.conv_saved = cols
         ctx.save_for_backward(planes.reshape(taps, -1, cout), pooled)
@@ -78,36 +108,37 @@ class FewChannelConvReluPool(ConvReluPool):
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         planes, pooled = ctx.saved
         cout = weight.data.shape[3]
+        cols = ctx.conv_saved  # (taps, N, OH_p, OW_p, K [+ 1])
         w2 = weight.data.reshape(-1, cout)
-        cols = ctx.conv_saved
-        n, (oh, ow) = x.data.shape[0], geo[4]
-        taps, quarter = planes.shape[0], pooled.shape[0] // max(1, n)
+        taps, k1 = cols.shape[0], cols.shape[-1]
+        n = x.data.shape[0]
+        quarter = pooled.shape[0] // max(1, n)
         gq = grad.reshape(pooled.shape) * (pooled > 0)  # relu'(0) = 0; NaN > 0 is False
         gx = np.empty(x.data.shape, np.result_type(gq, w2)) if need_x else None
+        oh, ow = geo[4]
 
         def images(start: int, stop: int) -> np.ndarray | None:
             q = slice(start * quarter, stop * quarter)
-            dwin = np.empty((taps, stop - start, oh // kernel[0], ow // kernel[1], cout), gq.dtype)
-            flat = dwin.reshape(taps, -1, cout)
-            for tap, hit in first_max([p[q] for p in planes], pooled[q], taps - 1):
-                np.multiply(gq[q], hit, out=flat[tap])
-            dz = np.empty((stop - start, oh, ow, cout), gq.dtype)
-            from_offset_major(dwin, kernel, dz)
-            g2 = dz.reshape(-1, cout)
+            dwin = np.empty((taps, stop - start, *cols.shape[2:4], cout), gq.dtype)
+            d = dwin.reshape(taps, -1, cout)
+            # the offsets as one axis: a few long calls (one per offset took four times as many
+            # at two threads, each handing the GIL between the cores)
+            np.multiply(first_max_hits(planes[:, q], pooled[q]), gq[q], out=d)
             if gx is not None:
-                fewchannels.input_grad_shifted(g2, w2, gx[start:stop], geo)
-            return tall_product(cols[start * oh * ow : stop * oh * ow], g2) if need_w else None
+                grid = fewchannels.shift_grid(dwin.shape[1:], geo, gq.dtype)
+                from_offset_major(dwin, kernel, grid[:, :oh, :ow])
+                fewchannels.input_grad_from_grid(grid, w2, gx[start:stop], geo)
+            if not (need_w or need_b):
+                return None
+            # P^T d summed over the offsets, the bias's row (ones) summing d
+            return _offsets_product(cols[:, start:stop], dwin)
 
         with blas_for(cols.size * cout):
-            parts = parallel_for(
-                images, n, min_block=_min_block(cols.shape[1], cout, oh * ow, gq.itemsize)
-            )
-        gw = None
-        if need_w:
-            gw = parts[0]
-            for part in parts[1:]:
-                gw = gw + part
-            gw = gw.reshape(weight.data.shape)
-        # the routing moves each window's g to one pixel: the bias's sums are g's
-        gb = column_sums(gq, np.ones(gq.shape[0], gq.dtype)) if need_b else None
+            parts = parallel_for(images, n, min_block=_min_block(k1, cout, oh * ow, gq.itemsize))
+        h = parts[0]
+        for part in parts[1:]:
+            h = h + part
+        gw = h[: w2.shape[0]].reshape(weight.data.shape) if need_w else None
+        # the bias's row of ones sums d, whose routing moved each window's g to one pixel
+        gb = h[-1] if need_b else None
         return gx, gw, gb, None, None

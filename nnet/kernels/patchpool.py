@@ -13,12 +13,15 @@ chrt: the forward's product 181 -> 105 us, the kernel gradient's products 302 ->
 With one input channel and a stride-1, dilation-1 convolution (the seed's first layer) the patches
 hold only (KH_p + KH - 1)(KW_p + KW - 1) distinct planes, the shifted planes R[u, v] = x_pad[N,
 KH_p oy + u, KW_p ox + v] (:func:`shifted_planes`): patch row (i, j) at window offset (a, b) is
-R[a + i, b + j]. The forward builds R (one strided copy) and the patch rows from it (contiguous
-copies: 245 -> 113 + 56 us), and keeps R, not the patches, for the VJP, where the kernel gradient
-is the product of R with the routed gradient, G = R D^T ((U V) x (taps C_out)), summed over the
-offsets that pair each tap with each window offset: 292 -> 130 us for the product, P^T d of the
-2.5 times larger patches being a read of 3.1 MB (micro, one thread, chrt). Only when the images
-run as one block (one thread): split over two threads the block was slower this way.
+R[a + i, b + j]. The forward builds R (one strided copy) and multiplies it, with a row of ones, by
+the kernel placed at every window offset's shift (:func:`shifted_kernel`, (KH_p KW_p C_out, U V +
+1)): one product gives every offset's output, and no patches are built (the seed's first block at
+one thread, in the step: 778 -> 649 us, where the patch rows were 36 copies out of R). The VJP
+keeps R, not the patches: the kernel gradient is the product of R with the routed gradient, G = R
+D^T ((U V) x (taps C_out)), summed over the offsets that pair each tap with each window offset:
+292 -> 130 us for the product, P^T d of the 2.5 times larger patches being a read of 3.1 MB
+(micro, one thread, chrt). Only when the images run as one block (one thread): split over two
+threads the VJP's product was slower this way (in the step, 608 -> 839 us; the forward 778 -> 684).
 
 A block of images per thread, forward and VJP alike (each thread reads the patches its own core
 wrote), each block a few long NumPy calls with the window offsets as one axis: per offset, the
@@ -64,16 +67,24 @@ def shifted_planes(x: np.ndarray, geo: Geometry, kernel: tuple[int, int], out: n
     np.copyto(out, np.lib.stride_tricks.as_strided(xp, shape, (s1, s2, s0, ph * s1, pw * s2)))
 
 
-def _patches_from_planes(planes: np.ndarray, kernel: tuple[int, int], out: np.ndarray) -> None:
-    """Patch row (i, j) at window offset (a, b) is plane (a + i, b + j); ``out`` (K + 1, KH_p,
-    KW_p, ...) gets rows 0..K - 1, its last row (the ones) is the caller's."""
+def shifted_kernel(weight: np.ndarray, bias: np.ndarray | None, kernel: tuple[int, int],
+                   dtype: Any) -> np.ndarray:  # fmt: skip
+    """The (KH_p KW_p C_out, U V + 1) matrix that multiplies the shifted planes (U, V) and a row of
+    ones into the convolution's output at every window offset: row (a, b, c) holds kernel channel
+    c at columns (a + i, b + j), the bias in the last column, zeros elsewhere (patch row (i, j) at
+    window offset (a, b) is plane (a + i, b + j))."""
+    kh, kw, _, cout = weight.shape
     ph, pw = kernel
-    kh, kw = planes.shape[0] - ph + 1, planes.shape[1] - pw + 1
-    for i in range(kh):
-        for j in range(kw):
-            for a in range(ph):
-                for b in range(pw):
-                    out[i * kw + j, a, b] = planes[a + i, b + j]
+    u, v = ph + kh - 1, pw + kw - 1
+    w = np.zeros((ph, pw, cout, u * v + 1), dtype)
+    grid = np.reshape(w[..., :-1], (ph, pw, cout, u, v), copy=False)
+    taps = weight[:, :, 0, :].transpose(2, 0, 1)  # (C_out, KH, KW)
+    for a in range(ph):
+        for b in range(pw):
+            grid[a, b, :, a : a + kh, b : b + kw] = taps
+    if bias is not None:
+        w[..., -1] = bias
+    return w.reshape(ph * pw * cout, u * v + 1)
 
 
 def forward(ctx: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, geo: Geometry,
@@ -84,31 +95,39 @@ def forward(ctx: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None
     k = kh * kw * cin
     n, (oh, ow), (ph, pw) = x.shape[0], geo[4], kernel
     taps, pixels = ph * pw, (oh // ph) * (ow // pw)
-    pt = np.empty((k + 1, ph, pw, n, oh // ph, ow // pw), x.dtype)  # the last row ones
-    cols = pt.reshape(k + 1, taps, n * pixels)
-    w_t = np.empty((cout, k + 1), np.result_type(weight, x))
-    w_t[:, :k] = weight.reshape(k, cout).T
-    w_t[:, k] = 0 if bias is None else bias
-    z = np.empty((taps, cout, n * pixels), w_t.dtype)
-    pooled = np.empty((cout, n * pixels), w_t.dtype)
-    out = np.empty((n * pixels, cout), w_t.dtype)
+    dtype = np.result_type(weight, x)
+    z = np.empty((taps, cout, n * pixels), dtype)
+    pooled = np.empty((cout, n * pixels), dtype)
+    out = np.empty((n * pixels, cout), dtype)
     min_block = items_per_block(_item_bytes(k + 1, cout, taps, pixels, x.itemsize))
-    # on one thread only: with two blocks side by side, the planes' many short copies and the
-    # product's slabs made the block slower (fwd 296-304 -> 317-328 us, VJP 308 -> 324-339 at two
-    # threads, against 416-450 -> 360-365 and 424-452 -> 289-292 at one)
+    # on one thread only: with two blocks side by side, the planes' copy and the VJP's product
+    # made the block slower (fwd 296-304 -> 317-328 us, VJP 308 -> 324-339 at two threads,
+    # against 416-450 -> 360-365 and 424-452 -> 289-292 at one)
     shifted = takes_shifted_planes(x.shape, geo) and blocks(n, min_block) == 1
     if shifted:
-        planes = np.empty((ph + kh - 1, pw + kw - 1, n, oh // ph, ow // pw), x.dtype)
-        pt[k] = 1
+        u, v = ph + kh - 1, pw + kw - 1
+        # the shifted planes and a row of ones (the bias), multiplied by the kernel placed at
+        # each window offset's shift: (taps C_out, U V + 1) @ (U V + 1, M) gives z at once
+        stack = np.empty((u * v + 1, n * pixels), x.dtype)
+        stack[-1] = 1
+        planes = stack[:-1].reshape(u, v, n, oh // ph, ow // pw)
+        w_s = shifted_kernel(weight, bias, kernel, dtype)
+        cols = stack
+    else:
+        pt = np.empty((k + 1, ph, pw, n, oh // ph, ow // pw), x.dtype)  # the last row ones
+        cols = pt.reshape(k + 1, taps, n * pixels)
+        w_t = np.empty((cout, k + 1), dtype)
+        w_t[:, :k] = weight.reshape(k, cout).T
+        w_t[:, k] = 0 if bias is None else bias
 
     def images(start: int, stop: int) -> None:
+        rs = slice(start * pixels, stop * pixels)
         if shifted:
             shifted_planes(x[start:stop], geo, kernel, planes[:, :, start:stop])
-            _patches_from_planes(planes[:, :, start:stop], kernel, pt[:, :, :, start:stop])
+            np.matmul(w_s, stack[:, rs], out=z.reshape(taps * cout, -1)[:, rs])
         else:
             patches_offset_major(x[start:stop], geo, kernel, pt[:, :, :, start:stop])
-        rs = slice(start * pixels, stop * pixels)
-        np.matmul(w_t, cols[:, :, rs].swapaxes(0, 1), out=z[:, :, rs])
+            np.matmul(w_t, cols[:, :, rs].swapaxes(0, 1), out=z[:, :, rs])
         running_max(pooled[:, rs], z[:, :, rs])
         # the ReLU after the maximum (they commute); NaN kept, as relu's. A channel at a time: the
         # whole transpose loops over runs of C_out floats (the seed's first block: 66 -> 34 us)

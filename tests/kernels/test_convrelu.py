@@ -211,3 +211,26 @@ def test_pool_first_patch_path_routes_ties_and_nans_as_the_layers(fill):
         results.append([y.numpy(), *[a.numpy() for a in nnet.grad(y, model.parameters(), g)]])
     for a, a0 in zip(*results, strict=True):
         np.testing.assert_allclose(a, a0, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_few_channel_block_at_the_seeds_size_matches_the_layers(bias):
+    """The seed's second block, (100, 14, 14, 4) -> 8 channels with an input gradient
+    (FewChannelConvReluPool): its patch rows offset-major with a column of ones for the bias, and
+    its kernel gradient by slabs of whole images plus a tail (fewpool._offsets_product), as the
+    layers give; with integer inputs, so windows tie."""
+    rng = np.random.default_rng(5)
+    x = np.round(rng.standard_normal((100, 14, 14, 4)))
+    g = rng.standard_normal((100, 7, 7, 8))
+    results = []
+    for fused in (True, False):
+        nnet.manual_seed(0)
+        model = nn.Sequential(nn.Conv2d(4, 8, 3, bias=bias), nn.ReLU(), nn.MaxPool2d(2)).double()
+        xt = nnet.Tensor(x.copy(), requires_grad=True)
+        with use_fused(fused):
+            y = model(xt)
+        assert (type(y.grad_fn) is FewChannelConvReluPool) == fused
+        grads = nnet.grad(y, [*model.parameters(), xt], g)
+        results.append([y.numpy(), *[a.numpy() for a in grads]])
+    for a, a0 in zip(*results, strict=True):
+        np.testing.assert_allclose(a, a0, rtol=1e-10, atol=1e-10)

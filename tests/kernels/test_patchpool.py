@@ -12,7 +12,7 @@ from nnet.kernels.im2col import geometry
 from nnet.kernels.patchpool import (
     _kernel_gradient,
     _kernel_gradient_shifted,
-    _patches_from_planes,
+    shifted_kernel,
     shifted_planes,
     takes_shifted_planes,
 )
@@ -27,7 +27,7 @@ from nnet.kernels.patchpool import (
     cout=st.integers(1, 4),
     seed=st.integers(0, 2**16),
 )
-def test_shifted_planes_give_the_patches_and_their_kernel_gradient(k, kernel, n, cells, same,
+def test_shifted_planes_give_the_patches_product_and_kernel_gradient(k, kernel, n, cells, same,
                                                                    cout, seed):  # fmt: skip
     (kh, kw), (ph, pw) = k, kernel
     rng = np.random.default_rng(seed)
@@ -41,10 +41,15 @@ def test_shifted_planes_give_the_patches_and_their_kernel_gradient(k, kernel, n,
     want = patches_offset_major(x, geo, kernel, np.empty((kh * kw + 1, ph, pw, *quarter)))
     planes = np.empty((ph + kh - 1, pw + kw - 1, *quarter))
     shifted_planes(x, geo, kernel, planes)
-    got = np.empty_like(want)
-    got[-1] = 1
-    _patches_from_planes(planes, kernel, got)
-    np.testing.assert_array_equal(got, want)
+    # the kernel at each offset's shift times the planes and a row of ones: the patches' product
+    weight, bias = rng.standard_normal((kh, kw, 1, cout)), rng.standard_normal(cout)
+    w_t = np.vstack([weight.reshape(kh * kw, cout), bias]).T
+    by_patches = np.einsum("ck,kabm->abcm", w_t, want.reshape(kh * kw + 1, ph, pw, -1))
+    stack = np.vstack(
+        [planes.reshape((ph + kh - 1) * (pw + kw - 1), -1), np.ones((1, planes[0, 0].size))]
+    )
+    got = (shifted_kernel(weight, bias, kernel, np.float64) @ stack).reshape(by_patches.shape)
+    np.testing.assert_allclose(got, by_patches, rtol=1e-12, atol=1e-12)
 
     rows = n * cells[0] * cells[1]
     d = rng.standard_normal((ph * pw, cout, rows))
