@@ -143,11 +143,18 @@ def forward(ctx: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None
     return out.reshape(n, oh // ph, ow // pw, cout)
 
 
-def first_max_hits(planes: np.ndarray, pooled: np.ndarray) -> np.ndarray:
+def holds_nan(pooled: np.ndarray) -> bool:
+    """Whether some window's maximum is NaN (it is exactly when the window holds one)."""
+    return pooled.dtype.kind == "f" and bool(np.isnan(np.max(pooled, initial=-np.inf)))
+
+
+def first_max_hits(planes: np.ndarray, pooled: np.ndarray, nans: bool | None = None) -> np.ndarray:
     """(taps, ...) booleans: where offset plane k holds its window's first maximum (offsets in
-    row-major order), or its window's first NaN: pool.first_max's rule, the offsets one axis."""
+    row-major order), or its window's first NaN: pool.first_max's rule, the offsets one axis.
+    ``nans``: :func:`holds_nan` of ``pooled`` (or of a whole batch it is part of) when known, so
+    that blocks of images need not test it each."""
     hits = np.equal(planes, pooled)
-    if pooled.dtype.kind == "f" and bool(np.isnan(np.max(pooled, initial=-np.inf))):
+    if holds_nan(pooled) if nans is None else nans:
         hits |= np.isnan(planes)
     if len(hits) > 1:
         seen = hits[0].copy()
@@ -216,9 +223,11 @@ def kernel_vjp(ctx: Any, grad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # relu'(0) = 0; NaN > 0 is False, as relu's
     np.multiply(grad.reshape(rows, cout).T, pooled > 0, out=gq)
 
+    nans = holds_nan(pooled)
+
     def images(start: int, stop: int) -> np.ndarray:
         rs = slice(start * pixels, stop * pixels)
-        d = np.multiply(first_max_hits(z[:, :, rs], pooled[:, rs]), gq[:, rs])
+        d = np.multiply(first_max_hits(z[:, :, rs], pooled[:, rs], nans), gq[:, rs])
         if shifted:
             k_hw = ctx.inputs[1].data.shape[:2]
             return _kernel_gradient_shifted(cols[:, rs], d, k_hw, kernel)
