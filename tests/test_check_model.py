@@ -174,6 +174,10 @@ CASES: dict[str, tuple[Any, tuple[Any, ...]]] = {
         nn.Sequential(nn.Conv2d(2, 4, 3), nn.ReLU(), nn.MaxPool2d(2)),
         (_x(2, 4, 4, 2, grad=True),),
     ),
+    "conv-relu-pool-bn": (
+        nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.MaxPool2d(2), nn.BatchNorm2d(8)),
+        (_x(2, 4, 4, 1),),
+    ),
     "bn-relu-pool": (
         nn.Sequential(nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2)),
         (_x(2, 4, 4, 8, grad=True),),

@@ -12,6 +12,7 @@ from nnet.kernels.bnpool import BatchNormReluPool
 from nnet.kernels.channels import per_channel
 from nnet.kernels.conv import Conv2d
 from nnet.kernels.convbn import ConvBatchNormReluPool, WinogradBatchNormReluPool
+from nnet.kernels.convpoolbn import ConvReluPoolBatchNorm
 from nnet.kernels.convrelu import ConvReluBatchNormPool, ConvReluPool
 from nnet.kernels.crossentropy import SoftmaxCrossEntropy
 from nnet.kernels.fewpool import FewChannelConvReluPool
@@ -49,6 +50,7 @@ __all__ = [
     "ConvBatchNormReluPool",
     "ConvReluBatchNormPool",
     "ConvReluPool",
+    "ConvReluPoolBatchNorm",
     "FewChannelConvReluPool",
     "Geometry",
     "Im2Col",

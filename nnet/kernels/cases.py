@@ -145,12 +145,23 @@ def winograd_block(draw: Draw, rng: np.random.Generator) -> tuple[Any, ...]:
 def relu_block(draw: Draw, rng: np.random.Generator) -> tuple[Any, ...]:
     """Winograd's sizes (the input may take a gradient), or the patch path (it takes none, any
     kernel and windows that tile the output); gamma with negative and zero entries."""
+    return _relu_block(draw, rng, few=True)
+
+
+def relu_pool_bn_block(draw: Draw, rng: np.random.Generator) -> tuple[Any, ...]:
+    """:func:`relu_block`'s arguments with the offset planes' output channels (the batch norm
+    after the pool)."""
+    return _relu_block(draw, rng, few=False)
+
+
+def _relu_block(draw: Draw, rng: np.random.Generator, few: bool) -> tuple[Any, ...]:
     if draw(0, 1):
         args = list(winograd_block(draw, rng))
     else:
         kh, kw, cin = 2 * draw(0, 1) + 1, 2 * draw(0, 1) + 1, draw(1, 3)
         # few output channels take conv-relu-pool's channels-first layout, more its offset planes
-        cout = draw(1, 4) if draw(0, 1) else draw(CHANNELS_FIRST_BELOW, CHANNELS_FIRST_BELOW + 1)
+        planes = draw(CHANNELS_FIRST_BELOW, CHANNELS_FIRST_BELOW + 1)
+        cout = draw(1, 4) if few and draw(0, 1) else planes
         kernel = (draw(1, 2), draw(1, 2))
         shape = (draw(1, 3), kernel[0] * draw(1, 3), kernel[1] * draw(2, 3), cin)
         geo = geometry(shape, (kh, kw), (1, 1), (1, 1), ((kh // 2,) * 2, (kw // 2,) * 2))

@@ -151,6 +151,22 @@ def conv_relu_max_pool2d(
     return max_pool2d(relu(conv2d(x, weight, bias, geo)), kernel)
 
 
+def conv_relu_max_pool2d_batch_norm(
+    x: Tensor,
+    weight: Tensor,
+    conv_bias: Tensor | None,
+    gamma: Tensor | None,
+    beta: Tensor | None,
+    eps: float,
+    stats: BatchStats,
+    geo: Geometry,
+    kernel: tuple[int, int],
+) -> Tensor:
+    """``batch_norm_train(max_pool2d(relu(conv2d(x)), kernel))``."""
+    p = max_pool2d(relu(conv2d(x, weight, conv_bias, geo)), kernel)
+    return batch_norm_train(p, gamma, beta, eps, stats)
+
+
 def softmax_cross_entropy(x: Tensor, q: np.ndarray, divisor: Any) -> Tensor:
     """``-sum(q * log_softmax(x, axis=-1)) / divisor``: each row's sum, then the rows, then the
     division."""

@@ -53,7 +53,7 @@ _NO_INPUT_GRADIENT = (
 
 #: ConvReluPool's patch path puts fewer output channels than this first (patchpool.py): rows of a
 #: few floats are slow in BLAS and NumPy's loops; wider rows are faster as offset planes
-#: (:class:`_Planes`). ``python -m benchmarks.crossovers channels_first``.
+#: (:class:`Planes`). ``python -m benchmarks.crossovers channels_first``.
 CHANNELS_FIRST_BELOW = 8
 
 
@@ -64,11 +64,11 @@ def winograd_path(x_shape: tuple[int, ...], w_shape: tuple[int, ...], geo: Geome
     return kernel == (2, 2) and takes_winograd(x_shape, w_shape, geo)
 
 
-class _Planes:
+class Planes:
     """z = conv(x) + bias as (KH_p KW_p, N OH_p OW_p, C_out) offset planes (owned, :attr:`z`), a
     block of images per thread (:meth:`run`), so that a kernel runs its own passes over a block's
     rows right after its convolution, in the same thread. :meth:`saved` is what
-    :func:`_conv_vjp` needs (Winograd's input transforms, or the patches)."""
+    :func:`conv_vjp` needs (Winograd's input transforms, or the patches)."""
 
     def __init__(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
                  geo: Geometry, kernel: tuple[int, int]) -> None:  # fmt: skip
@@ -144,8 +144,8 @@ def _recorded_routing(grad: Tensor, planes: np.ndarray, pooled: np.ndarray,
     return MaxPool2dBackward.apply(grad, nhwc, pooled.reshape(grad.shape), kernel)
 
 
-def _conv_vjp(ctx: Any, shape: tuple[int, ...], dtype: Any, grads: Any, name: str) -> tuple:
-    """(gx, g_weight, g_bias) of :class:`_Planes` whose planes, ``shape`` (taps, rows, C_out),
+def conv_vjp(ctx: Any, shape: tuple[int, ...], dtype: Any, grads: Any, name: str) -> tuple:
+    """(gx, g_weight, g_bias) of :class:`Planes` whose planes, ``shape`` (taps, rows, C_out),
     get the gradient that ``grads(rows, target)`` yields as (tap, d) for a slice of rows (whole
     images), d written into ``target(tap)``. A block of images per thread: on the patch path each
     plane's d goes into P^T d while it is in cache; on Winograd's, the adjoint's steps read each
@@ -181,7 +181,7 @@ def _conv_vjp(ctx: Any, shape: tuple[int, ...], dtype: Any, grads: Any, name: st
 
 
 def _winograd_vjp(ctx: Any, shape: tuple[int, ...], dtype: Any, grads: Any) -> tuple:
-    """:func:`_conv_vjp` on Winograd's path."""
+    """:func:`conv_vjp` on Winograd's path."""
     x, weight = ctx.inputs[0], ctx.inputs[1]
     need_x, need_w, need_b = ctx.needs_input_grad[:3]
     _, rows, cout = shape
@@ -217,7 +217,7 @@ class ConvReluBatchNormPool(Function):
     derivations.md#convolution-relu-batch-norm-and-max-pooling-fused."""
 
     def forward(ctx, x, weight, conv_bias, gamma, beta, eps, stats, geo, kernel):
-        planes = _Planes(x, weight, conv_bias, geo, kernel)
+        planes = Planes(x, weight, conv_bias, geo, kernel)
         r = planes.z
         taps, rows, cout = r.shape
         m = taps * rows
@@ -315,7 +315,7 @@ class ConvReluBatchNormPool(Function):
                 d += routed
                 yield tap, d
 
-        gx, gw, gb = _conv_vjp(ctx, r.shape, g.dtype, grads, "ConvReluBatchNormPool")
+        gx, gw, gb = conv_vjp(ctx, r.shape, g.dtype, grads, "ConvReluBatchNormPool")
         return (
             gx, gw, gb, g_gamma if need_gamma else None, g_beta if need_beta else None,
             None, None, None, None,
@@ -355,7 +355,7 @@ class ConvReluPool(Function):
         ctx.channels_first = not ctx.winograd and weight.shape[3] < CHANNELS_FIRST_BELOW
         if ctx.channels_first:  # few output channels: channels first (patchpool.py)
             return patchpool.forward(ctx, x, weight, bias, geo, kernel)
-        planes = _Planes(x, weight, bias, geo, kernel)
+        planes = Planes(x, weight, bias, geo, kernel)
         z = planes.z
         pooled = np.empty(z.shape[1:], z.dtype)
         out = np.empty_like(pooled)
@@ -388,7 +388,7 @@ class ConvReluPool(Function):
                 np.multiply(hit, gq[rs], out=d)
                 yield tap, d
 
-        gx, gw, gb = _conv_vjp(ctx, z.shape, gq.dtype, grads, "ConvReluPool")
+        gx, gw, gb = conv_vjp(ctx, z.shape, gq.dtype, grads, "ConvReluPool")
         return gx, gw, gb, None, None
 
     def vjp(ctx, grad):

@@ -36,6 +36,7 @@ from nnet.kernels.batchnorm import BatchNorm, batch_norm_eval, batch_norm_train
 from nnet.kernels.bnpool import MIN_PIXEL_BYTES, BatchNormReluPool, batch_norm_relu_pool
 from nnet.kernels.conv import Conv2d, conv2d, takes_winograd
 from nnet.kernels.convbn import ConvBatchNormReluPool, WinogradBatchNormReluPool
+from nnet.kernels.convpoolbn import ConvReluPoolBatchNorm
 from nnet.kernels.convrelu import ConvReluBatchNormPool, ConvReluPool
 from nnet.kernels.crossentropy import SoftmaxCrossEntropy, softmax_cross_entropy
 from nnet.kernels.fewpool import FewChannelConvReluPool
@@ -157,6 +158,19 @@ def _relu_pool_block_applies(x: Tensor, weight: Tensor, bias: Any, geo: Geometry
     )
 
 
+def _relu_pool_bn_block_applies(x: Tensor, weight: Tensor, conv_bias: Any, gamma: Any,
+                                beta: Any, eps: float, stats: Any, geo: Geometry,
+                                kernel: Any) -> bool:  # fmt: skip
+    # the offset planes only (few output channels take ConvReluPool's channels-first layout), and
+    # more than one pooled value per channel for the batch norm
+    (oh, ow), (ph, pw) = geo[4], kernel
+    return (
+        weight.shape[3] >= convrelu.CHANNELS_FIRST_BELOW
+        and _relu_pool_block_applies(x, weight, conv_bias, geo, kernel)
+        and x.shape[0] * (oh // ph) * (ow // pw) > 1
+    )
+
+
 def _few_relu_pool_applies(x: Tensor, weight: Tensor, bias: Any, geo: Geometry,
                            kernel: Any) -> bool:  # fmt: skip
     return _block_tiles(x, geo, kernel) and fewpool.applies(weight.shape, geo)
@@ -252,6 +266,14 @@ REGISTRY: tuple[Kernel, ...] = (
         compositions.conv_relu_max_pool2d, _relu_pool_block_applies,
         "pool windows tile the output; the convolution takes Winograd's F(2x2, 3x3) with a 2x2 "
         "pool, or the input takes no gradient", cases.relu_pool_block,
+    ),
+    Kernel(
+        "conv_relu_pool_bn", ("conv2d", "relu", "max_pool2d", "batch_norm"),
+        ConvReluPoolBatchNorm, _block(ConvReluPoolBatchNorm),
+        compositions.conv_relu_max_pool2d_batch_norm, _relu_pool_bn_block_applies,
+        "training; as conv_relu_pool, with C_out >= "
+        f"{convrelu.CHANNELS_FIRST_BELOW} (the offset planes) and more than one pooled value per "
+        "channel", cases.relu_pool_bn_block,
     ),
     Kernel(
         "conv_relu_pool_few", ("conv2d", "relu", "max_pool2d"), FewChannelConvReluPool,

@@ -6,8 +6,8 @@ is needed, :func:`resolve` walks the chain back to a computed tensor and runs it
 longest runs first (``Sequential`` calls its layers inside its own call, so its runs fuse here
 too):
 
-* ``conv2d, batch_norm, relu, max_pool2d`` and ``conv2d, relu, batch_norm, max_pool2d`` (batch
-  statistics);
+* ``conv2d, batch_norm, relu, max_pool2d``, ``conv2d, relu, batch_norm, max_pool2d`` and
+  ``conv2d, relu, max_pool2d, batch_norm`` (batch statistics);
 * ``conv2d, relu, max_pool2d``;
 * ``batch_norm, relu, max_pool2d`` (batch statistics);
 * ``relu, max_pool2d``;
@@ -37,6 +37,7 @@ Layers = tuple[str, ...]
 CONV_BN_RELU_POOL = ("conv2d", "batch_norm", "relu", "max_pool2d")
 CONV_RELU_BN_POOL = ("conv2d", "relu", "batch_norm", "max_pool2d")
 CONV_RELU_POOL = ("conv2d", "relu", "max_pool2d")
+CONV_RELU_POOL_BN = ("conv2d", "relu", "max_pool2d", "batch_norm")
 BN_RELU_POOL = ("batch_norm", "relu", "max_pool2d")
 RELU_POOL = ("relu", "max_pool2d")
 
@@ -100,9 +101,10 @@ def _single(x: Tensor, step: Step) -> Tensor:
 
 
 def _conv_block(x: Tensor, steps: list[Step]) -> Tensor | None:
-    """conv, batch norm, ReLU and pool, batch norm before or after the ReLU."""
-    conv, pool = steps[0], steps[3]
-    bn = steps[1] if steps[1].layer == "batch_norm" else steps[2]
+    """conv, batch norm, ReLU and pool, batch norm before or after the ReLU or after the pool."""
+    conv = steps[0]
+    pool = next(s for s in steps if s.layer == "max_pool2d")
+    bn = next(s for s in steps if s.layer == "batch_norm")
     kernel = _plain_pool(pool)
     if kernel is None:
         return None
@@ -156,6 +158,7 @@ def _relu_pool(x: Tensor, steps: list[Step]) -> Tensor | None:
 _RUNS: tuple[tuple[Layers, Callable[[Tensor, list[Step]], Tensor | None]], ...] = (
     (CONV_BN_RELU_POOL, _conv_block),
     (CONV_RELU_BN_POOL, _conv_block),
+    (CONV_RELU_POOL_BN, _conv_block),
     (CONV_RELU_POOL, _conv_relu_pool),
     (BN_RELU_POOL, _bn_relu_pool),
     (RELU_POOL, _relu_pool),

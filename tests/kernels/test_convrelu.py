@@ -9,10 +9,16 @@ import pytest
 
 import nnet
 from nnet import nn
-from nnet.kernels import ConvReluBatchNormPool, ConvReluPool, FewChannelConvReluPool, use_fused
+from nnet.kernels import (
+    ConvReluBatchNormPool,
+    ConvReluPool,
+    ConvReluPoolBatchNorm,
+    FewChannelConvReluPool,
+    use_fused,
+)
 
 #: The fused primitives whose gradients this file checks (tests/kernels/test_coverage.py).
-FUSED_TESTED = (ConvReluBatchNormPool, ConvReluPool, FewChannelConvReluPool)
+FUSED_TESTED = (ConvReluBatchNormPool, ConvReluPool, ConvReluPoolBatchNorm, FewChannelConvReluPool)
 
 
 class Block(nn.Module):
@@ -136,7 +142,8 @@ def test_float32_statistics_match_the_layers(offset):
 
 
 class PoolFirst(nn.Module):
-    """conv, nnet.relu, pool, bn called one at a time (the seed network's order)."""
+    """conv, nnet.relu, pool, bn called one at a time (the seed network's order): one
+    ConvReluPoolBatchNorm with offset planes."""
 
     def __init__(self, cin: int, cout: int) -> None:
         super().__init__()
@@ -163,10 +170,11 @@ def _run_pool_first(fused, kind, x, needs_x):
     xt = nnet.Tensor(x.copy(), requires_grad=needs_x)
     with use_fused(fused):
         y = model(xt)
-    assert (type(y.grad_fn.inputs[0].grad_fn) is ConvReluPool) == fused
+    assert (type(y.grad_fn) is ConvReluPoolBatchNorm) == fused
     g = np.random.default_rng(1).standard_normal(y.shape)
     leaves = list(model.parameters()) + ([xt] if needs_x else [])
-    return y.numpy(), [a.numpy() for a in nnet.grad(y, leaves, g)]
+    grads = [a.numpy() for a in nnet.grad(y, leaves, g)]
+    return y.numpy(), grads + [b.numpy().copy() for b in model.buffers()]
 
 
 @pytest.mark.parametrize("kind", ["sequential", "define-by-run"])

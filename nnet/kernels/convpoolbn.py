@@ -1,0 +1,140 @@
+"""``conv-relu-pool-bn`` as one primitive: the block of convolution, ReLU and max-pool whose batch
+norm (training mode) comes after the pool, on the quarter-size pooled values.
+
+The convolution, the pool and the ReLU run as in :class:`~nnet.kernels.convrelu.ConvReluPool` (the
+convolution's output as the pool's window-offset planes, a block of images per thread), and each
+thread takes its block's sums of p = relu(max z) and p^2 while p is in cache; batch norm then needs
+one more pass over p. Its VJP is batch norm's closed form on p, then ConvReluPool's: both run in
+the convolution VJP's blocks, so the full-size input gradient of a batch norm on its own is never
+written. See derivations.md#convolution-relu-batch-norm-and-max-pooling-fused.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nnet.autograd.activation import Relu
+from nnet.autograd.function import Function
+from nnet.autograd.grad_mode import grad_enabled
+from nnet.kernels.batchnorm import recorded_vjp
+from nnet.kernels.bnpool import block_sum, recorded_routing
+from nnet.kernels.channels import column_sums, per_channel, plane_square_sums, relu
+from nnet.kernels.conv import Conv2d
+from nnet.kernels.convrelu import ONE_PASS_CANCELLATION, Planes, conv_vjp
+from nnet.kernels.pool import MaxPool2d, first_max, running_max
+from nnet.threads import items_per_block, parallel_for
+
+
+class ConvReluPoolBatchNorm(Function):
+    """y = bn(maxpool(relu(conv(x)))), batch norm in training mode on the pooled values, windows
+    tiling the conv's output: p = relu of the offset planes' maxima, its statistics summed as it is
+    pooled, then a p + beta - a mean with a = gamma / sqrt(var + eps); VJP: batch norm's
+    closed form on p, g_p [p > 0] to each window's first maximum, then the convolution's. See
+    derivations.md#convolution-relu-batch-norm-and-max-pooling-fused."""
+
+    def forward(ctx, x, weight, conv_bias, gamma, beta, eps, stats, geo, kernel):
+        planes = Planes(x, weight, conv_bias, geo, kernel)
+        z = planes.z
+        _, rows, cout = z.shape
+        pooled = np.empty((rows, cout), z.dtype)
+        p = np.empty_like(pooled)
+        ones = np.ones(rows, z.dtype)
+
+        def pool(a: int, b: int) -> np.ndarray:
+            rs = planes.rows(a, b)
+            running_max(pooled[rs], z[:, rs])
+            part = relu(pooled[rs], out=p[rs])
+            return np.stack([column_sums(part, ones[rs]), plane_square_sums(part[None])])
+
+        sums, square_sums = block_sum(planes.run(pool))
+        mean = sums / rows
+        var = square_sums / rows - mean * mean
+        n = x.shape[0]
+        min_block = items_per_block(p.nbytes // max(1, n))
+        pixels = rows // max(1, n)
+        if not bool(np.all(var >= square_sums / rows * ONE_PASS_CANCELLATION)):
+            # mean^2 close to E[p^2] (or NaN): var from the centred values, as the composition
+
+            def squares(start: int, stop: int) -> np.ndarray:
+                sq = per_channel(np.subtract, p[start * pixels : stop * pixels], mean)
+                return column_sums(np.multiply(sq, sq, out=sq), ones[: sq.shape[0]])
+
+            var = block_sum(parallel_for(squares, n, min_block=min_block)) / rows
+        invstd = 1.0 / np.sqrt(var + eps)
+        a = invstd if gamma is None else gamma * invstd
+        shift = -a * mean if beta is None else beta - a * mean
+        out = np.empty_like(p)
+
+        def normalise(start: int, stop: int) -> None:
+            # a p + (beta - a mean): two passes (the var test above bounds mean / std by 16)
+            rs = slice(start * pixels, stop * pixels)
+            per_channel(np.add, per_channel(np.multiply, p[rs], a, out=out[rs]), shift, out=out[rs])
+
+        parallel_for(normalise, n, min_block=min_block)
+        ctx.winograd, ctx.conv_saved = planes.winograd, planes.saved()
+        ctx.save_for_backward(z, pooled, p, mean, invstd, a)
+        stats.mean, stats.var = mean, var
+        (oh, ow) = geo[4]
+        return out.reshape(n, oh // kernel[0], ow // kernel[1], cout)
+
+    def vjp_arrays(ctx, grad):
+        need_gamma, need_beta = ctx.needs_input_grad[3:5]
+        z, pooled, p, mean, invstd, a = ctx.saved
+        taps, rows, cout = z.shape
+        g = grad.reshape(rows, cout)
+        n = grad.shape[0]
+        pixels = rows // max(1, n)
+        ones = np.ones(rows, g.dtype)
+
+        def sums(start: int, stop: int) -> np.ndarray:
+            # (sum g, sum g (p - mean)), a block of images per thread
+            rs = slice(start * pixels, stop * pixels)
+            pc = per_channel(np.subtract, p[rs], mean)
+            pc *= g[rs]
+            part = ones[: rs.stop - rs.start]
+            return np.stack([column_sums(g[rs], part), column_sums(pc, part)])
+
+        min_block = items_per_block(p.nbytes // max(1, n))
+        g_beta, g_c = block_sum(parallel_for(sums, n, min_block=min_block))
+        g_gamma = g_c * invstd  # sum g phat
+        # g_p = a (g - g_beta/m - phat g_gamma/m) = a g + c1 p + c0, then the ReLU's [p > 0]
+        c1 = -a * invstd * g_gamma / rows
+        c0 = -a * g_beta / rows - c1 * mean
+
+        def grads(rs: slice, target: object) -> object:
+            gq = per_channel(np.multiply, g[rs], a)
+            gq += per_channel(np.multiply, p[rs], c1)
+            per_channel(np.add, gq, c0, out=gq)
+            gq *= p[rs] > 0  # relu'(0) = 0; NaN > 0 is False, as relu's
+            for tap, hit in first_max([q[rs] for q in z], pooled[rs], taps - 1):
+                d = target(tap)  # type: ignore[operator]
+                np.multiply(hit, gq, out=d)
+                yield tap, d
+
+        gx, gw, gb = conv_vjp(ctx, z.shape, g.dtype, grads, "ConvReluPoolBatchNorm")
+        return (
+            gx, gw, gb, g_gamma if need_gamma else None, g_beta if need_beta else None,
+            None, None, None, None,
+        )  # fmt: skip
+
+    def vjp(ctx, grad):
+        # recorded (create_graph), the composition's: the convolution, the pool and the ReLU
+        # recomputed as ops (batch norm's VJP depends on them), batch norm's VJP, then the ReLU's
+        # mask and the pool's routing (linear in the gradient), then the convolution's recorded VJP
+        x, weight, conv_bias, gamma, _, eps, _, geo, kernel = ctx.inputs
+        z_planes, pooled, _, _, _, _ = ctx.saved
+        token = grad_enabled.set(True)  # a hooked backward (trace, anomaly) calls this unrecorded
+        try:
+            z = Conv2d.apply(x, weight, conv_bias, geo)
+            p = Relu.apply(MaxPool2d.apply(z, kernel))
+        finally:
+            grad_enabled.reset(token)
+        needs = ctx.needs_input_grad
+        conv_needs = needs[0] or needs[1] or needs[2]
+        gp, g_gamma, g_beta = recorded_vjp((conv_needs, *needs[3:5]), grad, p, gamma, eps)
+        gx = gw = gb = None
+        if conv_needs:
+            gz = recorded_routing(gp, z_planes, pooled, z.data.shape, kernel)
+            gx, gw, gb, _ = z.grad_fn.vjp(gz)
+        return (gx if needs[0] else None, gw if needs[1] else None, gb if needs[2] else None,
+                g_gamma, g_beta, None, None, None, None)  # fmt: skip
