@@ -23,7 +23,7 @@ from nnet.kernels import fewchannels
 from nnet.kernels.channels import relu
 from nnet.kernels.convrelu import ConvReluPool
 from nnet.kernels.im2col import COLUMN_MAJOR_BELOW, Geometry
-from nnet.kernels.patchpool import SLAB_ROWS, first_max_hits
+from nnet.kernels.patchpool import SLAB_ROWS, first_max_hits, holds_nan
 from nnet.kernels.pool import from_offset_major, running_max
 from nnet.threads import blas_for, items_per_block, parallel_for
 
@@ -116,6 +116,7 @@ class FewChannelConvReluPool(ConvReluPool):
         gq = grad.reshape(pooled.shape) * (pooled > 0)  # relu'(0) = 0; NaN > 0 is False
         gx = np.empty(x.data.shape, np.result_type(gq, w2)) if need_x else None
         oh, ow = geo[4]
+        nans = holds_nan(pooled)
 
         def images(start: int, stop: int) -> np.ndarray | None:
             q = slice(start * quarter, stop * quarter)
@@ -123,7 +124,7 @@ class FewChannelConvReluPool(ConvReluPool):
             d = dwin.reshape(taps, -1, cout)
             # the offsets as one axis: a few long calls (one per offset took four times as many
             # at two threads, each handing the GIL between the cores)
-            np.multiply(first_max_hits(planes[:, q], pooled[q]), gq[q], out=d)
+            np.multiply(first_max_hits(planes[:, q], pooled[q], nans), gq[q], out=d)
             if gx is not None:
                 grid = fewchannels.shift_grid(dwin.shape[1:], geo, gq.dtype)
                 from_offset_major(dwin, kernel, grid[:, :oh, :ow])

@@ -18,9 +18,13 @@ from nnet.threads import blas_for, parallel_for
 
 #: Each of the VJP's two products with at least this many multiply-adds runs on a thread of its own
 #: when nnet has two or more (one BLAS thread each: OpenBLAS does not split products this small).
-#: The seed's first linear, (100, 392) -> 196, 7.7M each: 250 -> 175 us at two threads (micro under
-#: ``chrt -f 10``); where the sides cross: ``python -m benchmarks.crossovers linear_split``.
-SPLIT_MACS = 2**22
+#: The seed's first linear, (100, 392) -> 196, 7.7M each, stays below: timed alone the split was
+#: 250 -> 175 us (micro under ``chrt -f 10``), but inside the seed's step at two threads its VJP took
+#: 369 us split and 328 on one thread (per-primitive medians, 4 alternating fresh-process pairs:
+#: the worker starts ~75 us late and the next passes read its half from the other core); the MLP's
+#: and the wide CNN's 25.7M products still split. Where the sides cross:
+#: ``python -m benchmarks.crossovers linear_split``.
+SPLIT_MACS = 2**23
 
 
 class Linear(Function):

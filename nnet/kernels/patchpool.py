@@ -32,6 +32,7 @@ GIL between cores. See derivations.md#convolution-relu-batch-norm-and-max-poolin
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -137,16 +138,23 @@ def forward(ctx: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None
     with blas_for(cols.size * cout):  # few channels: one BLAS thread (threads.py)
         parallel_for(images, n, min_block=min_block)
     # the VJP's kernel gradient reads the shifted planes (2.5 times smaller) or the patches
-    ctx.conv_saved = planes if shifted else cols
+    ctx.conv_saved = cols
     ctx.save_for_backward(z, pooled)
     return out.reshape(n, oh // ph, ow // pw, cout)
 
 
-def first_max_hits(planes: np.ndarray, pooled: np.ndarray) -> np.ndarray:
+def holds_nan(pooled: np.ndarray) -> bool:
+    """Whether some window's maximum is NaN (it is exactly when the window holds one)."""
+    return pooled.dtype.kind == "f" and bool(np.isnan(np.max(pooled, initial=-np.inf)))
+
+
+def first_max_hits(planes: np.ndarray, pooled: np.ndarray, nans: bool | None = None) -> np.ndarray:
     """(taps, ...) booleans: where offset plane k holds its window's first maximum (offsets in
-    row-major order), or its window's first NaN: pool.first_max's rule, the offsets one axis."""
+    row-major order), or its window's first NaN: pool.first_max's rule, the offsets one axis.
+    ``nans``: :func:`holds_nan` of ``pooled`` (or of a whole batch it is part of) when known, so
+    that blocks of images need not test it each."""
     hits = np.equal(planes, pooled)
-    if pooled.dtype.kind == "f" and bool(np.isnan(np.max(pooled, initial=-np.inf))):
+    if holds_nan(pooled) if nans is None else nans:
         hits |= np.isnan(planes)
     if len(hits) > 1:
         seen = hits[0].copy()
@@ -175,24 +183,30 @@ def _kernel_gradient(cols: np.ndarray, d: np.ndarray, pixels: int) -> np.ndarray
     return out
 
 
-def _kernel_gradient_shifted(planes: np.ndarray, d: np.ndarray,
+def _kernel_gradient_shifted(stack: np.ndarray, d: np.ndarray, k_hw: tuple[int, int],
                              kernel: tuple[int, int]) -> np.ndarray:  # fmt: skip
-    """:func:`_kernel_gradient` from the shifted planes (U, V, rows) and d (taps, C_out, rows):
-    G = R D^T, then tap (i, j) sums G[(a + i, b + j), (a, b)] over the window offsets (a, b),
-    and the bias row sums d."""
-    u, v = planes.shape[:2]
+    """:func:`_kernel_gradient` for a (KH, KW) = ``k_hw`` kernel from the shifted planes with a row
+    of ones, (U V + 1, rows), and d (taps, C_out, rows): G = R D^T, then tap (i, j) sums G[(a + i,
+    b + j), (a, b)] over the window offsets (a, b), and the bias row sums the ones' row of G."""
     taps, cout = d.shape[:2]
-    ph, pw = kernel
-    kh, kw = u - ph + 1, v - pw + 1
+    (kh, kw), (ph, pw) = k_hw, kernel
     d2 = d.reshape(taps * cout, -1)
     # by slabs: one (U V, rows) (rows, taps C_out) product took 2x longer on two threads at once
     # than alone (50 images: 63 us alone, 204 us for two blocks side by side; by slabs 67 and 121)
-    g = tall_product_t(planes.reshape(u * v, -1), d2.T).reshape(u, v, ph, pw, cout)
-    i, j, a, b = np.ix_(range(kh), range(kw), range(ph), range(pw))
+    g = tall_product_t(stack, d2.T)
     out = np.empty((kh * kw + 1, cout), g.dtype)
-    out[:-1] = g[a + i, b + j, a, b].sum(axis=(2, 3)).reshape(kh * kw, cout)
-    out[-1] = (d2 @ np.ones(d2.shape[1], d2.dtype)).reshape(taps, cout).sum(axis=0)
+    by_offset = g[:-1].reshape(ph + kh - 1, pw + kw - 1, ph, pw, cout)
+    out[:-1] = by_offset[_tap_index(kh, kw, ph, pw)].sum(axis=(2, 3)).reshape(kh * kw, cout)
+    out[-1] = g[-1].reshape(taps, cout).sum(axis=0)
     return out
+
+
+@lru_cache(maxsize=16)
+def _tap_index(kh: int, kw: int, ph: int, pw: int) -> tuple[np.ndarray, ...]:
+    """The index [a + i, b + j, a, b] of G (U, V, KH_p, KW_p), shaped (KH, KW, KH_p, KW_p): plane (a +
+    i, b + j) at window offset (a, b) is kernel tap (i, j)."""
+    i, j, a, b = np.ix_(range(kh), range(kw), range(ph), range(pw))
+    return a + i, b + j, a, b
 
 
 def kernel_vjp(ctx: Any, grad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -201,7 +215,7 @@ def kernel_vjp(ctx: Any, grad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     z, pooled = ctx.saved
     cols = ctx.conv_saved
     kernel = ctx.inputs[4]
-    shifted = cols.ndim == 5  # shifted planes (U, V, N, OH_p, OW_p), not patches (K + 1, taps, M)
+    shifted = cols.ndim == 2  # shifted planes and ones (U V + 1, M), not patches (K + 1, taps, M)
     taps, cout, rows = z.shape
     n = grad.shape[0]
     pixels = rows // max(1, n)
@@ -209,12 +223,14 @@ def kernel_vjp(ctx: Any, grad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # relu'(0) = 0; NaN > 0 is False, as relu's
     np.multiply(grad.reshape(rows, cout).T, pooled > 0, out=gq)
 
+    nans = holds_nan(pooled)
+
     def images(start: int, stop: int) -> np.ndarray:
         rs = slice(start * pixels, stop * pixels)
-        d = np.multiply(first_max_hits(z[:, :, rs], pooled[:, rs]), gq[:, rs])
+        d = np.multiply(first_max_hits(z[:, :, rs], pooled[:, rs], nans), gq[:, rs])
         if shifted:
-            block = cols[:, :, start:stop].reshape(*cols.shape[:2], -1)
-            return _kernel_gradient_shifted(block, d, kernel)
+            k_hw = ctx.inputs[1].data.shape[:2]
+            return _kernel_gradient_shifted(cols[:, rs], d, k_hw, kernel)
         return _kernel_gradient(cols[:, :, rs], d, pixels)
 
     k1 = math.prod(ctx.inputs[1].data.shape[:3]) + 1  # the patches' K + 1 rows

@@ -42,10 +42,23 @@ def test_column_sums_on_one_blas_thread_restores_the_count():
     shape=st.sampled_from([(600, 3), (64, 32), (4, 50, 8), (7, 1)]),
     dtype=st.sampled_from([np.float32, np.float64]),
     in_place=st.booleans(),
+    row=st.booleans(),
     seed=st.integers(0, 2**16),
 )
-def test_relu_is_maximum_with_zero_bit_for_bit(shape, dtype, in_place, seed):
-    """NaN stays NaN and -0.0 stays -0.0, as ``np.maximum(a, 0)`` gives, in place too."""
+def test_relu_is_maximum_with_zero_bit_for_bit(shape, dtype, in_place, row, seed):
+    """NaN stays NaN and -0.0 stays -0.0, as ``np.maximum(a, 0)`` gives, in place too, against
+    the row of zeros (``row``) and against a scalar zero (small arrays)."""
+    from nnet.kernels import channels
+
+    saved = channels.RELU_ROW_FROM
+    channels.RELU_ROW_FROM = 0 if row else 2**62
+    try:
+        _relu_bit_for_bit(shape, dtype, in_place, seed)
+    finally:
+        channels.RELU_ROW_FROM = saved
+
+
+def _relu_bit_for_bit(shape, dtype, in_place, seed):
     rng = np.random.default_rng(seed)
     a = rng.standard_normal(shape).astype(dtype)
     flat = a.reshape(-1)

@@ -234,3 +234,25 @@ def test_few_channel_block_at_the_seeds_size_matches_the_layers(bias):
         results.append([y.numpy(), *[a.numpy() for a in grads]])
     for a, a0 in zip(*results, strict=True):
         np.testing.assert_allclose(a, a0, rtol=1e-10, atol=1e-10)
+
+
+def test_few_channel_block_with_a_nan_input_matches_the_layers():
+    """A NaN input pixel makes its windows' maxima NaN, and relu'(NaN) = 0 gives those windows no
+    gradient, in the block (FewChannelConvReluPool) as in the layers: values and input gradient
+    equal, NaN where the layers have NaN."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((4, 8, 6, 3))
+    x[1, 3, 2, 0] = np.nan
+    g = rng.standard_normal((4, 4, 3, 8))
+    results = []
+    for fused in (True, False):
+        nnet.manual_seed(0)
+        model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.MaxPool2d(2)).double()
+        xt = nnet.Tensor(x.copy(), requires_grad=True)
+        with use_fused(fused):
+            y = model(xt)
+        assert (type(y.grad_fn) is FewChannelConvReluPool) == fused
+        (gx,) = nnet.grad(y, [xt], g)
+        results.append([y.numpy(), gx.numpy()])
+    for a, a0 in zip(*results, strict=True):
+        np.testing.assert_allclose(a, a0, rtol=1e-12, atol=1e-12)

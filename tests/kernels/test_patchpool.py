@@ -54,7 +54,7 @@ def test_shifted_planes_give_the_patches_product_and_kernel_gradient(k, kernel, 
     rows = n * cells[0] * cells[1]
     d = rng.standard_normal((ph * pw, cout, rows))
     by_patches = _kernel_gradient(want.reshape(kh * kw + 1, ph * pw, rows), d, rows // n)
-    by_planes = _kernel_gradient_shifted(planes.reshape(*planes.shape[:2], rows), d, kernel)
+    by_planes = _kernel_gradient_shifted(stack, d, k, kernel)
     np.testing.assert_allclose(by_planes, by_patches, rtol=1e-12, atol=1e-12)
 
 
