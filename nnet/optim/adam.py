@@ -11,7 +11,7 @@ import numpy as np
 from nnet.optim import flat
 from nnet.optim.optimizer import Optimizer, ParamsT, check_range
 from nnet.optim.sgd import decayed_gradient
-from nnet.threads import items_per_block
+from nnet.threads import items_per_block, parallel_for
 
 
 class Adam(Optimizer):
@@ -100,7 +100,8 @@ class Adam(Optimizer):
         m, v = state["exp_avg"], state["exp_avg_sq"]
         vmax = state["max_exp_avg_sq"] if group["amsgrad"] else None
         arrays = [p, g, m, v, tmp] if vmax is None else [p, g, m, v, tmp, vmax]
-        if all(a.flags.c_contiguous for a in arrays):
+        large = p.size >= 2 * items_per_block(len(arrays) * p.itemsize)  # a block per thread
+        if large and all(a.flags.c_contiguous for a in arrays):
             flat_p = p.reshape(-1)  # a view: p is contiguous
 
             def step(delta: np.ndarray, start: int, stop: int) -> None:
@@ -122,6 +123,11 @@ def _moments(group: dict[str, Any], t: int, in_tmp: bool, g: np.ndarray, tmp: np
     ``start:stop``; a large update a block of elements per thread (nnet's threads). ``in_tmp``:
     ``g`` is (a view of) ``tmp``, as after weight decay or maximize."""
     count = 5 if vmax is None else 6  # arrays an element touches: p, g, m, v, tmp (vmax)
+    min_block = items_per_block(count * tmp.itemsize)
+    if tmp.size < 2 * min_block:  # one block: no slices, no closure
+        _moments_and_delta(group, t, in_tmp, g, m, v, tmp, vmax)
+        step(tmp, 0, tmp.size)
+        return
 
     def elements(start: int, stop: int) -> None:
         part = slice(start, stop)
@@ -129,7 +135,7 @@ def _moments(group: dict[str, Any], t: int, in_tmp: bool, g: np.ndarray, tmp: np
                            None if vmax is None else vmax[part])  # fmt: skip
         step(tmp, start, stop)
 
-    flat.split(elements, tmp.size, items_per_block(count * tmp.itemsize))
+    parallel_for(elements, tmp.size, min_block=min_block)
 
 
 def _moments_and_delta(group: dict[str, Any], t: int, in_tmp: bool, g: np.ndarray, m: np.ndarray,

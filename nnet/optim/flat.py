@@ -27,7 +27,6 @@ result is the same to the bit either way.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -261,14 +260,3 @@ def groups_by_dtype(params: list[Tensor]) -> list[list[Tensor]]:
     for p in params:
         by.setdefault(p.data.dtype, []).append(p)
     return list(by.values())
-
-
-def split(fn: Callable[[int, int], None], n: int, min_block: int) -> None:
-    """``fn(0, n)``, or ``fn`` over blocks of ``range(n)`` on nnet's threads when ``n`` is large
-    (see :func:`nnet.threads.parallel_for`)."""
-    from nnet.threads import parallel_for
-
-    if n < 2 * min_block:
-        fn(0, n)
-    else:
-        parallel_for(fn, n, min_block=min_block)
