@@ -6,11 +6,13 @@ VJP run on one thread after the convolution's blocks. Here a block of images per
 all while the block is in cache: its patch rows in the pool's window-offset-major order with a
 column of ones for the bias (fewchannels.patch_rows_offset_major), so that their product with the
 kernel writes the offset planes the pool's maxima run on (pool.offset_major's layout, without its
-copy), and the ReLU after the maximum (they commute). The VJP's blocks are the forward's: g
-[pooled > 0] routed to each window's first maximum, in the offset planes' order that the patches
-share, so the kernel and bias gradient is one batched product of the two; the input gradient
-places the routed gradient on fewchannels.shift_grid (pool.from_offset_major) and takes
-fewchannels.input_grad_from_grid. The recorded VJP is
+copy), and the ReLU after the maximum (they commute). The VJP routes g [pooled > 0] to each
+window's first maximum for the whole batch, in the offset planes' order that the patches share, so
+the kernel and bias gradient is one batched product of the two; the input gradient places the
+routed gradient on fewchannels.shift_grid (pool.from_offset_major) and takes
+fewchannels.input_grad_from_grid. On two threads these are split by task (:data:`INPUT_SHARE`),
+not by images: the routing's and the input gradient's short calls, run side by side, handed the
+GIL between the cores at most of them. The recorded VJP is
 :class:`~nnet.kernels.convrelu.ConvReluPool`'s, whose planes and maxima have the same layout.
 See derivations.md#convolution-relu-batch-norm-and-max-pooling-fused.
 """
