@@ -117,6 +117,15 @@ def worker(mode: str, epochs: int, batch: int, out: str, primitives: bool = Fals
         waits.append((start, time.perf_counter()))
 
     comm.wait = timed  # type: ignore[assignment]  # DDP and SyncBatchNorm call comm.wait
+    untimed_for = getattr(comm, "wait_for", None)  # NodeSum's meeting (absent in older trees)
+
+    def timed_for(done: Any) -> None:
+        start = time.perf_counter()
+        untimed_for(done)  # type: ignore[misc]
+        waits.append((start, time.perf_counter()))
+
+    if untimed_for is not None:
+        comm.wait_for = timed_for  # type: ignore[assignment]
     averaging: list[float] = []  # this step's time in the backward's end callbacks
     untimed_end = leaf_hooks.run_backward_end
 
@@ -129,11 +138,13 @@ def worker(mode: str, epochs: int, batch: int, out: str, primitives: bool = Fals
     summing: list[float] = []
     untimed_total = NodeSum.total
 
-    def timed_total(self: NodeSum, out: Any) -> Any:
+    def timed_total(self: NodeSum, out: Any, count: Any = None) -> Any:
         start = time.perf_counter()
-        result = untimed_total(self, out)
-        summing.append(time.perf_counter() - start)
-        return result
+        if count is None:  # the gradients' bucket (a count: SyncBatchNorm's small sums)
+            result = untimed_total(self, out)
+            summing.append(time.perf_counter() - start)
+            return result
+        return untimed_total(self, out, count)
 
     NodeSum.total = timed_total  # type: ignore[method-assign]
     phases: dict[str, list[float]] = {p: [] for p in (*PHASES, *INNER)}
@@ -180,6 +191,8 @@ def worker(mode: str, epochs: int, batch: int, out: str, primitives: bool = Fals
                 phases["barrier and sum"].append(sum(summing))
                 steps.append(list(waits))
     comm.wait = untimed  # type: ignore[assignment]
+    if untimed_for is not None:
+        comm.wait_for = untimed_for  # type: ignore[assignment]
     leaf_hooks.run_backward_end = untimed_end  # type: ignore[assignment]
     NodeSum.total = untimed_total  # type: ignore[method-assign]
     figures = {name: statistics.median(v) for name, v in phases.items()}

@@ -21,7 +21,7 @@ from nnet.autograd.function import Function
 from nnet.autograd.grad_mode import grad_enabled
 from nnet.autograd.ops import concatenate, sqrt
 from nnet.autograd.tensor import Tensor
-from nnet.distributed import comm
+from nnet.distributed import node_sum
 from nnet.distributed.functional import all_reduce
 from nnet.kernels.channels import per_channel
 
@@ -57,7 +57,7 @@ class SyncBatchNormKernel(Function):
         local_m2 = ones @ y
         mean64 = local_mean.astype(np.float64)
         sums = np.concatenate([[m], m * mean64, local_m2 + m * mean64 * mean64])
-        comm.all_reduce(sums)
+        node_sum.all_reduce(sums)
         n = round(sums[0])
         if n < 2:
             raise ValueError(
@@ -109,7 +109,7 @@ class SyncBatchNormKernel(Function):
         if need_x:
             # the three-term gradient with the sums over every rank's rows
             total = np.concatenate([gb, gt]).astype(np.float64)
-            comm.all_reduce(total)
+            node_sum.all_reduce(total)
             global_gb, global_gt = total[:c].astype(g.dtype), total[c:].astype(g.dtype)
             k = invstd if weight is None else weight.data * invstd
             a = -global_gt * invstd * invstd / n  # the coefficient of x - mean

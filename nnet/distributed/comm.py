@@ -13,6 +13,7 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -188,15 +189,25 @@ def wait(*requests: Any) -> None:
     MPI = _world.MPI or mpi()
     pending = list(requests)
     test = MPI.Request.Testall
-    if test(pending):
+    _poll(lambda: bool(test(pending)))
+
+
+def wait_for(done: Callable[[], bool]) -> None:
+    """Wait until ``done()`` is true, polling as :func:`wait` polls MPI (a flag in shared memory
+    that another rank of this machine sets, :class:`~nnet.distributed.node_sum.NodeSum`)."""
+    _poll(done)
+
+
+def _poll(done: Callable[[], bool]) -> None:
+    if done():
         return
     start = time.perf_counter()
     while time.perf_counter() - start < _YIELD_SECONDS:
         _yield()
-        if test(pending):
+        if done():
             return
     delay = 1e-5
-    while not test(pending):
+    while not done():
         time.sleep(delay)
         delay = min(2 * delay, 1e-3)
 
