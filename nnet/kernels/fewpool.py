@@ -6,11 +6,13 @@ VJP run on one thread after the convolution's blocks. Here a block of images per
 all while the block is in cache: its patch rows in the pool's window-offset-major order with a
 column of ones for the bias (fewchannels.patch_rows_offset_major), so that their product with the
 kernel writes the offset planes the pool's maxima run on (pool.offset_major's layout, without its
-copy), and the ReLU after the maximum (they commute). The VJP's blocks are the forward's: g
-[pooled > 0] routed to each window's first maximum, in the offset planes' order that the patches
-share, so the kernel and bias gradient is one batched product of the two; the input gradient
-places the routed gradient on fewchannels.shift_grid (pool.from_offset_major) and takes
-fewchannels.input_grad_from_grid. The recorded VJP is
+copy), and the ReLU after the maximum (they commute). The VJP routes g [pooled > 0] to each
+window's first maximum for the whole batch, in the offset planes' order that the patches share, so
+the kernel and bias gradient is one batched product of the two; the input gradient places the
+routed gradient on fewchannels.shift_grid (pool.from_offset_major) and takes
+fewchannels.input_grad_from_grid. On two threads these are split by task (:data:`INPUT_SHARE`),
+not by images: the routing's and the input gradient's short calls, run side by side, handed the
+GIL between the cores at most of them. The recorded VJP is
 :class:`~nnet.kernels.convrelu.ConvReluPool`'s, whose planes and maxima have the same layout.
 See derivations.md#convolution-relu-batch-norm-and-max-pooling-fused.
 """
@@ -25,7 +27,7 @@ from nnet.kernels.convrelu import ConvReluPool
 from nnet.kernels.im2col import COLUMN_MAJOR_BELOW, Geometry
 from nnet.kernels.patchpool import SLAB_ROWS, first_max_hits, holds_nan
 from nnet.kernels.pool import from_offset_major, running_max
-from nnet.threads import blas_for, items_per_block, parallel_for
+from nnet.threads import blas_for, blocks, items_per_block, parallel_for
 
 
 def applies(w_shape: tuple[int, ...], geo: Geometry) -> bool:
@@ -58,6 +60,13 @@ def _offsets_product(a: np.ndarray, d: np.ndarray) -> np.ndarray:
         ta = a[:, head:].reshape(taps, -1, a.shape[-1])
         out += np.matmul(ta.swapaxes(1, 2), d[:, head:].reshape(taps, -1, d.shape[-1])).sum(axis=0)
     return out
+
+
+#: The share of the images whose input gradient the calling thread takes in the VJP on two
+#: threads, while the worker takes the kernel gradient and the rest: on one thread the seed's
+#: second block spent ~760 us on the input gradient and ~320 on the kernel gradient, so the
+#: caller's 0.7 of the first balances the worker's 0.3 plus the second.
+INPUT_SHARE = 0.7
 
 
 class FewChannelConvReluPool(ConvReluPool):
@@ -110,35 +119,45 @@ class FewChannelConvReluPool(ConvReluPool):
         cout = weight.data.shape[3]
         cols = ctx.conv_saved  # (taps, N, OH_p, OW_p, K [+ 1])
         w2 = weight.data.reshape(-1, cout)
-        taps, k1 = cols.shape[0], cols.shape[-1]
-        n = x.data.shape[0]
-        quarter = pooled.shape[0] // max(1, n)
+        taps, n = cols.shape[:2]
         gq = grad.reshape(pooled.shape) * (pooled > 0)  # relu'(0) = 0; NaN > 0 is False
         gx = np.empty(x.data.shape, np.result_type(gq, w2)) if need_x else None
         oh, ow = geo[4]
-        nans = holds_nan(pooled)
 
-        def images(start: int, stop: int) -> np.ndarray | None:
-            q = slice(start * quarter, stop * quarter)
-            dwin = np.empty((taps, stop - start, *cols.shape[2:4], cout), gq.dtype)
-            d = dwin.reshape(taps, -1, cout)
-            # the offsets as one axis: a few long calls (one per offset took four times as many
-            # at two threads, each handing the GIL between the cores)
-            np.multiply(first_max_hits(planes[:, q], pooled[q], nans), gq[q], out=d)
-            if gx is not None:
-                grid = fewchannels.shift_grid(dwin.shape[1:], geo, gq.dtype)
-                from_offset_major(dwin, kernel, grid[:, :oh, :ow])
-                fewchannels.input_grad_from_grid(grid, w2, gx[start:stop], geo)
-            if not (need_w or need_b):
-                return None
+        # the routing for all images at once, then the input gradient and the kernel gradient,
+        # which both read it, as two tasks (one per thread): on two threads, blocks of images each
+        # ran the routing's and the input gradient's many short calls side by side, handing the
+        # GIL between the cores at most of them, while here one thread's few long products run
+        # beside the other's calls
+        dwin = np.empty((taps, n, *cols.shape[2:4], cout), gq.dtype)
+        np.multiply(
+            first_max_hits(planes, pooled, holds_nan(pooled)), gq, out=dwin.reshape(planes.shape)
+        )
+
+        def input_grad(start: int, stop: int) -> None:
+            grid = fewchannels.shift_grid((stop - start, cout), geo, gq.dtype)
+            from_offset_major(dwin[:, start:stop], kernel, grid[:, :oh, :ow])
+            fewchannels.input_grad_from_grid(grid, w2, gx[start:stop], geo)
+
+        def kernel_grad() -> np.ndarray:
             # P^T d summed over the offsets, the bias's row (ones) summing d
-            return _offsets_product(cols[:, start:stop], dwin)
+            return _offsets_product(cols, dwin)
+
+        # on two threads: the caller the input gradient of the first INPUT_SHARE of the images,
+        # the worker the kernel gradient, then the input gradient of the rest
+        first = n if blocks(2) == 1 or not need_x else min(n, round(INPUT_SHARE * n))
+        work = (
+            [lambda: input_grad(0, first)] if need_x else [],
+            [*([kernel_grad] if need_w or need_b else []),
+             *([lambda: input_grad(first, n)] if need_x and first < n else [])],
+        )  # fmt: skip
+
+        def run(a: int, b: int) -> list[np.ndarray | None]:
+            return [task() for block in work[a:b] for task in block]
 
         with blas_for(cols.size * cout):
-            parts = parallel_for(images, n, min_block=_min_block(k1, cout, oh * ow, gq.itemsize))
-        h = parts[0]
-        for part in parts[1:]:
-            h = h + part
+            parts = parallel_for(run, 2)
+        h = next((r for part in parts for r in part if r is not None), None)
         gw = h[: w2.shape[0]].reshape(weight.data.shape) if need_w else None
         # the bias's row of ones sums d, whose routing moved each window's g to one pixel
         gb = h[-1] if need_b else None
