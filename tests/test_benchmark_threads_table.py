@@ -71,3 +71,18 @@ def test_the_table_puts_each_settings_ratios_side_by_side(tt):
     assert "0.80x" in cells and "1.25x" in cells  # 4.0 / 5.0 at one thread, 4.0 / 3.2 at two
     assert cells.index("met") < cells.index("NOT")
     assert "[nnet/matmul 0.50x (default (2))]" in line
+
+
+def test_the_thread_gains_name_the_figures_slower_at_the_default(tt):
+    one, default = _doc(1, 4.0, 5.0, True), _doc(2, 5.0, 3.2, False)
+    rate = {**one["rows"][0], "benchmark": "eval", "metric": "img/s", "unit": "img/s",
+            "higher_is_better": True, "values": {"nnet": 100.0}}  # fmt: skip
+    memory = {**one["rows"][0], "benchmark": "memory", "unit": "MB", "values": {"nnet": 40.0}}
+    one["rows"] += [rate, memory]
+    default["rows"] += [{**rate, "values": {"nnet": 150.0}}, {**memory, "values": {"nnet": 50.0}}]
+    text = tt.thread_gains(one, default)
+    slower, faster = text.splitlines()[1:]
+    assert "seed_cnn_step: seed CNN step, batch 100 0.80x" in slower  # 4.0 ms -> 5.0 ms
+    assert "eval: img/s 1.50x" in faster and "eval" not in slower  # a rate: higher is better
+    assert "memory" not in text  # not a speed
+    assert "no speed figure" in tt.thread_gains(one, {"machine": {}, "rows": []})
