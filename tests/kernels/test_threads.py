@@ -92,6 +92,7 @@ SPLIT = (
     "conv_bn_relu_pool_winograd",
     "conv_relu_bn_pool",
     "conv_relu_pool",
+    "conv_relu_pool_inference",
     "conv_relu_pool_bn",
 )
 
