@@ -30,12 +30,12 @@ from nnet.autograd.grad_mode import grad_enabled
 from nnet.autograd.tensor import Tensor
 from nnet.kernels import convbn, patchpool, winograd
 from nnet.kernels.batchnorm import recorded_vjp
-from nnet.kernels.bnpool import block_sum, window_planes
+from nnet.kernels.bnpool import block_sum, recorded_routing
 from nnet.kernels.channels import column_sums, per_channel, plane_square_sums, plane_sums, relu
 from nnet.kernels.conv import Conv2d, takes_winograd
 from nnet.kernels.convbn import patches_offset_major, tall_product_t
 from nnet.kernels.im2col import Geometry
-from nnet.kernels.pool import MaxPool2dBackward, first_max, running_max
+from nnet.kernels.pool import first_max, running_max
 from nnet.threads import blas_for, blocks, items_per_block, parallel_for
 
 #: ConvReluBatchNormPool takes the variance as E[r^2] - mean^2 from the sums of its first pass,
@@ -132,16 +132,6 @@ class Planes:
         if self.winograd:
             return self.conv.transforms()
         return self.pt.reshape(self.pt.shape[0], -1)
-
-
-def _recorded_routing(grad: Tensor, planes: np.ndarray, pooled: np.ndarray,
-                      shape: tuple[int, ...], kernel: tuple[int, int]) -> Tensor:  # fmt: skip
-    """``grad`` routed to each window's first maximum of the offset ``planes``, as an op linear in
-    ``grad`` (differentiable again): NHWC of ``shape``."""
-    nhwc = np.empty(shape, planes.dtype)
-    for plane, part in zip(window_planes(nhwc, kernel), planes, strict=True):
-        plane[...] = part.reshape(plane.shape)
-    return MaxPool2dBackward.apply(grad, nhwc, pooled.reshape(grad.shape), kernel)
 
 
 def conv_vjp(ctx: Any, shape: tuple[int, ...], dtype: Any, grads: Any, name: str) -> tuple:
@@ -333,7 +323,7 @@ class ConvReluBatchNormPool(Function):
             r = Relu.apply(z)
         finally:
             grad_enabled.reset(token)
-        gy = _recorded_routing(grad, planes, pooled, z.data.shape, kernel)
+        gy = recorded_routing(grad, planes, pooled, z.data.shape, kernel, mask=False)
         needs = ctx.needs_input_grad
         conv_needs = needs[0] or needs[1] or needs[2]
         gr, g_gamma, g_beta = recorded_vjp((conv_needs, *needs[3:5]), gy, r, gamma, eps)
@@ -403,8 +393,7 @@ class ConvReluPool(Function):
             z = Conv2d.apply(x, weight, bias, geo)
         finally:
             grad_enabled.reset(token)
-        mask = Tensor._make((pooled > 0).reshape(grad.shape).astype(grad.dtype), False, None)
-        gz = _recorded_routing(grad * mask, z_planes, pooled, z.data.shape, kernel)
+        gz = recorded_routing(grad, z_planes, pooled, z.data.shape, kernel)  # the ReLU's mask too
         gx, gw, gb, _ = z.grad_fn.vjp(gz)
         needs = ctx.needs_input_grad
         return (gx if needs[0] else None, gw if needs[1] else None, gb if needs[2] else None,
