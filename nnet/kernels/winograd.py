@@ -78,12 +78,38 @@ def kernel_transform_adjoint(du: np.ndarray) -> np.ndarray:
     return np.tensordot(g, np.tensordot(g, du4, axes=(0, 1)), axes=(0, 1))
 
 
-def _bt(d: list[Any], out: np.ndarray) -> None:
+def _bt(d: list[Any], out: Any) -> None:
     """B^T along one axis: (d0 - d2, d1 + d2, d2 - d1, d3 - d1) into out[0..3]."""
     np.subtract(d[0], d[2], out=out[0])
     np.add(d[1], d[2], out=out[1])
     np.subtract(d[2], d[1], out=out[2])
     np.subtract(d[3], d[1], out=out[3])
+
+
+def input_rows(x: np.ndarray) -> np.ndarray:
+    """B^T along the rows of every 4x4 tile of the zero-bordered NHWC ``x``: (4, N, th, 2, tw + 1, C),
+    the padded columns split by parity (``[..., p, k, :]`` is padded column 2k + p), so that the
+    column pass (:func:`input_columns`) reads each tile's four columns as contiguous runs of tw C
+    floats rather than runs of C (one image of 32x32x32: 213 -> 199 us with both passes; the
+    adjoint 316 -> 247 us; float32, one thread)."""
+    n, h, w, c = x.shape
+    th, tw = _tiles(h, w)
+    padded = np.zeros((n, 2 * th + 2, 2, tw + 1, c), x.dtype)
+    odd, even = x[:, :, 1::2], x[:, :, 0::2]  # padded columns 2k and 2k + 1: x's 2k - 1 and 2k
+    padded[:, 1 : h + 1, 0, 1 : 1 + odd.shape[2]] = odd
+    padded[:, 1 : h + 1, 1, : even.shape[2]] = even
+    rows = np.empty((4, n, th, 2, tw + 1, c), x.dtype)
+    _bt([padded[:, i : i + 2 * th : 2] for i in range(4)], rows)
+    return rows
+
+
+def input_columns(rows: np.ndarray, out: np.ndarray) -> None:
+    """V = B^T d B from :func:`input_rows`' result (or a range of its tile rows) into ``out``,
+    (4, 4, N, th, tw, C): the columns of all four row results at once."""
+    tw = rows.shape[4] - 1
+    # v[a, b] = B^T_b (rows[a]), so ``out`` with its two tap axes swapped is indexed by b first
+    d = [rows[..., j % 2, j // 2 : j // 2 + tw, :] for j in range(4)]
+    _bt(d, out.swapaxes(0, 1))
 
 
 def input_transform(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -92,14 +118,8 @@ def input_transform(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     array to write into)."""
     n, h, w, c = x.shape
     th, tw = _tiles(h, w)
-    padded = np.zeros((n, 2 * th + 2, 2 * tw + 2, c), x.dtype)
-    padded[:, 1 : h + 1, 1 : w + 1] = x
-    rows = np.empty((4, n, th, 2 * tw + 2, c), x.dtype)
-    _bt([padded[:, i : i + 2 * th : 2] for i in range(4)], rows)
     v = np.empty((4, 4, n, th, tw, c), x.dtype) if out is None else out
-    # the columns of all four row results at once: v[a, b] = B^T_b (rows[a]), so v with its two
-    # tap axes swapped is indexed by b first
-    _bt([rows[:, :, :, j : j + 2 * tw : 2] for j in range(4)], v.swapaxes(0, 1))
+    input_columns(input_rows(x), v)
     return v.reshape(16, n * th * tw, c)
 
 
@@ -162,26 +182,46 @@ def output_transform_adjoint(g: np.ndarray, quads: bool = False) -> np.ndarray:
     return (_A16.T.astype(g.dtype) @ planes).reshape(16, -1, k)
 
 
-def _b_adjoint(q: Any, out: np.ndarray, axis: int) -> None:
+def _b_adjoint(q: Any, e: np.ndarray, o: np.ndarray, axis: int) -> None:
     """B d_V B^T's one-axis step with the overlap of neighbouring tiles added and the border dropped:
-    tile r's four entries land on padded positions 2r .. 2r + 3, i.e. output positions 2r - 1 .. 2r + 2
-    of ``out`` (length 2 th along ``axis``, zeros beyond the image allowed): B's rows are
-    (1, 0, 0, 0), (0, 1, -1, -1), (-1, 1, 1, 0), (0, 0, 0, 1)."""
-    even = [slice(None)] * out.ndim
-    odd = [slice(None)] * out.ndim
-    even[axis], odd[axis] = slice(0, None, 2), slice(1, None, 2)
-    e, o = out[tuple(even)], out[tuple(odd)]  # output rows 2r and 2r + 1
-    # output row 2r = padded row 2r + 1: (q1 - q2 - q3)[r] + q3[r - 1]
+    tile r's four entries ``q[0..3][r]`` land on padded positions 2r .. 2r + 3, i.e. on output
+    positions 2r - 1 .. 2r + 2, whose even ones are ``e[r]`` and odd ones ``o[r]`` (r along
+    ``axis``; zeros beyond the image allowed): B's rows are (1, 0, 0, 0), (0, 1, -1, -1),
+    (-1, 1, 1, 0), (0, 0, 0, 1)."""
+    # output 2r = padded 2r + 1: (q1 - q2 - q3)[r] + q3[r - 1]
     np.subtract(q[1], q[2], out=e)
     e -= q[3]
-    # output row 2r + 1 = padded row 2r + 2: (q1 + q2 - q0)[r] + q0[r + 1]
+    # output 2r + 1 = padded 2r + 2: (q1 + q2 - q0)[r] + q0[r + 1]
     np.add(q[1], q[2], out=o)
     o -= q[0]
-    lo = [slice(None)] * out.ndim
-    hi = [slice(None)] * out.ndim
+    lo = [slice(None)] * e.ndim
+    hi = [slice(None)] * e.ndim
     lo[axis], hi[axis] = slice(1, None), slice(None, -1)
     e[tuple(lo)] += q[3][tuple(hi)]
     o[tuple(hi)] += q[0][tuple(lo)]
+
+
+def columns_adjoint(dv6: np.ndarray, cols: np.ndarray) -> None:
+    """The column step of the input gradient for (4, 4, N, th, tw, C) V's ``dv6`` (or a range of
+    tile rows) into ``cols``, (4, N, th, 2, tw, C): output columns 2k and 2k + 1 as ``[..., 0, k, :]``
+    and ``[..., 1, k, :]``, each a contiguous run, for all four tap rows at once."""
+    _b_adjoint(dv6.swapaxes(0, 1), cols[..., 0, :, :], cols[..., 1, :, :], axis=3)
+
+
+def rows_adjoint(
+    cols: np.ndarray, shape: tuple[int, ...], out: np.ndarray | None = None
+) -> np.ndarray:
+    """The input gradient, an NHWC array of ``shape``, from :func:`columns_adjoint`'s ``cols`` of
+    every tile row (``out``: where to write it)."""
+    n, h, w, c = shape
+    th, tw = cols.shape[2], cols.shape[4]
+    planes = np.empty((n, th, 2, 2, tw, c), cols.dtype)  # (tile row, row parity, column parity)
+    _b_adjoint(cols, planes[:, :, 0], planes[:, :, 1], axis=1)
+    planes = planes.reshape(n, 2 * th, 2, tw, c)
+    gx = np.empty(shape, cols.dtype) if out is None else out
+    np.copyto(gx[:, :, 0::2], planes[:, :h, 0, : (w + 1) // 2])
+    np.copyto(gx[:, :, 1::2], planes[:, :h, 1, : w // 2])
+    return gx
 
 
 def input_transform_adjoint(
@@ -192,18 +232,9 @@ def input_transform_adjoint(
     write it)."""
     n, h, w, c = shape
     th, tw = _tiles(h, w)
-    dv6 = dv.reshape(4, 4, n, th, tw, c)
-    cols = np.empty((4, n, th, 2 * tw, c), dv.dtype)
-    _b_adjoint(dv6.swapaxes(0, 1), cols, axis=3)  # the columns of all four tap rows at once
-    even = h % 2 == 0 and w % 2 == 0
-    gx = np.empty((n, 2 * th, 2 * tw, c), dv.dtype) if out is None or not even else out
-    _b_adjoint(cols, gx, axis=1)
-    if even:
-        return gx
-    if out is None:
-        return np.ascontiguousarray(gx[:, :h, :w])
-    np.copyto(out, gx[:, :h, :w])
-    return out
+    cols = np.empty((4, n, th, 2, tw, c), dv.dtype)
+    columns_adjoint(dv.reshape(4, 4, n, th, tw, c), cols)
+    return rows_adjoint(cols, shape, out)
 
 
 def _images_per_block(n: int, tiles: int, channels: int) -> int:
