@@ -2,7 +2,7 @@
 
 from nnet.autograd import functional, lifetime
 from nnet.autograd.anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled
-from nnet.autograd.engine import GraphReleasedError, backward, grad, unbroadcast
+from nnet.autograd.engine import GraphReleasedError, backward, grad
 from nnet.autograd.function import Function
 from nnet.autograd.grad_mode import (
     enable_grad,
@@ -14,6 +14,7 @@ from nnet.autograd.grad_mode import (
 from nnet.autograd.lifetime import GraphLifetimeWarning, set_graph_warnings
 from nnet.autograd.tensor import Tensor
 from nnet.autograd.trace import BackwardTrace, trace
+from nnet.autograd.unbroadcast import unbroadcast
 
 __all__ = [
     "AnomalyError",

@@ -17,10 +17,10 @@ import numpy as np
 from nnet.autograd import leaf_hooks, tensor_hooks, version
 from nnet.autograd.defaults import teaching_enabled
 from nnet.autograd.grad_mode import grad_enabled
-from nnet.autograd.kernels import sum_axes
 from nnet.autograd.lifetime import on_backward, spans_a_step
 from nnet.autograd.sketch import KEEP, SMALL, note_leaf, sketched
 from nnet.autograd.tensor import HOOKS, RETAIN, Tensor, _as_array
+from nnet.autograd.unbroadcast import unbroadcast, unbroadcast_array
 
 if TYPE_CHECKING:
     from nnet.autograd.function import Function
@@ -38,51 +38,6 @@ def _added(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 class GraphReleasedError(RuntimeError):
     """Backward reached an operation whose saved arrays were already released."""
-
-
-def _reduced_axes(gshape: tuple[int, ...], shape: tuple[int, ...]) -> tuple[int, ...]:
-    """The axes of a gradient of shape ``gshape`` that broadcasting added or stretched from ``shape``."""
-    lead = len(gshape) - len(shape)
-    if lead < 0:
-        raise RuntimeError(
-            f"a VJP returned a gradient of shape {gshape} for an input of shape {shape}"
-        )
-    return tuple(range(lead)) + tuple(
-        i + lead for i, n in enumerate(shape) if n == 1 and gshape[i + lead] != 1
-    )
-
-
-def _shape_error(gshape: tuple[int, ...], shape: tuple[int, ...]) -> RuntimeError:
-    return RuntimeError(
-        f"a VJP returned a gradient of shape {gshape} for an input of shape {shape}"
-    )
-
-
-def unbroadcast(grad: Tensor, shape: tuple[int, ...]) -> Tensor:
-    """Sum ``grad`` over the axes that broadcasting added or stretched, giving ``shape``.
-
-    The one place where broadcasting is undone (see docs/derivations.md, "Broadcasting"), here as
-    recorded ops for ``create_graph``; :func:`unbroadcast_array` is the same over a plain array.
-    """
-    gshape = grad.data.shape
-    if gshape == shape:
-        return grad
-    axes = _reduced_axes(gshape, shape)
-    out = grad.sum(axis=axes, keepdims=True) if axes else grad
-    lead = len(gshape) - len(shape)
-    if out.data.shape[lead:] != shape:
-        raise _shape_error(gshape, shape)
-    return out.reshape(shape) if lead else out
-
-
-def unbroadcast_array(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """:func:`unbroadcast` over a plain array, for a backward that records nothing."""
-    axes = _reduced_axes(grad.shape, shape)
-    out = sum_axes(grad, axes, True) if axes else grad
-    lead = grad.ndim - len(shape)
-    if out.shape[lead:] != shape:
-        raise _shape_error(grad.shape, shape)
-    return out.reshape(shape) if lead else out
 
 
 def _root_gradient(root: Tensor, gradient: Any) -> Tensor:

@@ -53,17 +53,22 @@ def _cast(a: Any, dtype: Any) -> Any:
     return a if dtype is None else ops.astype(a if isinstance(a, Tensor) else Tensor(a), dtype)
 
 
-def _sum(
-    a: Any,
-    axis: Any = None,
-    dtype: Any = None,
-    out: Any = None,
-    keepdims: Any = _NO_VALUE,
-    initial: Any = _NO_VALUE,
-    where: Any = _NO_VALUE,
-) -> Any:
-    _refuse("sum", out, initial=initial, where=where)
-    return ops.sum(_cast(a, dtype), axis, _keep(keepdims))
+def _reducer(name: str, op: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    """np.sum / np.prod: NumPy's signature; ``initial`` and ``where`` are refused by name."""
+
+    def adapter(
+        a: Any,
+        axis: Any = None,
+        dtype: Any = None,
+        out: Any = None,
+        keepdims: Any = _NO_VALUE,
+        initial: Any = _NO_VALUE,
+        where: Any = _NO_VALUE,
+    ) -> Any:
+        _refuse(name, out, initial=initial, where=where)
+        return op(_cast(a, dtype), axis, _keep(keepdims))
+
+    return adapter
 
 
 def _mean(
@@ -239,19 +244,6 @@ def _scan(name: str, op: Callable[..., Tensor]) -> Callable[..., Tensor]:
     return adapter
 
 
-def _prod(
-    a: Any,
-    axis: Any = None,
-    dtype: Any = None,
-    out: Any = None,
-    keepdims: Any = _NO_VALUE,
-    initial: Any = _NO_VALUE,
-    where: Any = _NO_VALUE,
-) -> Any:
-    _refuse("prod", out, initial=initial, where=where)
-    return ops.prod(_cast(a, dtype), axis, _keep(keepdims))
-
-
 def _split(ary: Any, indices_or_sections: Any, axis: Any = 0) -> Any:
     """NumPy's split: a number of equal sections, or the indices to cut at."""
     n = ary.shape[int(axis)]
@@ -345,7 +337,7 @@ def _norm(x: Any, ord: Any = None, axis: Any = None, keepdims: Any = False) -> A
 
 
 FUNCTIONS: dict[Callable[..., Any], Callable[..., Any]] = {
-    np.sum: _sum,
+    np.sum: _reducer("sum", ops.sum),
     np.mean: _mean,
     np.var: _spread("var", ops.var),
     np.std: _spread("std", ops.std),
@@ -371,7 +363,7 @@ FUNCTIONS: dict[Callable[..., Any], Callable[..., Any]] = {
     np.take: _take,
     np.cumsum: _scan("cumsum", ops.cumsum),
     np.cumprod: _scan("cumprod", ops.cumprod),
-    np.prod: _prod,
+    np.prod: _reducer("prod", ops.prod),
     np.split: _split,
     np.tile: ops.tile,
     np.repeat: _repeat,

@@ -4,7 +4,7 @@ Two tables say what happens, and new ops join by adding an entry:
 
 * ``_UFUNCS``: a ufunc and the nnet function it runs (``np.exp: ops.exp``).
 * ``FUNCTIONS`` (numpy_functions.py): a NumPy function and an adapter taking NumPy's signature and
-  returning a Tensor (``np.sum: _sum``). ``out=None`` is accepted; anything that would write outside
+  returning a Tensor (``np.mean: _mean``). ``out=None`` is accepted; anything that would write outside
   the graph is refused.
 
 A NumPy function in neither table runs on the arrays (a plain ndarray result, as before) when nothing

@@ -33,10 +33,11 @@ from typing import IO, Any, NamedTuple
 
 import numpy as np
 
-from nnet.autograd.engine import backward, unbroadcast_array
+from nnet.autograd.engine import backward
 from nnet.autograd.function import Function
 from nnet.autograd.show import module_of, name_of, names_of, op_label, values
 from nnet.autograd.tensor import Tensor
+from nnet.autograd.unbroadcast import unbroadcast_array
 
 
 def norm(t: Tensor) -> float:

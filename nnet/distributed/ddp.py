@@ -19,6 +19,10 @@ When all ranks share one machine, that one bucket is summed through shared memor
 slot of an MPI shared-memory window, one barrier, a NumPy sum), not by MPI's all-reduce: 16-17 us
 against 40-64 us for the seed CNN's 79 k floats on two ranks in isolation, same bits.
 
+Then the optimizer's update is split over the ranks too (ZeRO stage 1, :mod:`nnet.distributed.zero`):
+the bucket is declared with an :class:`~nnet.distributed.zero.OptimizerShard`, and Adam, AdamW and
+SGD update only this rank's part of the flat arrays, in shared memory, then apply the whole step.
+
 The averaged ``.grad`` of each parameter is a view of its bucket's buffer, not a copy written back
 (a pass over every gradient saved), and each averaging takes a fresh buffer, so a ``.grad`` that a
 caller keeps from one step is never overwritten by the next.
@@ -37,6 +41,7 @@ from nnet.autograd import leaf_hooks
 from nnet.autograd.tensor import Tensor
 from nnet.distributed import comm
 from nnet.distributed.node_sum import NodeSum
+from nnet.distributed.zero import OptimizerShard
 from nnet.nn.module import Module
 from nnet.optim.flat import share_gradients
 
@@ -74,13 +79,14 @@ class _Bucket:
         dividing on the way in: the sum that comes back is the average."""
         np.multiply(grad, scale, out=(self.views if views is None else views)[i], casting="unsafe")
 
-    def hand_out(self) -> None:
+    def hand_out(self, shard: OptimizerShard | None = None) -> None:
         """Make each parameter's ``.grad`` its averaged slot, and take a fresh buffer. The slots
         are declared as one flat buffer (``nnet.optim.flat.share_gradients``), so an optimizer
-        that updates the parameters together reads it in place rather than gathering a copy."""
+        that updates the parameters together reads it in place rather than gathering a copy
+        (and with ``shard`` splits its update over the ranks of this machine)."""
         for p, view in zip(self.params, self.views, strict=True):
             p.grad = Tensor._make(view, False, None)
-        share_gradients(self.buffer, self.views)
+        share_gradients(self.buffer, self.views, shard)
         self.renew()
         self.waiting = len(self.params)
         self.request = None
@@ -125,6 +131,7 @@ class DistributedDataParallel(Module):
         self._next = 0  # the first bucket not yet started in this backward
         self._handles: list[Any] = []
         self._node_sum: NodeSum | None = None  # one bucket, all ranks on one machine
+        self._shard: OptimizerShard | None = None  # the optimizer's update split, then
         if self._size == 1:
             return
         _check_same_model(module)
@@ -142,6 +149,8 @@ class DistributedDataParallel(Module):
             if node.Get_size() == self._size:  # every rank on this machine
                 bucket = self._buckets[0]
                 self._node_sum = NodeSum(node, bucket.size, bucket.buffer.dtype)
+                self._shard = OptimizerShard(node, bucket.size, bucket.buffer.dtype,
+                                             self._node_sum)  # fmt: skip
                 self._slot_views = {id(s): bucket.views_of(s) for s in self._node_sum.own_slots()}
             return
         for b, bucket in enumerate(self._buckets):
@@ -220,7 +229,7 @@ class DistributedDataParallel(Module):
             else:
                 MPI = self._mpi
                 comm.wait(self._comm.Iallreduce(MPI.IN_PLACE, bucket.buffer, op=MPI.SUM))
-            bucket.hand_out()
+            bucket.hand_out(self._shard if shared is not None else None)
 
         return at_backward_end
 

@@ -76,14 +76,19 @@ class NodeSum:
         self.total(out=flat, count=count)
         return x
 
-    def total(self, out: np.ndarray, count: int | None = None) -> np.ndarray:
-        """Wait until every rank has written its term, put their sum (in rank order) into ``out``
-        and start the next round; ``count``: only the terms' first elements."""
-        self._win.Sync()  # this rank's term out to the shared memory before its count
+    def meet(self) -> None:
+        """Wait until every rank has called this (or :meth:`total`) as often as this rank: what
+        each wrote to shared memory before, this rank sees after."""
+        self._win.Sync()  # this rank's writes out to the shared memory before its count
         self._written = written = self._written + 1
         self._flags[self._rank][0] = written
         comm.wait_for(lambda: all(f[0] >= written for f in self._others))
-        self._win.Sync()  # and the others' terms in after their counts
+        self._win.Sync()  # and the others' in after their counts
+
+    def total(self, out: np.ndarray, count: int | None = None) -> np.ndarray:
+        """Wait until every rank has written its term, put their sum (in rank order) into ``out``
+        and start the next round; ``count``: only the terms' first elements."""
+        self.meet()
         terms = self._slots[self._round]
         if count is not None:
             terms = [t[:count] for t in terms]

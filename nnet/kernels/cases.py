@@ -149,9 +149,9 @@ def relu_block(draw: Draw, rng: np.random.Generator) -> tuple[Any, ...]:
 
 
 def relu_pool_bn_block(draw: Draw, rng: np.random.Generator) -> tuple[Any, ...]:
-    """:func:`relu_block`'s arguments with the offset planes' output channels (the batch norm
-    after the pool)."""
-    return _relu_block(draw, rng, few=False)
+    """:func:`relu_block`'s arguments (the batch norm after the pool), few output channels (the
+    channel-first layout) too."""
+    return _relu_block(draw, rng, few=True)
 
 
 def _relu_block(draw: Draw, rng: np.random.Generator, few: bool) -> tuple[Any, ...]:

@@ -6,7 +6,11 @@ convolution's output as the pool's window-offset planes, a block of images per t
 thread takes its block's sums of p = relu(max z) and p^2 while p is in cache; batch norm then needs
 one more pass over p. Its VJP is batch norm's closed form on p, then ConvReluPool's: both run in
 the convolution VJP's blocks, so the full-size input gradient of a batch norm on its own is never
-written. See derivations.md#convolution-relu-batch-norm-and-max-pooling-fused.
+written. With few output channels (below convrelu.CHANNELS_FIRST_BELOW, an input that takes no
+gradient: the seed's first block) the conv-relu-pool is patchpool's, channel-major, and batch norm
+runs on its (C_out, M) rows: the statistics are row sums, only y goes to NHWC and only g comes
+from it (the seed's step: 0.961x at two threads, 0.978x at one, against a separate BatchNorm).
+See derivations.md#convolution-relu-batch-norm-and-max-pooling-fused.
 """
 
 from __future__ import annotations
@@ -16,11 +20,18 @@ import numpy as np
 from nnet.autograd.activation import Relu
 from nnet.autograd.function import Function
 from nnet.autograd.grad_mode import grad_enabled
+from nnet.kernels import patchpool
 from nnet.kernels.batchnorm import recorded_vjp
 from nnet.kernels.bnpool import block_sum, recorded_routing
 from nnet.kernels.channels import column_sums, per_channel, plane_square_sums, relu
 from nnet.kernels.conv import Conv2d
-from nnet.kernels.convrelu import ONE_PASS_CANCELLATION, Planes, conv_vjp
+from nnet.kernels.convrelu import (
+    CHANNELS_FIRST_BELOW,
+    ONE_PASS_CANCELLATION,
+    Planes,
+    conv_vjp,
+    winograd_path,
+)
 from nnet.kernels.pool import MaxPool2d, first_max, running_max
 from nnet.threads import items_per_block, parallel_for
 
@@ -33,6 +44,13 @@ class ConvReluPoolBatchNorm(Function):
     derivations.md#convolution-relu-batch-norm-and-max-pooling-fused."""
 
     def forward(ctx, x, weight, conv_bias, gamma, beta, eps, stats, geo, kernel):
+        ctx.channels_first = (
+            not winograd_path(x.shape, weight.shape, geo, kernel)
+            and weight.shape[3] < CHANNELS_FIRST_BELOW
+        )
+        if ctx.channels_first:
+            return _forward_channels_first(ctx, x, weight, conv_bias, gamma, beta, eps, stats,
+                                           geo, kernel)  # fmt: skip
         planes = Planes(x, weight, conv_bias, geo, kernel)
         z = planes.z
         _, rows, cout = z.shape
@@ -79,6 +97,8 @@ class ConvReluPoolBatchNorm(Function):
 
     def vjp_arrays(ctx, grad):
         need_gamma, need_beta = ctx.needs_input_grad[3:5]
+        if ctx.channels_first:
+            return _vjp_channels_first(ctx, grad)
         z, pooled, p, mean, invstd, a = ctx.saved
         taps, rows, cout = z.shape
         g = grad.reshape(rows, cout)
@@ -123,6 +143,8 @@ class ConvReluPoolBatchNorm(Function):
         # mask and the pool's routing (linear in the gradient), then the convolution's recorded VJP
         x, weight, conv_bias, gamma, _, eps, _, geo, kernel = ctx.inputs
         z_planes, pooled, _, _, _, _ = ctx.saved
+        if ctx.channels_first:  # patchpool's channel-first planes, as (taps, rows, C) views
+            z_planes, pooled = z_planes.swapaxes(1, 2), pooled.T
         token = grad_enabled.set(True)  # a hooked backward (trace, anomaly) calls this unrecorded
         try:
             z = Conv2d.apply(x, weight, conv_bias, geo)
@@ -138,3 +160,66 @@ class ConvReluPoolBatchNorm(Function):
             gx, gw, gb, _ = z.grad_fn.vjp(gz)
         return (gx if needs[0] else None, gw if needs[1] else None, gb if needs[2] else None,
                 g_gamma, g_beta, None, None, None, None)  # fmt: skip
+
+
+def _forward_channels_first(ctx, x, weight, conv_bias, gamma, beta, eps, stats, geo, kernel):
+    """:class:`ConvReluPoolBatchNorm`'s forward with few output channels: p = relu(max z) from
+    patchpool.forward, channel-major (C_out, M), so that the statistics are row sums and the
+    normalisation runs along rows; only y goes to NHWC, a channel at a time."""
+    p = patchpool.forward(ctx, x, weight, conv_bias, geo, kernel, channel_major=True)
+    cout, rows = p.shape
+    sums = np.add.reduce(p, axis=1)
+    square_sums = np.einsum("cm,cm->c", p, p)
+    mean = sums / rows
+    var = square_sums / rows - mean * mean
+    if not bool(np.all(var >= square_sums / rows * ONE_PASS_CANCELLATION)):
+        # mean^2 close to E[p^2] (or NaN): var from the centred values, as the composition
+        centred = p - mean[:, None]
+        var = np.einsum("cm,cm->c", centred, centred) / rows
+    invstd = 1.0 / np.sqrt(var + eps)
+    a = invstd if gamma is None else gamma * invstd
+    shift = -a * mean if beta is None else beta - a * mean
+    y = np.multiply(p, a[:, None])
+    y += shift[:, None]
+    out = np.empty((rows, cout), y.dtype)
+    for c in range(cout):  # the whole transpose loops over runs of C_out floats
+        out[:, c] = y[c]
+    z, pooled = ctx.saved
+    ctx.save_for_backward(z, pooled, p, mean, invstd, a)
+    stats.mean, stats.var = mean, var
+    (oh, ow) = geo[4]
+    return out.reshape(x.shape[0], oh // kernel[0], ow // kernel[1], cout)
+
+
+def _vjp_channels_first(ctx, grad):
+    """:class:`ConvReluPoolBatchNorm`'s array VJP after :func:`_forward_channels_first`: batch
+    norm's closed form on the channel-major p, the ReLU's mask, then patchpool's routing and
+    kernel gradient (the input takes none)."""
+    needs = ctx.needs_input_grad
+    if needs[0]:
+        raise RuntimeError(
+            "ConvReluPoolBatchNorm: the patch path computes no gradient for its input: use it "
+            "only on an input that does not require one (the layers do)"
+        )
+    _, _, p, mean, invstd, a = ctx.saved
+    cout, rows = p.shape
+    gq = np.empty((cout, rows), grad.dtype)
+    g = grad.reshape(rows, cout)
+    for c in range(cout):
+        gq[c] = g[:, c]
+    g_beta = np.add.reduce(gq, axis=1)
+    t = p - mean[:, None]
+    g_gamma = np.einsum("cm,cm->c", t, gq) * invstd  # sum g phat
+    # g_p = a (g - g_beta/m - phat g_gamma/m) = a g + c1 p + c0, then the ReLU's [p > 0]
+    c1 = -a * invstd * g_gamma / rows
+    c0 = -a * g_beta / rows - c1 * mean
+    gq *= a[:, None]
+    gq += np.multiply(p, c1[:, None], out=t)
+    gq += c0[:, None]
+    gq *= p > 0  # relu'(0) = 0; NaN > 0 is False, as relu's
+    gw, gb = patchpool.routed_kernel_vjp(ctx, gq, grad.shape[0])
+    return (
+        None, gw.reshape(ctx.inputs[1].data.shape) if needs[1] else None,
+        gb if needs[2] else None, g_gamma if needs[3] else None, g_beta if needs[4] else None,
+        None, None, None, None,
+    )  # fmt: skip

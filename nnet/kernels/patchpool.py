@@ -89,9 +89,10 @@ def shifted_kernel(weight: np.ndarray, bias: np.ndarray | None, kernel: tuple[in
 
 
 def forward(ctx: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, geo: Geometry,
-            kernel: tuple[int, int]) -> np.ndarray:  # fmt: skip
-    """maxpool(relu(conv(x) + bias)) as NHWC; ``ctx.saved`` gets (z, pooled): the offset planes
-    (taps, C_out, M) and their maxima (C_out, M); ``ctx.conv_saved`` the patches (K + 1, taps, M)."""
+            kernel: tuple[int, int], channel_major: bool = False) -> np.ndarray:  # fmt: skip
+    """maxpool(relu(conv(x) + bias)) as NHWC, or as (C_out, M) with ``channel_major`` (for a batch
+    norm that follows: convpoolbn.py); ``ctx.saved`` gets (z, pooled): the offset planes (taps,
+    C_out, M) and their maxima (C_out, M); ``ctx.conv_saved`` the patches (K + 1, taps, M)."""
     kh, kw, cin, cout = weight.shape
     k = kh * kw * cin
     n, (oh, ow), (ph, pw) = x.shape[0], geo[4], kernel
@@ -99,7 +100,7 @@ def forward(ctx: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None
     dtype = np.result_type(weight, x)
     z = np.empty((taps, cout, n * pixels), dtype)
     pooled = np.empty((cout, n * pixels), dtype)
-    out = np.empty((n * pixels, cout), dtype)
+    out = np.empty((cout, n * pixels) if channel_major else (n * pixels, cout), dtype)
     min_block = items_per_block(_item_bytes(k + 1, cout, taps, pixels, x.itemsize))
     # on one thread only: with two blocks side by side, the planes' copy and the VJP's product
     # made the block slower (fwd 296-304 -> 317-328 us, VJP 308 -> 324-339 at two threads,
@@ -130,8 +131,12 @@ def forward(ctx: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None
             patches_offset_major(x[start:stop], geo, kernel, pt[:, :, :, start:stop])
             np.matmul(w_t, cols[:, :, rs].swapaxes(0, 1), out=z[:, :, rs])
         running_max(pooled[:, rs], z[:, :, rs])
-        # the ReLU after the maximum (they commute); NaN kept, as relu's. A channel at a time: the
-        # whole transpose loops over runs of C_out floats (the seed's first block: 66 -> 34 us)
+        # the ReLU after the maximum (they commute); NaN kept, as relu's
+        if channel_major:
+            np.maximum(pooled[:, rs], 0, out=out[:, rs])
+            return
+        # a channel at a time: the whole transpose loops over runs of C_out floats (the seed's
+        # first block: 66 -> 34 us)
         for c in range(cout):
             np.maximum(pooled[c, rs], 0, out=out[rs, c])
 
@@ -140,7 +145,7 @@ def forward(ctx: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None
     # the VJP's kernel gradient reads the shifted planes (2.5 times smaller) or the patches
     ctx.conv_saved = cols
     ctx.save_for_backward(z, pooled)
-    return out.reshape(n, oh // ph, ow // pw, cout)
+    return out if channel_major else out.reshape(n, oh // ph, ow // pw, cout)
 
 
 def holds_nan(pooled: np.ndarray) -> bool:
@@ -212,17 +217,23 @@ def _tap_index(kh: int, kw: int, ph: int, pw: int) -> tuple[np.ndarray, ...]:
 def kernel_vjp(ctx: Any, grad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(g_weight, g_bias) of :func:`forward` for the NHWC output gradient ``grad``: g [pooled > 0]
     routed to each window's first maximum, then P^T d, a block of images per thread."""
-    z, pooled = ctx.saved
-    cols = ctx.conv_saved
-    kernel = ctx.inputs[4]
-    shifted = cols.ndim == 2  # shifted planes and ones (U V + 1, M), not patches (K + 1, taps, M)
-    taps, cout, rows = z.shape
-    n = grad.shape[0]
-    pixels = rows // max(1, n)
+    pooled = ctx.saved[1]
+    cout, rows = pooled.shape
     gq = np.empty((cout, rows), grad.dtype)
     # relu'(0) = 0; NaN > 0 is False, as relu's
     np.multiply(grad.reshape(rows, cout).T, pooled > 0, out=gq)
+    return routed_kernel_vjp(ctx, gq, grad.shape[0])
 
+
+def routed_kernel_vjp(ctx: Any, gq: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`kernel_vjp` from the gradient of the pooled maxima, (C_out, M) channel-major, the
+    ReLU's mask applied: routed to each window's first maximum, then P^T d."""
+    z, pooled = ctx.saved[:2]
+    cols = ctx.conv_saved
+    kernel = ctx.inputs[-1]
+    shifted = cols.ndim == 2  # shifted planes and ones (U V + 1, M), not patches (K + 1, taps, M)
+    taps, cout, rows = z.shape
+    pixels = rows // max(1, n)
     nans = holds_nan(pooled)
 
     def images(start: int, stop: int) -> np.ndarray:

@@ -161,12 +161,10 @@ def _relu_pool_block_applies(x: Tensor, weight: Tensor, bias: Any, geo: Geometry
 def _relu_pool_bn_block_applies(x: Tensor, weight: Tensor, conv_bias: Any, gamma: Any,
                                 beta: Any, eps: float, stats: Any, geo: Geometry,
                                 kernel: Any) -> bool:  # fmt: skip
-    # the offset planes only (few output channels take ConvReluPool's channels-first layout), and
     # more than one pooled value per channel for the batch norm
     (oh, ow), (ph, pw) = geo[4], kernel
     return (
-        weight.shape[3] >= convrelu.CHANNELS_FIRST_BELOW
-        and _relu_pool_block_applies(x, weight, conv_bias, geo, kernel)
+        _relu_pool_block_applies(x, weight, conv_bias, geo, kernel)
         and x.shape[0] * (oh // ph) * (ow // pw) > 1
     )
 
@@ -271,9 +269,8 @@ REGISTRY: tuple[Kernel, ...] = (
         "conv_relu_pool_bn", ("conv2d", "relu", "max_pool2d", "batch_norm"),
         ConvReluPoolBatchNorm, _block(ConvReluPoolBatchNorm),
         compositions.conv_relu_max_pool2d_batch_norm, _relu_pool_bn_block_applies,
-        "training; as conv_relu_pool, with C_out >= "
-        f"{convrelu.CHANNELS_FIRST_BELOW} (the offset planes) and more than one pooled value per "
-        "channel", cases.relu_pool_bn_block,
+        "training; as conv_relu_pool, with more than one pooled value per channel",
+        cases.relu_pool_bn_block,
     ),
     Kernel(
         "conv_relu_pool_few", ("conv2d", "relu", "max_pool2d"), FewChannelConvReluPool,

@@ -76,8 +76,16 @@ class Adam(Optimizer):
             g = np.negative(g, out=tmp)
         t = states[0].get("step", 0) + 1
         b = f.buffers
-        _moments(group, t, g is tmp, g, tmp, b["exp_avg"], b["exp_avg_sq"], b.get("max_exp_avg_sq"),
-                 f.subtract)  # fmt: skip
+        if f.shard is None:
+            _moments(group, t, g is tmp, g, tmp, b["exp_avg"], b["exp_avg_sq"],
+                     b.get("max_exp_avg_sq"), f.subtract)  # fmt: skip
+        else:  # this process's part of the moments and the step (f.out), then the whole step
+            part = slice(*f.part)
+            vmax = b.get("max_exp_avg_sq")
+            _moments(group, t, False, g[part], f.out[part], b["exp_avg"][part],
+                     b["exp_avg_sq"][part], None if vmax is None else vmax[part],
+                     _later)  # fmt: skip
+            f.finish()
         for state in states:
             state["step"] = t
 
@@ -113,6 +121,10 @@ class Adam(Optimizer):
             return
         _moments_and_delta(group, state["step"], g is tmp, g, m, v, tmp, vmax)
         p -= tmp
+
+
+def _later(delta: np.ndarray, start: int, stop: int) -> None:
+    """A step applied later, as a whole (:meth:`nnet.optim.flat.Flat.finish`)."""
 
 
 def _moments(group: dict[str, Any], t: int, in_tmp: bool, g: np.ndarray, tmp: np.ndarray,

@@ -14,7 +14,9 @@ The gradients are copied into a flat array (one ``np.concatenate``), unless they
 ``DistributedDataParallel`` hands out each ``.grad`` as a view of its bucket's buffer and declares it
 with :func:`share_gradients`; the parameters are then laid out in that buffer's order and the update
 reads the buffer itself. Large parameters (above :data:`FLAT_MAX_ELEMENTS`) join only then: gathering
-their gradients would cost more than their calls.
+their gradients would cost more than their calls. When the ranks of one machine declare their buffer
+with a :class:`Shard` (``nnet.distributed.zero``), the state entries and the step are shared flat
+arrays and each rank updates its part of them (ZeRO stage 1); the step is the same to the bit.
 
 The flat arrays serve while nothing changes: the same parameters (with gradients) and arrays, the
 state entries still the views, one step count. When the entries are replaced (``load_state_dict``)
@@ -28,7 +30,7 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -44,32 +46,54 @@ ENABLED = True
 #: dozen calls are not worth saving.
 FLAT_MAX_ELEMENTS = 2**14
 
-# id(buffer) -> weak references to the buffer and to its declared views, in order (share_gradients)
+
+class Shard(Protocol):
+    """Processes that update the parameters of a declared buffer together, each its ``part``
+    (a range of the flat arrays' elements): ``arrays`` gives an optimizer flat arrays that all of
+    them share (its state entries, then the step), ``meet`` waits until each has written its part.
+    """
+
+    part: tuple[int, int]
+
+    def arrays(self, owner: Any, count: int) -> list[np.ndarray] | None: ...
+
+    def meet(self) -> None: ...
+
+
+# id(buffer) -> weak references to the buffer and to its declared views, in order, and its shard
+# (share_gradients)
 _shared: dict[
-    int, tuple[weakref.ReferenceType[np.ndarray], list[weakref.ReferenceType[np.ndarray]]]
+    int,
+    tuple[weakref.ReferenceType[np.ndarray], list[weakref.ReferenceType[np.ndarray]], Shard | None],
 ] = {}
 
 
-def share_gradients(buffer: np.ndarray, views: list[np.ndarray]) -> None:
+def share_gradients(
+    buffer: np.ndarray, views: list[np.ndarray], shard: Shard | None = None
+) -> None:
     """Declare that ``views``, consecutive slices of the flat ``buffer`` in this order that tile it,
     are (about to be) parameters' ``.grad`` arrays, so that an optimizer reads ``buffer`` instead of
-    copying them into one (DistributedDataParallel's buckets). Held weakly: forgotten when
-    ``buffer`` is freed."""
+    copying them into one (DistributedDataParallel's buckets); with ``shard``, the processes that
+    hold the same gradients split the update (every one of them then steps the optimizer). Held
+    weakly: forgotten when ``buffer`` is freed."""
     key = id(buffer)
 
     def forget(_: object) -> None:
         _shared.pop(key, None)
 
-    _shared[key] = (weakref.ref(buffer, forget), [weakref.ref(v) for v in views])
+    _shared[key] = (weakref.ref(buffer, forget), [weakref.ref(v) for v in views], shard)
 
 
-def _declared(array: np.ndarray) -> tuple[np.ndarray | None, list[np.ndarray | None]]:
-    """The declared buffer that ``array`` is a view of and its views in order (None, [] if none)."""
+def _declared(
+    array: np.ndarray,
+) -> tuple[np.ndarray | None, list[np.ndarray | None], Shard | None]:
+    """The declared buffer that ``array`` is a view of, its views in order and its shard (None,
+    [], None if none)."""
     base = array.base
     entry = _shared.get(id(base)) if base is not None else None
     if entry is None or entry[0]() is not base:
-        return None, []
-    return base, [r() for r in entry[1]]
+        return None, [], None
+    return base, [r() for r in entry[1]], entry[2]
 
 
 _NONE = np.empty(0)
@@ -84,7 +108,9 @@ class Flat:
     ``views[key][i]`` is parameter i's entry, a view of it. ``g`` gathers the gradients when they do
     not lie in a declared buffer (``in_shared``: laid out as one was when these were built);
     ``tmp`` is scratch, ``tmp_views[i]`` its slice shaped like parameter i. ``fresh``: no parameter
-    had state when these were built, and no update has run since.
+    had state when these were built, and no update has run since. With a ``shard``, the buffers
+    and ``out`` (where the step goes, else ``tmp``) are shared with the other processes, and this
+    one updates the elements ``part`` of them.
     """
 
     params: tuple[Tensor, ...]
@@ -100,6 +126,10 @@ class Flat:
     tmp: np.ndarray = field(default_factory=lambda: _NONE)
     tmp_views: list[np.ndarray] = field(default_factory=list)
     in_shared: bool = False
+    shard: Shard | None = None
+    part: tuple[int, int] = (0, 0)
+    out: np.ndarray = field(default_factory=lambda: _NONE)
+    out_views: list[np.ndarray] = field(default_factory=list)
 
     @property
     def size(self) -> int:
@@ -138,7 +168,7 @@ class Flat:
                 return None
             grads.append(a)
         if self.in_shared:
-            base, views = _declared(grads[0])
+            base, views, _ = _declared(grads[0])
             if base is not None and len(views) == len(grads):
                 if all(grads[i] is v for i, v in zip(self.order, views, strict=True)):
                     return base
@@ -168,6 +198,14 @@ class Flat:
                 own = p.data.reshape(-1)  # a view: the parameters are contiguous
                 np.subtract(own[lo - a : hi - a], step[lo:hi], out=own[lo - a : hi - a])
 
+    def finish(self) -> None:
+        """With a shard: wait until every process has written its part of the step into ``out``,
+        then move each parameter by its slice of the whole step."""
+        assert self.shard is not None
+        self.shard.meet()
+        for p, view in zip(self.params, self.out_views, strict=True):
+            np.subtract(p.data, view, out=p.data)
+
     def bump(self) -> None:
         """Record that every parameter changed in place (a graph that saved one can't backward)."""
         for p in self.params:
@@ -175,12 +213,13 @@ class Flat:
 
 
 def ready(cached: Flat | None, params: list[Tensor], states: list[dict[str, Any]],
-          keys: tuple[str, ...]) -> Flat | None:  # fmt: skip
+          keys: tuple[str, ...], owner: Any = None) -> Flat | None:  # fmt: skip
     """Flat arrays for ``params`` (parameters with a gradient, all of one dtype) and their
-    ``states``: ``cached`` when it still serves, else new ones, or None when they cannot share any."""
+    ``states``: ``cached`` when it still serves, else new ones, or None when they cannot share any;
+    ``owner``: the optimizer, which may split its update over a shard (see :func:`build`)."""
     if cached is not None and cached.serves(params, states, keys):
         return cached
-    return build(params, states, keys) if eligible(params, states, keys) else None
+    return build(params, states, keys, owner) if eligible(params, states, keys) else None
 
 
 def eligible(params: list[Tensor], states: list[dict[str, Any]], keys: tuple[str, ...]) -> bool:
@@ -201,15 +240,19 @@ def eligible(params: list[Tensor], states: list[dict[str, Any]], keys: tuple[str
     return all(len({k in st for st in states}) == 1 for k in keys)
 
 
-def build(params: list[Tensor], states: list[dict[str, Any]], keys: tuple[str, ...]) -> Flat:
+def build(params: list[Tensor], states: list[dict[str, Any]], keys: tuple[str, ...],
+          owner: Any = None) -> Flat:  # fmt: skip
     """Flat arrays for ``params``, filled from their current state (zeros where there is none), the
     state entries replaced by views of them; laid out in the order of the gradients' shared buffer
-    when they lie in one (see :func:`share_gradients`)."""
+    when they lie in one (see :func:`share_gradients`), and, when that buffer has a shard that
+    gives ``owner`` its arrays, made of those (this process fills only its part of them)."""
     order = list(range(len(params)))
     in_shared = False
+    shard = None
     grads = [p.grad.data if p.grad is not None else None for p in params]
     if grads[0] is not None:
-        where = {id(v): j for j, v in enumerate(_declared(grads[0])[1]) if v is not None}
+        _, declared, shard = _declared(grads[0])
+        where = {id(v): j for j, v in enumerate(declared) if v is not None}
         if len(where) == len(params) and all(g is not None and id(g) in where for g in grads):
             order.sort(key=lambda i: where[id(grads[i])])
             in_shared = True
@@ -221,21 +264,36 @@ def build(params: list[Tensor], states: list[dict[str, Any]], keys: tuple[str, .
     dtype = params[0].data.dtype
     fresh = not any(k in st for k in keys for st in states)
     f = Flat(tuple(params), tuple(p.data for p in params), dtype, spans, order, keys, fresh,
-             in_shared=in_shared)  # fmt: skip
-    for key in keys:
+             in_shared=in_shared, part=(0, total))  # fmt: skip
+    shared = None
+    if in_shared and shard is not None and owner is not None:
+        shared = shard.arrays(owner, len(keys) + 1)
+    if shared is not None and shared[0].size == total and shared[0].dtype == dtype:
+        f.shard, f.part, f.out = shard, shard.part, shared[-1]  # type: ignore[union-attr]
+    lo, hi = f.part
+    for k, key in enumerate(keys):
         buf = np.zeros(total, dtype)
         views = []
         for p, st, (a, b) in zip(params, states, spans, strict=True):
-            view = buf[a:b].reshape(p.data.shape)
             if key in st:
-                np.copyto(view, st[key])
-            st[key] = view
+                np.copyto(buf[a:b].reshape(p.data.shape), st[key])
+        if f.shard is not None:  # only this process's part: the others write theirs
+            shared[k][lo:hi] = buf[lo:hi]  # type: ignore[index]
+            buf = shared[k]  # type: ignore[index]
+        for p, st, (a, b) in zip(params, states, spans, strict=True):
+            st[key] = view = buf[a:b].reshape(p.data.shape)
             views.append(view)
         f.buffers[key], f.views[key] = buf, views
     f.g, f.tmp = np.empty(total, dtype), np.empty(total, dtype)
     f.tmp_views = [
         f.tmp[a:b].reshape(p.data.shape) for p, (a, b) in zip(params, spans, strict=True)
     ]
+    if f.shard is None:
+        f.out, f.out_views = f.tmp, f.tmp_views
+    else:
+        f.out_views = [
+            f.out[a:b].reshape(p.data.shape) for p, (a, b) in zip(params, spans, strict=True)
+        ]
     return f
 
 

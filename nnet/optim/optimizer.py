@@ -136,7 +136,7 @@ class Optimizer:
         """Update ``params`` (one dtype) over flat arrays; False (nothing done) when they cannot."""
         key = (id(group), params[0].data.dtype)
         states = [self.state.setdefault(p, {}) for p in params]
-        f = flat.ready(self._flats.get(key), params, states, keys)
+        f = flat.ready(self._flats.get(key), params, states, keys, self)
         if f is None:
             return False
         g = f.gradients()

@@ -77,8 +77,14 @@ class SGD(Optimizer):
         elif group["maximize"]:
             g = np.negative(g, out=tmp)
         buf = f.buffers["momentum_buffer"] if group["momentum"] != 0 else None
-        _momentum_and_step(group, g, buf, f.fresh, tmp)
-        f.subtract(tmp)
+        if f.shard is None:
+            _momentum_and_step(group, g, buf, f.fresh, tmp)
+            f.subtract(tmp)
+            return
+        part = slice(*f.part)  # this process's part of the buffer and the step, then the whole step
+        _momentum_and_step(group, g[part], None if buf is None else buf[part], f.fresh,
+                           f.out[part])  # fmt: skip
+        f.finish()
 
     def _update(self, group: dict[str, Any], p: np.ndarray, g: np.ndarray, state: dict[str, Any],
                 tmp: np.ndarray) -> None:  # fmt: skip

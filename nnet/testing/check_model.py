@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from nnet.autograd.engine import unbroadcast_array
 from nnet.autograd.function import Function
 from nnet.autograd.grad_mode import enable_grad, no_grad
 from nnet.autograd.tensor import Tensor
+from nnet.autograd.unbroadcast import unbroadcast_array
 from nnet.testing.sites import Site, recording_sites
 
 __all__ = ["CheckModelError", "ModelCheck", "NodeCheck", "check_model"]

@@ -256,3 +256,44 @@ def test_few_channel_block_with_a_nan_input_matches_the_layers():
         results.append([y.numpy(), gx.numpy()])
     for a, a0 in zip(*results, strict=True):
         np.testing.assert_allclose(a, a0, rtol=1e-12, atol=1e-12)
+
+
+class FirstSeedBlock(nn.Module):
+    """The seed network's first block, conv-relu-pool-bn, called one layer at a time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.pool, self.bn = nn.Conv2d(1, 4, 3), nn.MaxPool2d(2), nn.BatchNorm2d(4)
+
+    def forward(self, x):
+        return self.bn(self.pool(nnet.relu(self.conv(x))))
+
+
+@pytest.mark.parametrize("kind", ["sequential", "define-by-run"])
+@pytest.mark.parametrize("fill", ["ties", "nan"])
+def test_few_output_channels_pool_first_block_matches_the_layers(kind, fill):
+    """The seed's first block with its batch norm, (N, H, W, 1) -> 4 channels, an input that takes
+    no gradient: one ConvReluPoolBatchNorm on patchpool's channel-major rows; values, gradients
+    and running statistics as the layers give, with integer inputs (windows tie) or a NaN pixel."""
+    rng = np.random.default_rng(11)
+    x = np.round(rng.standard_normal((5, 12, 8, 1)))
+    if fill == "nan":
+        x[2, 5, 3, 0] = np.nan
+    g = rng.standard_normal((5, 6, 4, 4))
+    results = []
+    for fused in (True, False):
+        nnet.manual_seed(0)
+        if kind == "sequential":
+            model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.BatchNorm2d(4))
+        else:
+            model = FirstSeedBlock()
+        model = model.double()
+        with use_fused(fused):
+            y = model(nnet.Tensor(x.copy()))
+        assert (type(y.grad_fn) is ConvReluPoolBatchNorm) == fused
+        grads = nnet.grad(y, list(model.parameters()), g)
+        results.append(
+            [y.numpy(), *[a.numpy() for a in grads], *[b.numpy() for b in model.buffers()]]
+        )
+    for a, a0 in zip(*results, strict=True):
+        np.testing.assert_allclose(a, a0, rtol=1e-9, atol=1e-10)

@@ -9,6 +9,9 @@
   ``.grad`` kept from one step is not overwritten by the next averaging;
 * one bucket with every rank on this machine goes through NodeSum (shared memory), with the bits
   of MPI's all-reduce; NodeSum's sums are exact over several rounds;
+* there each rank updates its half of the flat arrays (Adam, AMSGrad, weight decay; SGD with
+  Nesterov momentum): the parameters and every rank's whole optimizer state are the bits of each
+  rank updating everything; a second optimizer over the same model updates everything itself;
 * no_sync: gradients accumulated locally over two micro-batches, then averaged, equal the
   average over ranks of the summed gradients;
 * DistributedSampler: the two ranks' shards are disjoint, cover the data set, and set_epoch
@@ -49,10 +52,11 @@ def make() -> nn.Module:
     return model
 
 
-def train(model: nn.Module, shard: bool) -> None:
+def train(model: nn.Module, shard: bool, optimizer: nnet.optim.Optimizer | None = None) -> None:
     # SGD: Adam's first steps move a weight by lr * sign(gradient), so a gradient that is zero up
     # to rounding (the conv biases' here) would move by lr either way
-    optimizer = nnet.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    if optimizer is None:
+        optimizer = nnet.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     loss_fn = nn.CrossEntropyLoss()
     for step in range(STEPS):
         x, y = images[step * B : (step + 1) * B], labels[step * B : (step + 1) * B]
@@ -96,6 +100,42 @@ train(by_mpi, shard=True)
 for name, value in ddp.module.state_dict().items():
     assert np.array_equal(value, by_mpi.module.state_dict()[name]), name
 del ddp, by_mpi
+
+
+# the update split over the ranks (ZeRO-1): the bits of every rank updating everything
+def split_update(split: bool, make_optimizer, second: bool = False) -> list[np.ndarray]:
+    ddp = dist.DistributedDataParallel(dist.convert_sync_batchnorm(make()))
+    if not split:
+        ddp._shard = None
+    optimizer = make_optimizer(ddp.parameters())
+    other = make_optimizer(ddp.parameters()) if second else None
+    train(ddp, shard=True, optimizer=optimizer)
+    if other is not None:
+        train(ddp, shard=True, optimizer=other)
+    stepped = other if other is not None else optimizer
+    (f,) = stepped._flats.values()
+    size = sum(p.data.size for p in ddp.parameters())
+    if split and not second:
+        assert f.shard is not None and f.part == ((0, 528) if rank == 0 else (528, size)), f.part
+    else:
+        assert f.shard is None and f.part == (0, size), f.part
+    state = stepped.state_dict()["state"]
+    return [*ddp.module.state_dict().values(),
+            *(v for i in sorted(state) for v in state[i].values())]  # fmt: skip
+
+
+for make_optimizer in (
+    lambda ps: nnet.optim.Adam(ps, lr=1e-3, amsgrad=True, weight_decay=0.1),
+    lambda ps: nnet.optim.SGD(ps, lr=0.05, momentum=0.9, nesterov=True),
+):
+    for second in (False, True):
+        got, whole = (
+            split_update(True, make_optimizer, second),
+            split_update(False, make_optimizer, second),
+        )
+        assert len(got) == len(whole)
+        for a, b in zip(got, whole, strict=True):
+            np.testing.assert_array_equal(a, b)
 
 # NodeSum over rounds: exact sums in rank order, each round's terms kept apart from the next's
 node = NodeSum(dist.communicator().Split_type(MPI.COMM_TYPE_SHARED), 5, np.dtype(np.float64))
