@@ -5,7 +5,9 @@ of the output. Per tile, ``Y = A^T [(G w G^T) * (B^T d B)] A``: the 4x4 transfor
 and of the kernel are multiplied entry by entry and summed over the input channels, which is one
 batch of 16 products ``V[xi] @ U[xi]`` of (tiles, C_in) by (C_in, C_out) matrices. That is 16 products
 per 4 outputs where the 3x3 kernel takes 36: 2.25 times fewer multiplications than im2col, paid for
-with three cheap transforms, each a few whole-array adds over strided slices.
+with three cheap transforms, each a few whole-array adds over strided slices. A block of images
+is transformed at once; its products, and the output transform that reads them, run a chunk of tile
+rows at a time, so that each chunk's products are still in cache when transformed.
 
 Signs: row 3 of B^T and column 3 of A^T are negated from Lavin and Gray's matrices (their effects
 cancel in the product), so that A's rows are 0/1 selections where they can be: the transforms'
@@ -32,6 +34,14 @@ BLOCK_FLOATS = 2**19
 #: per layer order, 2026-12-05): 3.5-6.5% faster under the forced Haswell kernels, a wash
 #: (-1.7..+0.6%) under OpenBLAS's own.
 SPLIT_BLOCK_FLOATS = 2**20
+
+#: Floats of V's and products (16 (C_in + C_out) per tile) that a step's products and output
+#: transform (and, backward, dM's) take at a time: a step's input transforms run whole (few large
+#: NumPy calls), its products in chunks of tile rows that stay in a core's cache from the product
+#: to the transform after it. On the project's AVX-512 host, OpenBLAS's SkylakeX kernels, one
+#: thread: the 16 products of 32 -> 64 channels ran at 130-147 GFLOP/s over 128 tiles, 89-103 over
+#: 256 and 48-82 over 512, and A's output transform over 256 tiles took 15x its time over 64.
+TILE_FLOATS = 2**18
 
 #: G: the kernel transform's 4x3 matrix (U = G w G^T per input / output channel pair).
 G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
@@ -68,12 +78,38 @@ def kernel_transform_adjoint(du: np.ndarray) -> np.ndarray:
     return np.tensordot(g, np.tensordot(g, du4, axes=(0, 1)), axes=(0, 1))
 
 
-def _bt(d: list[Any], out: np.ndarray) -> None:
+def _bt(d: list[Any], out: Any) -> None:
     """B^T along one axis: (d0 - d2, d1 + d2, d2 - d1, d3 - d1) into out[0..3]."""
     np.subtract(d[0], d[2], out=out[0])
     np.add(d[1], d[2], out=out[1])
     np.subtract(d[2], d[1], out=out[2])
     np.subtract(d[3], d[1], out=out[3])
+
+
+def input_rows(x: np.ndarray) -> np.ndarray:
+    """B^T along the rows of every 4x4 tile of the zero-bordered NHWC ``x``: (4, N, th, 2, tw + 1, C),
+    the padded columns split by parity (``[..., p, k, :]`` is padded column 2k + p), so that the
+    column pass (:func:`input_columns`) reads each tile's four columns as contiguous runs of tw C
+    floats rather than runs of C (one image of 32x32x32: 213 -> 199 us with both passes; the
+    adjoint 316 -> 247 us; float32, one thread)."""
+    n, h, w, c = x.shape
+    th, tw = _tiles(h, w)
+    padded = np.zeros((n, 2 * th + 2, 2, tw + 1, c), x.dtype)
+    odd, even = x[:, :, 1::2], x[:, :, 0::2]  # padded columns 2k and 2k + 1: x's 2k - 1 and 2k
+    padded[:, 1 : h + 1, 0, 1 : 1 + odd.shape[2]] = odd
+    padded[:, 1 : h + 1, 1, : even.shape[2]] = even
+    rows = np.empty((4, n, th, 2, tw + 1, c), x.dtype)
+    _bt([padded[:, i : i + 2 * th : 2] for i in range(4)], rows)
+    return rows
+
+
+def input_columns(rows: np.ndarray, out: np.ndarray) -> None:
+    """V = B^T d B from :func:`input_rows`' result (or a range of its tile rows) into ``out``,
+    (4, 4, N, th, tw, C): the columns of all four row results at once."""
+    tw = rows.shape[4] - 1
+    # v[a, b] = B^T_b (rows[a]), so ``out`` with its two tap axes swapped is indexed by b first
+    d = [rows[..., j % 2, j // 2 : j // 2 + tw, :] for j in range(4)]
+    _bt(d, out.swapaxes(0, 1))
 
 
 def input_transform(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -82,14 +118,8 @@ def input_transform(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     array to write into)."""
     n, h, w, c = x.shape
     th, tw = _tiles(h, w)
-    padded = np.zeros((n, 2 * th + 2, 2 * tw + 2, c), x.dtype)
-    padded[:, 1 : h + 1, 1 : w + 1] = x
-    rows = np.empty((4, n, th, 2 * tw + 2, c), x.dtype)
-    _bt([padded[:, i : i + 2 * th : 2] for i in range(4)], rows)
     v = np.empty((4, 4, n, th, tw, c), x.dtype) if out is None else out
-    # the columns of all four row results at once: v[a, b] = B^T_b (rows[a]), so v with its two
-    # tap axes swapped is indexed by b first
-    _bt([rows[:, :, :, j : j + 2 * tw : 2] for j in range(4)], v.swapaxes(0, 1))
+    input_columns(input_rows(x), v)
     return v.reshape(16, n * th * tw, c)
 
 
@@ -152,26 +182,46 @@ def output_transform_adjoint(g: np.ndarray, quads: bool = False) -> np.ndarray:
     return (_A16.T.astype(g.dtype) @ planes).reshape(16, -1, k)
 
 
-def _b_adjoint(q: Any, out: np.ndarray, axis: int) -> None:
+def _b_adjoint(q: Any, e: np.ndarray, o: np.ndarray, axis: int) -> None:
     """B d_V B^T's one-axis step with the overlap of neighbouring tiles added and the border dropped:
-    tile r's four entries land on padded positions 2r .. 2r + 3, i.e. output positions 2r - 1 .. 2r + 2
-    of ``out`` (length 2 th along ``axis``, zeros beyond the image allowed): B's rows are
-    (1, 0, 0, 0), (0, 1, -1, -1), (-1, 1, 1, 0), (0, 0, 0, 1)."""
-    even = [slice(None)] * out.ndim
-    odd = [slice(None)] * out.ndim
-    even[axis], odd[axis] = slice(0, None, 2), slice(1, None, 2)
-    e, o = out[tuple(even)], out[tuple(odd)]  # output rows 2r and 2r + 1
-    # output row 2r = padded row 2r + 1: (q1 - q2 - q3)[r] + q3[r - 1]
+    tile r's four entries ``q[0..3][r]`` land on padded positions 2r .. 2r + 3, i.e. on output
+    positions 2r - 1 .. 2r + 2, whose even ones are ``e[r]`` and odd ones ``o[r]`` (r along
+    ``axis``; zeros beyond the image allowed): B's rows are (1, 0, 0, 0), (0, 1, -1, -1),
+    (-1, 1, 1, 0), (0, 0, 0, 1)."""
+    # output 2r = padded 2r + 1: (q1 - q2 - q3)[r] + q3[r - 1]
     np.subtract(q[1], q[2], out=e)
     e -= q[3]
-    # output row 2r + 1 = padded row 2r + 2: (q1 + q2 - q0)[r] + q0[r + 1]
+    # output 2r + 1 = padded 2r + 2: (q1 + q2 - q0)[r] + q0[r + 1]
     np.add(q[1], q[2], out=o)
     o -= q[0]
-    lo = [slice(None)] * out.ndim
-    hi = [slice(None)] * out.ndim
+    lo = [slice(None)] * e.ndim
+    hi = [slice(None)] * e.ndim
     lo[axis], hi[axis] = slice(1, None), slice(None, -1)
     e[tuple(lo)] += q[3][tuple(hi)]
     o[tuple(hi)] += q[0][tuple(lo)]
+
+
+def columns_adjoint(dv6: np.ndarray, cols: np.ndarray) -> None:
+    """The column step of the input gradient for (4, 4, N, th, tw, C) V's ``dv6`` (or a range of
+    tile rows) into ``cols``, (4, N, th, 2, tw, C): output columns 2k and 2k + 1 as ``[..., 0, k, :]``
+    and ``[..., 1, k, :]``, each a contiguous run, for all four tap rows at once."""
+    _b_adjoint(dv6.swapaxes(0, 1), cols[..., 0, :, :], cols[..., 1, :, :], axis=3)
+
+
+def rows_adjoint(
+    cols: np.ndarray, shape: tuple[int, ...], out: np.ndarray | None = None
+) -> np.ndarray:
+    """The input gradient, an NHWC array of ``shape``, from :func:`columns_adjoint`'s ``cols`` of
+    every tile row (``out``: where to write it)."""
+    n, h, w, c = shape
+    th, tw = cols.shape[2], cols.shape[4]
+    planes = np.empty((n, th, 2, 2, tw, c), cols.dtype)  # (tile row, row parity, column parity)
+    _b_adjoint(cols, planes[:, :, 0], planes[:, :, 1], axis=1)
+    planes = planes.reshape(n, 2 * th, 2, tw, c)
+    gx = np.empty(shape, cols.dtype) if out is None else out
+    np.copyto(gx[:, :, 0::2], planes[:, :h, 0, : (w + 1) // 2])
+    np.copyto(gx[:, :, 1::2], planes[:, :h, 1, : w // 2])
+    return gx
 
 
 def input_transform_adjoint(
@@ -182,18 +232,9 @@ def input_transform_adjoint(
     write it)."""
     n, h, w, c = shape
     th, tw = _tiles(h, w)
-    dv6 = dv.reshape(4, 4, n, th, tw, c)
-    cols = np.empty((4, n, th, 2 * tw, c), dv.dtype)
-    _b_adjoint(dv6.swapaxes(0, 1), cols, axis=3)  # the columns of all four tap rows at once
-    even = h % 2 == 0 and w % 2 == 0
-    gx = np.empty((n, 2 * th, 2 * tw, c), dv.dtype) if out is None or not even else out
-    _b_adjoint(cols, gx, axis=1)
-    if even:
-        return gx
-    if out is None:
-        return np.ascontiguousarray(gx[:, :h, :w])
-    np.copyto(out, gx[:, :h, :w])
-    return out
+    cols = np.empty((4, n, th, 2, tw, c), dv.dtype)
+    columns_adjoint(dv.reshape(4, 4, n, th, tw, c), cols)
+    return rows_adjoint(cols, shape, out)
 
 
 def _images_per_block(n: int, tiles: int, channels: int) -> int:
@@ -208,6 +249,37 @@ def _images_per_block(n: int, tiles: int, channels: int) -> int:
         most = max(1, SPLIT_BLOCK_FLOATS // per_image)
         step = max(step, -(-images // -(-images // most)))
     return step
+
+
+def _tile_rows_per_chunk(tw: int, channels: int, even: bool) -> int:
+    """Tile rows per chunk of a step's products and output transforms: at most
+    :data:`TILE_FLOATS` floats of V's and products (at least one tile row); chunks may span images.
+    Odd image sizes take a step whole (their last tile row and column are cut)."""
+    if not even:
+        return 2**62
+    return max(1, TILE_FLOATS // (16 * channels * tw))
+
+
+def _chunks(
+    a: np.ndarray, rows: int, chunk: int, quads: bool
+) -> list[tuple[int, int, np.ndarray, tuple[int, ...] | None]]:
+    """``(r0, r1, part, shape)`` for each chunk of ``chunk`` tile rows of a step's NHWC output (or
+    output gradient) ``a`` of ``rows`` tile rows (with ``quads``, its four planes): ``part`` a view
+    of those rows and ``shape`` the NHWC shape they form as one image; ``[(0, rows, a, None)]``
+    when one chunk takes them all."""
+    if chunk >= rows:
+        return [(0, rows, a, None)]
+    if quads:  # (2, 2, n, th, tw, C) as (2, 2, n th, tw, C)
+        tiles = np.reshape(a, (2, 2, rows, *a.shape[4:]), copy=False)
+    else:  # (n, H, W, C) as (n th, 2, W, C)
+        tiles = np.reshape(a, (rows, 2, *a.shape[2:]), copy=False)
+    out: list[tuple[int, int, np.ndarray, tuple[int, ...] | None]] = []
+    for r0 in range(0, rows, chunk):
+        r1 = min(rows, r0 + chunk)
+        part = tiles[:, :, r0:r1] if quads else tiles[r0:r1]
+        shape = (1, 2 * (r1 - r0), 2 * a.shape[4] if quads else a.shape[2], a.shape[-1])
+        out.append((r0, r1, part if quads else np.reshape(part, shape, copy=False), shape))
+    return out
 
 
 class Forward:
@@ -229,27 +301,32 @@ class Forward:
         self.dtype = np.result_type(x, w)
         self.y = np.empty((2, 2, n, th, tw, cout) if quads else (n, h, wd, cout), self.dtype)
         self.step = _images_per_block(n, th * tw, cin + cout)
+        self.chunk = _tile_rows_per_chunk(tw, cin + cout, h % 2 == 0 and wd % 2 == 0)
         self.v = np.empty((4, 4, n, th, tw, cin), self.dtype) if keep else None
 
     def images(self, start: int, stop: int, then: Callable[[int, int], Any] | None = None) -> None:
         """Transforms, products and output of images ``start:stop``, :attr:`step` images at a
-        time; ``then(a, b)`` after each step, while images ``a:b``'s output is still in cache."""
+        time: each step's input transform whole, its products and output transform in chunks of
+        :attr:`chunk` tile rows, which stay in a core's cache between the two; ``then(a, b)``
+        after each step, while images ``a:b``'s output is still in cache."""
         x, v, step, (th, tw) = self.x, self.v, self.step, self.tiles
         h, wd, cin = x.shape[1:]
         cout = self.u.shape[2]
         # scratch per call: the transforms when they are not kept, and the products
         scratch = None if v is not None else np.empty((4, 4, step, th, tw, cin), self.dtype)
-        m = np.empty((16, step * th * tw, cout), self.dtype)
+        m = np.empty((16, min(step * th, self.chunk) * tw, cout), self.dtype)  # one chunk's
         for a in range(start, stop, step):
             b = min(stop, a + step)
             vb = v[:, :, a:b] if v is not None else scratch[:, :, : b - a]  # type: ignore[index]
-            va = input_transform(x[a:b], out=vb)
-            ma = np.matmul(va, self.u, out=m[:, : (b - a) * th * tw])
-            if self.bias is not None:
-                # A^T e_1 = (1, 1): the bias added to plane (1, 1) reaches a tile's four outputs once
-                per_channel(np.add, ma[5], self.bias, out=ma[5])
-            part = self.y[:, :, a:b] if self.quads else self.y[a:b]
-            output_transform(ma, (b - a, h, wd, cout), out=part, quads=self.quads)
+            vs = input_transform(x[a:b], out=vb)
+            ys = self.y[:, :, a:b] if self.quads else self.y[a:b]
+            for r0, r1, part, shape in _chunks(ys, (b - a) * th, self.chunk, self.quads):
+                ma = np.matmul(vs[:, r0 * tw : r1 * tw], self.u, out=m[:, : (r1 - r0) * tw])
+                if self.bias is not None:
+                    # A^T e_1 = (1, 1): the bias added to plane (1, 1) reaches a tile's four outputs
+                    per_channel(np.add, ma[5], self.bias, out=ma[5])
+                shape = shape or (b - a, h, wd, cout)
+                output_transform(ma, shape, out=part, quads=self.quads)
             if then is not None:
                 then(a, b)
 
@@ -296,6 +373,7 @@ class Adjoint:
         self.gx = np.empty(x_shape, self.dtype) if need_x else None
         self.v4 = v.reshape(16, n, th * tw, self.cin)
         self.step = _images_per_block(n, th * tw, self.cin + self.cout)
+        self.chunk = _tile_rows_per_chunk(tw, self.cin + self.cout, h % 2 == 0 and wd % 2 == 0)
 
     def images(
         self,
@@ -305,21 +383,30 @@ class Adjoint:
         first: Callable[[int, int], Any] | None = None,
     ) -> np.ndarray:
         """The input gradient of images ``start:stop`` and their share of dU, for the output
-        gradient ``g`` (of all images), :attr:`step` images at a time; ``first(a, b)`` before each
-        step writes images ``a:b`` of ``g``, which the step then reads while they are in cache."""
+        gradient ``g`` (of all images), :attr:`step` images at a time (the products and the output
+        transform's adjoint in chunks of :attr:`chunk` tile rows, as the forward); ``first(a, b)``
+        before each step writes images ``a:b`` of ``g``, which the step then reads while they are
+        in cache."""
         cin, cout = self.cin, self.cout
+        th, tw = _tiles(*self.x_shape[1:3])
         du = np.zeros((16, cin, cout), self.dtype)
         part = np.empty_like(du)
         for a in range(start, stop, self.step):
             b = min(stop, a + self.step)
             if first is not None:
                 first(a, b)
-            dm = output_transform_adjoint(g[:, :, a:b] if self.quads else g[a:b], self.quads)
-            if self.need_w:
-                np.matmul(self.v4[:, a:b].reshape(16, -1, cin).swapaxes(1, 2), dm, out=part)
-                du += part
-            if self.gx is not None:
-                input_transform_adjoint(dm @ self.ut, (b - a, *self.x_shape[1:]), out=self.gx[a:b])
+            vs = self.v4[:, a:b].reshape(16, -1, cin)
+            dv = None if self.gx is None else np.empty(vs.shape, self.dtype)
+            gs = g[:, :, a:b] if self.quads else g[a:b]
+            for r0, r1, gc, _ in _chunks(gs, (b - a) * th, self.chunk, self.quads):
+                dm = output_transform_adjoint(gc, self.quads)
+                if self.need_w:
+                    np.matmul(vs[:, r0 * tw : r1 * tw].swapaxes(1, 2), dm, out=part)
+                    du += part
+                if dv is not None:
+                    np.matmul(dm, self.ut, out=dv[:, r0 * tw : r1 * tw])
+            if dv is not None:
+                input_transform_adjoint(dv, (b - a, *self.x_shape[1:]), out=self.gx[a:b])  # type: ignore[index]
         return du
 
     def finish(self, parts: list[np.ndarray]) -> tuple[np.ndarray | None, np.ndarray | None]:

@@ -114,11 +114,13 @@ def _array_run(entry: Any, args: tuple[Any, ...], seed: int) -> list[np.ndarray]
 
 @pytest.mark.parametrize("name", SPLIT)
 def test_split_kernels_match_their_composition_and_one_thread(name, monkeypatch, two_threads):
-    """With blocks of one image, two threads each take several blocks: the registry's check
-    (values, statistics, array and recorded VJPs against the composition) holds on that path, and
-    the results equal one thread's to rounding (the blocks' partial sums add in another order)."""
+    """With blocks of one image (Winograd's products a tile row at a time), two threads each take
+    several blocks: the registry's check (values, statistics, array and recorded VJPs against the
+    composition) holds on that path, and the results equal one thread's to rounding (the blocks'
+    partial sums add in another order)."""
     monkeypatch.setattr(nnet_threads, "MIN_BLOCK_BYTES", 1)
     monkeypatch.setattr(winograd, "BLOCK_FLOATS", 1)
+    monkeypatch.setattr(winograd, "TILE_FLOATS", 1)  # products a tile row at a time
     monkeypatch.setattr(fused_conv, "CHUNK_ROWS", 1)
     monkeypatch.setattr(fused_linear, "SPLIT_MACS", 0)
     team_runs: list[int] = []

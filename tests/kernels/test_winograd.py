@@ -85,12 +85,15 @@ def test_float32_stays_float32_and_matches():
         np.testing.assert_allclose(a, a0, rtol=1e-4, atol=1e-3)
 
 
+@pytest.mark.parametrize("tile_floats", [1, 2_000, 2**18])
 @pytest.mark.parametrize("block_floats", [1, 30_000, 10**9])
 @pytest.mark.parametrize("hw", [(6, 4), (5, 3)])
-def test_blocks_of_images_match_composition(monkeypatch, block_floats, hw):
+def test_blocks_of_images_match_composition(monkeypatch, block_floats, tile_floats, hw):
     """Forward and backward run a block of images at a time: blocks of one image, of two (five
-    images leave a shorter last block), and all five at once."""
+    images leave a shorter last block), and all five at once; their products in chunks of one
+    tile row, of two (across images, a shorter last chunk), or whole (odd sizes always whole)."""
     monkeypatch.setattr(winograd, "BLOCK_FLOATS", block_floats)
+    monkeypatch.setattr(winograd, "TILE_FLOATS", tile_floats)
     rng = np.random.default_rng(block_floats)
     cin = WINOGRAD_MIN_CHANNELS
     x = rng.standard_normal((5, *hw, cin))
@@ -184,6 +187,40 @@ def test_transforms_and_adjoints(hw):
         np.sum(w * winograd.kernel_transform_adjoint(du)),
         rtol=1e-12,
     )
+
+
+@pytest.mark.parametrize("quads", [False, True])
+def test_products_run_in_chunks_that_fit_tile_floats(monkeypatch, quads):
+    """A step of images whose transforms and products pass TILE_FLOATS (the conv2d benchmark's 32x32
+    images, 32 -> 64 channels) multiplies them a chunk of tile rows at a time, forward and backward,
+    each chunk's V's and products within TILE_FLOATS; the results are the unchunked ones."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 32, 32, 32)).astype(np.float32)
+    w = (rng.standard_normal((3, 3, 32, 64)) * 0.1).astype(np.float32)
+    g = rng.standard_normal((2, 2, 2, 16, 16, 64) if quads else (2, 32, 32, 64)).astype(np.float32)
+    monkeypatch.setattr(winograd, "BLOCK_FLOATS", 10**9)  # both images in one step
+    monkeypatch.setattr(winograd, "TILE_FLOATS", 10**9)
+    v, y = winograd.conv(x, w, None, quads=quads)
+    whole = winograd.conv_vjp(g, v, w, x.shape, True, True, quads)
+    monkeypatch.setattr(winograd, "TILE_FLOATS", 2**18)
+    tiles: list[int] = []
+    real_matmul = np.matmul
+
+    def matmul(a, b, *args, **kwargs):
+        if a.ndim == 3 and a.shape[0] == 16:  # the 16 products of a chunk: record its tiles
+            tiles.append(max(a.shape[1], b.shape[1]))
+        return real_matmul(a, b, *args, **kwargs)
+
+    monkeypatch.setattr(winograd.np, "matmul", matmul)
+    v2, y2 = winograd.conv(x, w, None, quads=quads)
+    forward = list(tiles)
+    chunked = winograd.conv_vjp(g, v2, w, x.shape, True, True, quads)
+    monkeypatch.undo()
+    assert forward and all(16 * 96 * t <= 2**18 for t in tiles)
+    assert sum(forward) == 2 * 16 * 16
+    np.testing.assert_allclose(y2, y, rtol=1e-5, atol=1e-5)
+    for a, b in zip(chunked, whole, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3)
 
 
 def test_saves_the_input_transforms_only_when_recording():
