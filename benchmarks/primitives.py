@@ -7,6 +7,12 @@ microseconds per call, the same on both sides of an A/B: alternate fresh process
     python -m benchmarks.primitives crbp            # wide conv-relu-bn-pool, 60 steps
     python -m benchmarks.primitives crpb --steps 100
     python -m benchmarks.primitives seed            # the seed network (conv-relu-pool-bn)
+    python -m benchmarks.primitives cbrp crpb crbp  # several in one process, steps interleaved
+
+With several networks, one process builds them all and runs their steps in turn (the order reversed
+every round), so each network's figures come from the same minutes: on a shared host whose speed
+drifts by tens of percent from one process to the next, that compares orders (and their
+primitives) where separate processes cannot.
 
 Networks: cbrp, crpb, crbp (the wide CNN's orders, batch 64), seed (batch 100). The thread count
 is nnet's (``NNET_NUM_THREADS``); the BLAS kernels the environment's.
@@ -78,9 +84,20 @@ def instrument(totals: dict[str, float]) -> None:
             setattr(cls, method, timed if bound else staticmethod(timed))
 
 
+def _build(network: str) -> Callable[[], Any]:
+    import nnet
+
+    order, channels, n, dropout = NETWORKS[network]
+    x, y = batch((n, 28, 28, 1))
+    nnet.manual_seed(0)
+    model = layer_orders.nnet_sequential(order, channels, dropout)
+    opt = nnet_models.optim().Adam(model.parameters(), lr=1e-3)
+    return nnet_models.train_step(model, opt, *nnet_models.tensors(x, y))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("network", choices=sorted(NETWORKS))
+    parser.add_argument("network", choices=sorted(NETWORKS), nargs="+")
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--warmup", type=int, default=10)
     args = parser.parse_args(argv)
@@ -88,29 +105,31 @@ def main(argv: list[str] | None = None) -> None:
 
     totals: dict[str, float] = collections.defaultdict(float)
     instrument(totals)
-    order, channels, n, dropout = NETWORKS[args.network]
-    x, y = batch((n, 28, 28, 1))
-    nnet.manual_seed(0)
-    model = layer_orders.nnet_sequential(order, channels, dropout)
-    opt = nnet_models.optim().Adam(model.parameters(), lr=1e-3)
-    step = nnet_models.train_step(model, opt, *nnet_models.tensors(x, y))
+    networks = list(dict.fromkeys(args.network))
+    steps = {name: _build(name) for name in networks}
     for _ in range(args.warmup):
-        step()
-    totals.clear()
-    times = []
-    for _ in range(args.steps):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
+        for step in steps.values():
+            step()
+    times: dict[str, list[float]] = {name: [] for name in networks}
+    per: dict[str, dict[str, float]] = {name: collections.defaultdict(float) for name in networks}
+    for i in range(args.steps):
+        for name in networks if i % 2 == 0 else networks[::-1]:
+            totals.clear()
+            start = time.perf_counter()
+            steps[name]()
+            times[name].append(time.perf_counter() - start)
+            for key, total in totals.items():
+                per[name][key] += total
     info = nnet.threads.blas_info()
-    print(
-        f"{args.network}: {nnet.get_num_threads()} thread(s), BLAS kernels {info.get('core')}; "
-        f"step median {1e3 * statistics.median(times):.2f} ms over {args.steps} steps"
-    )
-    for key, total in sorted(totals.items(), key=lambda kv: -kv[1]):
-        if total / args.steps >= 5e-5:
-            print(f"  {key:48s} {1e3 * total / args.steps:6.2f} ms")
-    print(f"  {'all primitives':48s} {1e3 * sum(totals.values()) / args.steps:6.2f} ms")
+    for name in networks:
+        print(
+            f"{name}: {nnet.get_num_threads()} thread(s), BLAS kernels {info.get('core')}; "
+            f"step median {1e3 * statistics.median(times[name]):.2f} ms over {args.steps} steps"
+        )
+        for key, total in sorted(per[name].items(), key=lambda kv: -kv[1]):
+            if total / args.steps >= 5e-5:
+                print(f"  {key:48s} {1e3 * total / args.steps:6.2f} ms")
+        print(f"  {'all primitives':48s} {1e3 * sum(per[name].values()) / args.steps:6.2f} ms")
 
 
 if __name__ == "__main__":
