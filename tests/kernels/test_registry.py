@@ -143,3 +143,15 @@ def test_entries_are_named_once_and_nodes_are_kernel_primitives() -> None:
     assert set(FUSED) - set(HELPERS) <= nodes
     for k in REGISTRY:
         assert k.when and k.layers and k.composition.__module__ == "nnet.kernels.compositions"
+
+
+def test_a_shifted_conv_bias_keeps_the_case_well_conditioned() -> None:
+    # hypothesis's seed 2698 for conv_relu_pool_bn: a 1x1 kernel on one channel with the bias
+    # shifted far from 0 (the draws below). A fixed shift of 1e3 over a small weight made mean / std
+    # of the pooled values about 1e6; the conv bias's gradient (0 exactly) then came out 2e-8 from
+    # the kernel and 1e-13 from the composition. The shift now scales with the weights.
+    draws = iter([0, 0, 0, 1, 8, 0, 1, 2, 3, 3, 3, 1, 0, 0, 1])
+    entry = next(k for k in REGISTRY if k.name == "conv_relu_pool_bn")
+    args = entry.case(lambda lo, hi: next(draws), np.random.default_rng(2698))
+    assert args[1].shape == (1, 1, 1, 8) and args[2] is not None
+    check(entry, args, np.random.default_rng(2699))
