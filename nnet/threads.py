@@ -278,11 +278,17 @@ def blas_threads(n: int) -> Iterator[None]:
 
 
 #: Products of fewer multiply-adds run on one BLAS thread (:func:`blas_for`). A second thread halves
-#: such a product when timed alone, but inside a training step it costs more than it saves: each
-#: thread writes its half of the result into its own core's cache, and the single-threaded NumPy passes
-#: that follow read it back across cores (the seed CNN's step, products of 2.8M-7.7M multiply-adds:
-#: 4.66 ms with BLAS on one thread, 5.62 on two; ``python -m benchmarks.threads_policy``).
-SMALL_PRODUCT_MACS = 2**24
+#: a product timed alone, but below some size it costs more than it saves: the hand-off to BLAS's
+#: worker, and each thread writes its half of the result into its own core's cache, which the
+#: single-threaded NumPy passes that follow read back across cores. A linear layer and a ReLU,
+#: forward + backward, at two threads (``python -m benchmarks.crossovers small_product --rounds 7``,
+#: 2-vCPU EPYC, 2026-12-06): 2.0M multiply-adds 0.20 ms on one BLAS thread against 0.22 on two,
+#: 3.1M 0.27 against 0.26, 3.7M 0.32 against 0.27, 7.3M 0.57 against 0.41. In the seed CNN's step
+#: at two threads its first linear's products (7.7M) took 169 + 289 us on two BLAS threads against
+#: 216 + 405 on one, and the step 5.00 against 5.09 ms (in-process alternating A/B, 40 rounds).
+#: An earlier host ran the seed's step slower with its products on two BLAS threads (4.66 against
+#: 5.62 ms, ``python -m benchmarks.threads_policy``): rerun the crossover on the machine that matters.
+SMALL_PRODUCT_MACS = 2**22
 
 
 def blas_for(macs: int) -> AbstractContextManager[None]:
