@@ -273,6 +273,36 @@ def channels_first() -> None:
         compare(f"64x28x28 1->{cout}", step, sides, picked)
 
 
+def shifted_planes() -> None:
+    """patchpool.SHIFTED_MAX_BLOCKS: a one-channel first block with few output channels (the seed's)
+    from shifted planes or from patches, when its images run in several blocks (time it at the
+    default threads: at one thread there is one block and the shifted planes always run)."""
+    from nnet import nn
+    from nnet.kernels import patchpool
+
+    for n, cout, bn in [(100, 4, True), (100, 4, False), (256, 4, True), (64, 2, True)]:
+        x = nnet.Tensor(_rng().random((n, 28, 28, 1), dtype=np.float32))
+
+        def step(cout: int = cout, bn: bool = bn, x: nnet.Tensor = x) -> Callable[[], object]:
+            layers = [nn.Conv2d(1, cout, 3), nn.ReLU(), nn.MaxPool2d(2)]
+            model = nn.Sequential(*layers, *([nn.BatchNorm2d(cout)] if bn else []))
+            params = list(model.parameters())
+
+            def run() -> object:
+                y = model(x)
+                return nnet.grad(y, params, np.ones(y.shape, y.dtype))
+
+            return run
+
+        sides = {
+            "shifted": [(patchpool, "SHIFTED_MAX_BLOCKS", 2**30)],
+            "patches": [(patchpool, "SHIFTED_MAX_BLOCKS", 1)],
+        }
+        picked = "shifted" if nnet.get_num_threads() <= patchpool.SHIFTED_MAX_BLOCKS else "patches"
+        name = f"{n}x28x28 1->{cout} relu-pool{'-bn' if bn else ''}"
+        compare(name, step, sides, picked)
+
+
 THRESHOLDS = {
     "winograd": winograd,
     "chunk_rows": chunk_rows,
@@ -283,6 +313,7 @@ THRESHOLDS = {
     "small_product": small_product,
     "patch_rows": patch_rows,
     "channels_first": channels_first,
+    "shifted_planes": shifted_planes,
 }
 
 
