@@ -280,15 +280,17 @@ def blas_threads(n: int) -> Iterator[None]:
 #: Products of fewer multiply-adds run on one BLAS thread (:func:`blas_for`). A second thread halves
 #: a product timed alone, but below some size it costs more than it saves: the hand-off to BLAS's
 #: worker, and each thread writes its half of the result into its own core's cache, which the
-#: single-threaded NumPy passes that follow read back across cores. A linear layer and a ReLU,
-#: forward + backward, at two threads (``python -m benchmarks.crossovers small_product --rounds 7``,
-#: 2-vCPU EPYC, 2026-12-06): 2.0M multiply-adds 0.20 ms on one BLAS thread against 0.22 on two,
-#: 3.1M 0.27 against 0.26, 3.7M 0.32 against 0.27, 7.3M 0.57 against 0.41. In the seed CNN's step
-#: at two threads its first linear's products (7.7M) took 169 + 289 us on two BLAS threads against
-#: 216 + 405 on one, and the step 5.00 against 5.09 ms (in-process alternating A/B, 40 rounds).
-#: An earlier host ran the seed's step slower with its products on two BLAS threads (4.66 against
-#: 5.62 ms, ``python -m benchmarks.threads_policy``): rerun the crossover on the machine that matters.
-SMALL_PRODUCT_MACS = 2**22
+#: single-threaded NumPy passes that follow read back across cores. An earlier host ran the seed's
+#: step slower with its products (2.8M-7.7M) on two BLAS threads: 4.66 against 5.62 ms (``python -m
+#: benchmarks.threads_policy``). On the 2-vCPU EPYC of 2026-12-06 a quiet machine gains from two BLAS
+#: threads from 2-4M (``python -m benchmarks.crossovers small_product --rounds 7``, a linear and a
+#: ReLU forward + backward: 3.7M 0.32 against 0.27 ms, 7.3M 0.57 against 0.41; the seed's step at
+#: two threads 4.19 -> 4.03 ms at 2**22, with or without chrt), but with two other CPU-bound
+#: processes running, BLAS's two threads spin-wait for each other on shared cores: the seed's first
+#: linear (7.7M) took 9.8 ms instead of 0.21 forward and 7.6 instead of 0.42 backward, the step 4x
+#: (in-process A/B under load, no chrt), where the wide CNN's 25.7M product still gained (0.44
+#: against 0.71 ms). So the constant stays well above the quiet machine's crossover.
+SMALL_PRODUCT_MACS = 2**24
 
 
 def blas_for(macs: int) -> AbstractContextManager[None]:
