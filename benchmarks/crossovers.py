@@ -101,7 +101,9 @@ def winograd() -> None:
         for n in ("WINOGRAD_MIN_CHANNELS", "WINOGRAD_MIN_PRODUCT", "WINOGRAD_MIN_PIXELS")
     ]
     for n, hw, cin, cout in [(64, 14, 32, 64), (64, 14, 32, 32), (8, 14, 32, 32), (64, 14, 16, 64),
-                             (64, 14, 16, 16), (16, 7, 32, 32), (64, 28, 32, 64)]:  # fmt: skip
+                             (64, 14, 16, 16), (16, 7, 32, 32), (64, 28, 32, 64), (4, 8, 16, 16),
+                             (16, 7, 64, 64), (64, 14, 64, 16), (64, 14, 16, 8),
+                             (16, 14, 16, 16), (64, 14, 16, 4), (64, 14, 16, 1)]:  # fmt: skip
         x = _rng().random((n, hw, hw, cin), dtype=np.float32)
         w = _rng().random((3, 3, cin, cout), dtype=np.float32)
         geo = F.conv_geometry(nnet.Tensor(x), nnet.Tensor(w), 1, "same", 1)

@@ -11,7 +11,7 @@ share (CLOCK_MONOTONIC), so that the report can say, for each collective, how fa
 arrived (the slower rank's lead is the other's wait) and how long it took once both were there.
 
     python -m benchmarks.distributed_breakdown [--epochs 5] [--ranks 2] [--batch 100]
-        [--mode sync|local|alone|lockstep|shifted]
+        [--mode sync|unmet|local|alone|lockstep|shifted]
 
 ``--ranks 1 --batch 50``: one process training on a rank's share, alone on the machine (the
 reference for ``alone``, which runs two such processes side by side).
@@ -20,7 +20,8 @@ reference for ``alone``, which runs two such processes side by side).
 ones, whose scalar fast path a wrapper would bypass) and the optimizer's step, per step (medians;
 rank 0): with ``--ranks 1 --batch 1`` what a step costs whatever its batch.
 
-``sync`` is ``mpiexec -n 2 nnet train``'s setup (SyncBatchNorm, DistributedDataParallel), ``local``
+``sync`` is ``mpiexec -n 2 nnet train``'s setup (SyncBatchNorm, DistributedDataParallel), ``unmet``
+the same with SyncBatchNorm's sums kept local (its work without its four meetings), ``local``
 per-rank batch norm under DDP (no buffer broadcast), ``alone`` each rank its own model, no DDP, and
 ``lockstep`` the same with a barrier after every step: what meeting once a step costs by itself,
 ``shifted`` the same barrier met by rank 1 after its forward and by rank 0 after its step (the
@@ -40,6 +41,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from benchmarks.distributed_epoch import DATA, mpiexec
@@ -98,8 +100,12 @@ def worker(mode: str, epochs: int, batch: int, out: str, primitives: bool = Fals
     nnet.manual_seed(0)
     model = net = seed_cnn((28, 28, 1))
     if world > 1 and mode not in ("alone", "lockstep", "shifted"):
-        if mode == "sync":
+        if mode in ("sync", "unmet"):
             net = distributed.convert_sync_batchnorm(net)
+        if mode == "unmet":  # SyncBatchNorm's work, its sums kept local: no meeting
+            from nnet.distributed import batchnorm_kernel
+
+            batchnorm_kernel.node_sum = SimpleNamespace(all_reduce=lambda x: x)  # type: ignore[assignment]
         model = distributed.DistributedDataParallel(net, broadcast_buffers=False)
     optimizer = nnet.optim.Adam(model.parameters(), lr=1e-3)
     loader = DataLoader(train_set, batch_size=batch, shuffle=True)
@@ -196,7 +202,10 @@ def worker(mode: str, epochs: int, batch: int, out: str, primitives: bool = Fals
     leaf_hooks.run_backward_end = untimed_end  # type: ignore[assignment]
     NodeSum.total = untimed_total  # type: ignore[method-assign]
     figures = {name: statistics.median(v) for name, v in phases.items()}
-    figures["total"] = statistics.median(map(sum, zip(*(phases[p] for p in PHASES), strict=True)))
+    totals = [sum(t) for t in zip(*(phases[p] for p in PHASES), strict=True)]
+    figures["total"] = statistics.median(totals)
+    # an epoch is the steps' sum: the mean step, which the rare long stalls move, sets it
+    figures["mean step"] = statistics.mean(totals)
     # a primitive not called in some steps counts 0 there
     counted = len(steps)
     primitive = {label: statistics.median(v + [0.0] * (counted - len(v)))
@@ -210,7 +219,7 @@ def report(outputs: list[dict[str, Any]]) -> None:
     print(f"{'phase (median us per step)':28}" + "".join(f"{'rank ' + str(o['rank']):>10}"
                                                        for o in outputs))  # fmt: skip
     primitives = outputs[0]["primitives"]
-    for name in (*PHASES, "total"):
+    for name in (*PHASES, "total", "mean step"):
         print(f"{name:28}" + "".join(f"{o['phases'][name] * 1e6:10.1f}" for o in outputs))
         for inner in INNER if name == "backward" else ():
             label = f"  of which {inner}"
@@ -247,7 +256,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=5, help="timed epochs (after a warm-up)")
     parser.add_argument(
-        "--mode", choices=("sync", "local", "alone", "lockstep", "shifted"), default="sync"
+        "--mode", choices=("sync", "unmet", "local", "alone", "lockstep", "shifted"), default="sync"
     )
     parser.add_argument("--ranks", type=int, default=2)
     parser.add_argument("--batch", type=int, default=100, help="the global batch (default 100)")

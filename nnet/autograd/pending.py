@@ -167,7 +167,7 @@ def defer(layer: str, src: Tensor, args: tuple, shape: tuple[int, ...], needs: b
     t._retains_grad = False
     t.requires_grad = needs and recording
     call.tensors.append(weakref.ref(t))
-    if layer == "batch_norm":
+    if layer in ("batch_norm", "sync_batch_norm"):
         call.effects.append(step)
     return t
 

@@ -38,6 +38,20 @@ class GlobalStats:
         self.count = 0
 
 
+class SyncStats(GlobalStats):
+    """:class:`GlobalStats` for a fused kernel that computes SyncBatchNorm with the layers before it
+    (:class:`~nnet.kernels.ConvReluPoolBatchNorm`): ``reduce`` sums its statistics over the ranks
+    in place (as this module's kernel does), ``recorded`` is the recorded VJP over every rank's
+    rows (:func:`recorded_vjp`)."""
+
+    __slots__ = ("recorded", "reduce")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reduce = node_sum.all_reduce
+        self.recorded = recorded_vjp
+
+
 class SyncBatchNormKernel(Function):
     """y = (x - mean) w / sqrt(var + eps) + b per channel (the last axis), mean and var over the rows
     of every rank; VJP: dx = w / sqrt(var + eps) (g - mean g - xhat mean(g xhat)), the means over

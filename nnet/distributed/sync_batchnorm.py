@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 
 from nnet.autograd.ops import concatenate, sqrt
+from nnet.autograd.pending import Step, defer, deferring
 from nnet.autograd.tensor import Tensor
-from nnet.distributed.batchnorm_kernel import GlobalStats, sync_batch_norm_train
+from nnet.distributed.batchnorm_kernel import GlobalStats, SyncStats, sync_batch_norm_train
 from nnet.distributed.functional import all_reduce
 from nnet.kernels.mode import is_fused_enabled
 from nnet.nn import functional as F
@@ -46,11 +47,33 @@ class SyncBatchNorm(_BatchNorm):
             return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
                                 False, 0.0, self.eps)  # fmt: skip
         if is_fused_enabled():
-            stats = GlobalStats()
-            y = sync_batch_norm_train(x, self.weight, self.bias, self.eps, stats)
-            self._track(stats.mean, stats.var * (stats.count / (stats.count - 1)))
-            return y
+            params = (self.weight, self.bias)
+            if x.ndim == 4 and deferring() and all(p is None or p.dtype == x.dtype for p in params):
+                # pending, so that a conv-relu-pool before it may fuse with it (nnet/nn/chains.py)
+                needs = x.requires_grad or any(p is not None and p.requires_grad for p in params)
+                return defer("sync_batch_norm", x, (self,), x.shape, needs)
+            return self.step_alone(x)
         return self._composed(x)
+
+    def step_alone(self, x: Tensor, step: Step | None = None) -> Tensor:
+        """The training step as its own primitive (``step``: the pending step it computes)."""
+        stats = GlobalStats()
+        y = sync_batch_norm_train(x, self.weight, self.bias, self.eps, stats)
+        self.moved(stats, step)
+        return y
+
+    def block_stats(self) -> SyncStats:
+        """Where a fused kernel that computes this layer with the ones before it reports the
+        statistics, and how it sums them over the ranks (nnet/nn/chains.py)."""
+        return SyncStats()
+
+    def moved(self, stats: GlobalStats, step: Step | None = None) -> None:
+        """The running statistics moved by ``stats``, once per pending ``step``."""
+        if step is not None:
+            if step.applied:
+                return
+            step.applied = True
+        self._track(stats.mean, stats.var * (stats.count / (stats.count - 1)))
 
     def _composed(self, x: Tensor) -> Tensor:
         """The training step as primitives and a differentiable all-reduce (the fused kernel's

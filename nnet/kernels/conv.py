@@ -31,8 +31,11 @@ from nnet.threads import SMALL_PRODUCT_MACS, blas_for, parallel_for
 #: many input channels, C_in C_out at least WINOGRAD_MIN_PRODUCT and WINOGRAD_MIN_PIXELS output
 #: pixels: the products shrink 2.25 times but the transforms cost per channel, not per product, and
 #: a few Python calls per block. Where the two cross: ``python -m benchmarks.crossovers winograd``.
+#: On 2026-12-06 (AMD EPYC, OpenBLAS's own kernels, four runs at one and two threads), after the
+#: Winograd path's chunked products: 64x14x14 16 -> 16 and 16 -> 8 went 1.1-1.7x faster by Winograd
+#: in every run, 16 -> 4 and 16 -> 1 either way; 16x7x7 (784 pixels) tied or lost, 4x8x8 lost 1.5x.
 WINOGRAD_MIN_CHANNELS = 16
-WINOGRAD_MIN_PRODUCT = 1024
+WINOGRAD_MIN_PRODUCT = 128
 WINOGRAD_MIN_PIXELS = 1536
 #: Rows of the patch matrix handled per block of images: the block's patches (4096 x 288 floats for
 #: 32 channels) are multiplied while still in cache rather than after the whole matrix is written.

@@ -11,9 +11,18 @@ gradient: the seed's first block) the conv-relu-pool is patchpool's, channel-maj
 runs on its (C_out, M) rows: the statistics are row sums, only y goes to NHWC and only g comes
 from it (the seed's step: 0.961x at two threads, 0.978x at one, against a separate BatchNorm).
 See derivations.md#convolution-relu-batch-norm-and-max-pooling-fused.
+
+SyncBatchNorm takes this kernel too: its ``stats`` carries ``reduce``, a sum over the ranks in
+place, and the kernel then normalises with the statistics of every rank's rows (one sum of
+``[rows, rows mean, rows var + rows mean^2]`` per channel in the forward, Chan's combination of
+each rank's own, and of ``[sum g, sum g (p - mean)]`` in the VJP: the arrays and the order of
+:class:`~nnet.distributed.batchnorm_kernel.SyncBatchNormKernel`'s, so ranks that take either
+meet alike). See derivations.md#syncbatchnorm-fused.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 
@@ -78,6 +87,7 @@ class ConvReluPoolBatchNorm(Function):
                 return column_sums(np.multiply(sq, sq, out=sq), ones[: sq.shape[0]])
 
             var = block_sum(parallel_for(squares, n, min_block=min_block)) / rows
+        ctx.count, mean, var = _over_ranks(stats, rows, mean, var)
         invstd = 1.0 / np.sqrt(var + eps)
         a = invstd if gamma is None else gamma * invstd
         shift = -a * mean if beta is None else beta - a * mean
@@ -117,9 +127,7 @@ class ConvReluPoolBatchNorm(Function):
         min_block = items_per_block(p.nbytes // max(1, n))
         g_beta, g_c = block_sum(parallel_for(sums, n, min_block=min_block))
         g_gamma = g_c * invstd  # sum g phat
-        # g_p = a (g - g_beta/m - phat g_gamma/m) = a g + c1 p + c0, then the ReLU's [p > 0]
-        c1 = -a * invstd * g_gamma / rows
-        c0 = -a * g_beta / rows - c1 * mean
+        c1, c0 = _coefficients(ctx, g_beta, g_c, g_gamma, rows, mean, invstd, a)
 
         def grads(rs: slice, target: object) -> object:
             gq = per_channel(np.multiply, g[rs], a)
@@ -153,7 +161,12 @@ class ConvReluPoolBatchNorm(Function):
             grad_enabled.reset(token)
         needs = ctx.needs_input_grad
         conv_needs = needs[0] or needs[1] or needs[2]
-        gp, g_gamma, g_beta = recorded_vjp((conv_needs, *needs[3:5]), grad, p, gamma, eps)
+        stats = ctx.inputs[6]
+        if getattr(stats, "reduce", None) is None:
+            gp, g_gamma, g_beta = recorded_vjp((conv_needs, *needs[3:5]), grad, p, gamma, eps)
+        else:  # SyncBatchNorm's, over every rank's rows
+            gp, g_gamma, g_beta = stats.recorded((conv_needs, *needs[3:5]), grad, p, gamma, eps,
+                                                 ctx.count)  # fmt: skip
         gx = gw = gb = None
         if conv_needs:
             gz = recorded_routing(gp, z_planes, pooled, z.data.shape, kernel)
@@ -176,6 +189,7 @@ def _forward_channels_first(ctx, x, weight, conv_bias, gamma, beta, eps, stats, 
         # mean^2 close to E[p^2] (or NaN): var from the centred values, as the composition
         centred = p - mean[:, None]
         var = np.einsum("cm,cm->c", centred, centred) / rows
+    ctx.count, mean, var = _over_ranks(stats, rows, mean, var)
     invstd = 1.0 / np.sqrt(var + eps)
     a = invstd if gamma is None else gamma * invstd
     shift = -a * mean if beta is None else beta - a * mean
@@ -209,10 +223,9 @@ def _vjp_channels_first(ctx, grad):
         gq[c] = g[:, c]
     g_beta = np.add.reduce(gq, axis=1)
     t = p - mean[:, None]
-    g_gamma = np.einsum("cm,cm->c", t, gq) * invstd  # sum g phat
-    # g_p = a (g - g_beta/m - phat g_gamma/m) = a g + c1 p + c0, then the ReLU's [p > 0]
-    c1 = -a * invstd * g_gamma / rows
-    c0 = -a * g_beta / rows - c1 * mean
+    g_c = np.einsum("cm,cm->c", t, gq)  # sum g (p - mean)
+    g_gamma = g_c * invstd  # sum g phat
+    c1, c0 = _coefficients(ctx, g_beta, g_c, g_gamma, rows, mean, invstd, a)
     gq *= a[:, None]
     gq += np.multiply(p, c1[:, None], out=t)
     gq += c0[:, None]
@@ -223,3 +236,39 @@ def _vjp_channels_first(ctx, grad):
         gb if needs[2] else None, g_gamma if needs[3] else None, g_beta if needs[4] else None,
         None, None, None, None,
     )  # fmt: skip
+
+
+def _over_ranks(stats: Any, rows: int, mean: np.ndarray,
+                var: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:  # fmt: skip
+    """(rows, mean, var) of this rank's pooled values, or, when ``stats.reduce`` sums over the
+    ranks (SyncBatchNorm), of every rank's: Chan's combination of each rank's count, mean and
+    centred sum of squares, in float64 (see the module docstring)."""
+    reduce = getattr(stats, "reduce", None)
+    if reduce is None:
+        return rows, mean, var
+    c = mean.size
+    mean64 = mean.astype(np.float64)
+    sums = np.concatenate([[rows], rows * mean64, rows * (var + mean64 * mean64)])
+    reduce(sums)
+    n = round(sums[0])
+    stats.count = n
+    total_mean = sums[1 : c + 1] / n
+    total_var = np.maximum(sums[c + 1 :] / n - total_mean * total_mean, 0.0)
+    return n, total_mean.astype(mean.dtype), total_var.astype(var.dtype)
+
+
+def _coefficients(ctx: Any, g_beta: np.ndarray, g_c: np.ndarray, g_gamma: np.ndarray, rows: int,
+                  mean: np.ndarray, invstd: np.ndarray,
+                  a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """c1, c0 of g_p = a (g - g_beta/m - phat g_gamma/m) = a g + c1 p + c0 (before the ReLU's
+    [p > 0]); the sums over every rank's rows when the forward's were (``ctx.count``)."""
+    reduce = getattr(ctx.inputs[6], "reduce", None)
+    if reduce is None:
+        c1 = -a * invstd * g_gamma / rows
+        return c1, -a * g_beta / rows - c1 * mean
+    total = np.concatenate([g_beta, g_c]).astype(np.float64)
+    reduce(total)
+    c = g_beta.size
+    g_beta, g_gamma = total[:c].astype(g_c.dtype), total[c:].astype(g_c.dtype) * invstd
+    c1 = -a * invstd * g_gamma / ctx.count
+    return c1, -a * g_beta / ctx.count - c1 * mean

@@ -34,7 +34,14 @@ from nnet.autograd.tensor import Tensor
 from nnet.kernels import bnpool, cases, compositions, convpool, convrelu, fewpool
 from nnet.kernels.batchnorm import BatchNorm, batch_norm_eval, batch_norm_train
 from nnet.kernels.bnpool import MIN_PIXEL_BYTES, BatchNormReluPool, batch_norm_relu_pool
-from nnet.kernels.conv import Conv2d, conv2d, takes_winograd
+from nnet.kernels.conv import (
+    WINOGRAD_MIN_CHANNELS,
+    WINOGRAD_MIN_PIXELS,
+    WINOGRAD_MIN_PRODUCT,
+    Conv2d,
+    conv2d,
+    takes_winograd,
+)
 from nnet.kernels.convbn import ConvBatchNormReluPool, WinogradBatchNormReluPool
 from nnet.kernels.convpoolbn import ConvReluPoolBatchNorm
 from nnet.kernels.convrelu import ConvReluBatchNormPool, ConvReluPool
@@ -204,7 +211,8 @@ REGISTRY: tuple[Kernel, ...] = (
     Kernel(
         "conv2d", ("conv2d",), Conv2d, conv2d, compositions.conv2d, _always,
         "always: im2col and one product by blocks of images, or Winograd's F(2x2, 3x3) for a "
-        "3x3 stride-1 'same' convolution with C_in >= 16, C_in C_out >= 1024 and N H W >= 1536",
+        f"3x3 stride-1 'same' convolution with C_in >= {WINOGRAD_MIN_CHANNELS}, C_in C_out >= "
+        f"{WINOGRAD_MIN_PRODUCT} and N H W >= {WINOGRAD_MIN_PIXELS}",
         cases.conv2d,
     ),
     Kernel(

@@ -8,6 +8,8 @@ too):
 
 * ``conv2d, batch_norm, relu, max_pool2d``, ``conv2d, relu, batch_norm, max_pool2d`` and
   ``conv2d, relu, max_pool2d, batch_norm`` (batch statistics);
+* ``conv2d, relu, max_pool2d, sync_batch_norm`` (a SyncBatchNorm: conv-relu-pool-bn's kernel,
+  its sums over the ranks);
 * ``conv2d, relu, max_pool2d``;
 * ``batch_norm, relu, max_pool2d`` (batch statistics);
 * ``relu, max_pool2d``;
@@ -30,6 +32,7 @@ from nnet.autograd.pending import Pending, Step, resolved, set_resolver, step_of
 from nnet.autograd.tensor import Tensor
 from nnet.kernels import registry
 from nnet.kernels.batchnorm import BatchStats
+from nnet.kernels.convpoolbn import ConvReluPoolBatchNorm
 from nnet.kernels.mode import fused_enabled
 
 Layers = tuple[str, ...]
@@ -38,6 +41,7 @@ CONV_BN_RELU_POOL = ("conv2d", "batch_norm", "relu", "max_pool2d")
 CONV_RELU_BN_POOL = ("conv2d", "relu", "batch_norm", "max_pool2d")
 CONV_RELU_POOL = ("conv2d", "relu", "max_pool2d")
 CONV_RELU_POOL_BN = ("conv2d", "relu", "max_pool2d", "batch_norm")
+CONV_RELU_POOL_SYNC_BN = ("conv2d", "relu", "max_pool2d", "sync_batch_norm")
 BN_RELU_POOL = ("batch_norm", "relu", "max_pool2d")
 RELU_POOL = ("relu", "max_pool2d")
 
@@ -97,6 +101,8 @@ def _single(x: Tensor, step: Step) -> Tensor:
         return y
     if layer == "relu":
         return Relu.apply(x)
+    if layer == "sync_batch_norm":
+        return a[0].step_alone(x, step)  # type: ignore[no-any-return]
     return registry.run(("max_pool2d",), x, *a)
 
 
@@ -116,6 +122,26 @@ def _conv_block(x: Tensor, steps: list[Step]) -> Tensor | None:
         return None
     y = chosen.run(*args)
     _update(bn, stats)
+    return y
+
+
+def _conv_sync_block(x: Tensor, steps: list[Step]) -> Tensor | None:
+    """conv, ReLU, pool and a SyncBatchNorm: conv-relu-pool-bn's kernel, with the statistics and
+    their gradients summed over the ranks (the layer's ``block_stats``: ConvReluPoolBatchNorm
+    takes them; the other kernels for these layers do not)."""
+    conv, _, pool, bn = steps
+    kernel = _plain_pool(pool)
+    if kernel is None:
+        return None
+    weight, conv_bias, geo = conv.args
+    layer = bn.args[0]
+    stats = layer.block_stats()
+    args = (x, weight, conv_bias, layer.weight, layer.bias, layer.eps, stats, geo, kernel)
+    chosen = registry.select(CONV_RELU_POOL_BN, *args)
+    if chosen is None or chosen.node is not ConvReluPoolBatchNorm:
+        return None
+    y = chosen.run(*args)
+    layer.moved(stats, bn)
     return y
 
 
@@ -159,6 +185,7 @@ _RUNS: tuple[tuple[Layers, Callable[[Tensor, list[Step]], Tensor | None]], ...] 
     (CONV_BN_RELU_POOL, _conv_block),
     (CONV_RELU_BN_POOL, _conv_block),
     (CONV_RELU_POOL_BN, _conv_block),
+    (CONV_RELU_POOL_SYNC_BN, _conv_sync_block),
     (CONV_RELU_POOL, _conv_relu_pool),
     (BN_RELU_POOL, _bn_relu_pool),
     (RELU_POOL, _relu_pool),

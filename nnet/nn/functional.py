@@ -310,7 +310,8 @@ def batch_norm_relu_max_pool2d(
 ) -> Tensor:
     """``max_pool2d(relu(batch_norm(x, ..., training=True)), kernel_size)`` for an NHWC ``x`` (the
     pool's stride its kernel size, no padding): one kernel where the registry has one that applies,
-    else the composition. The running statistics move as in :func:`batch_norm`.
+    else the three layers one by one, each by its own kernel. The running statistics move as in
+    :func:`batch_norm`.
 
     >>> import nnet
     >>> import nnet.nn.functional as F
@@ -323,7 +324,12 @@ def batch_norm_relu_max_pool2d(
     _check_positive("max_pool2d", "kernel_size", k)
     n = _values_per_channel(x)
     stats = BatchStats()
-    y = registry.run(("batch_norm", "relu", "max_pool2d"), x, weight, bias, eps, stats, k)
+    args = (x, weight, bias, eps, stats, k)
+    kernel = registry.select(("batch_norm", "relu", "max_pool2d"), *args)
+    if kernel is None:  # each layer by its own kernel (the composition of primitives: ~5x slower)
+        y = batch_norm(x, running_mean, running_var, weight, bias, True, momentum, eps)
+        return max_pool2d(relu(y), k)
+    y = kernel.run(*args)
     _update(running_mean, running_var, stats, n, momentum)
     return y
 
@@ -343,11 +349,17 @@ def conv_batch_norm_relu_max_pool2d(
 ) -> Tensor:
     """``max_pool2d(relu(batch_norm(conv2d(x), ..., training=True)), kernel)`` for the convolution
     of geometry ``geo`` (:func:`conv_geometry`): one kernel where the registry has one that
-    applies, else the composition. The running statistics move as in :func:`batch_norm`."""
+    applies, else the convolution and then :func:`batch_norm_relu_max_pool2d`, each by its own
+    kernels. The running statistics move as in :func:`batch_norm`."""
     x = _tensor(x)
     stats = BatchStats()
     args = (x, weight, conv_bias, gamma, beta, eps, stats, geo, kernel)
-    y = registry.run(("conv2d", "batch_norm", "relu", "max_pool2d"), *args)
+    chosen = registry.select(("conv2d", "batch_norm", "relu", "max_pool2d"), *args)
+    if chosen is None:
+        z = registry.run(("conv2d",), x, weight, conv_bias, geo)
+        return batch_norm_relu_max_pool2d(z, running_mean, running_var, gamma, beta, momentum,
+                                          eps, kernel)  # fmt: skip
+    y = chosen.run(*args)
     _update(running_mean, running_var, stats, x.shape[0] * geo[4][0] * geo[4][1], momentum)
     return y
 

@@ -22,7 +22,7 @@ from nnet.distributed.batchnorm_kernel import (
     sync_batch_norm_train,
 )
 from nnet.distributed.functional import AllReduceSum, all_reduce
-from nnet.kernels import use_fused
+from nnet.kernels import ConvReluPoolBatchNorm, use_fused
 from nnet.testing import gradcheck, gradgradcheck
 from nnet.testing.strategies import shapes
 from tests.distributed.conftest import run
@@ -226,6 +226,56 @@ def test_sync_batchnorm_in_a_world_of_one_is_batchnorm():
                      layer.running_var.numpy()))  # fmt: skip
     for a, b in zip(*outs, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def conv_block_run(fused: bool, x: np.ndarray, cout: int, g: np.ndarray) -> list[np.ndarray]:
+    """A conv-relu-pool-SyncBatchNorm block on ``x`` (no gradient: the fused kernel's condition),
+    float64: its output, the gradients of sum(y g) and, through them (create_graph), of the sum of
+    their squares, and the running statistics. Every rank calls it alike (workers/ddp_equivalence)."""
+    nnet.manual_seed(0)
+    block = nn.Sequential(nn.Conv2d(x.shape[-1], cout, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.BatchNorm2d(cout))  # fmt: skip
+    block = dist.convert_sync_batchnorm(block).double()
+    block[3].weight.data[:] = np.linspace(0.5, 2.0, cout)
+    block[3].bias.data[:] = np.linspace(-1.0, 1.0, cout)
+    params = list(block.parameters())
+    with use_fused(fused):
+        y = block(nnet.Tensor(x))
+        assert (type(y.grad_fn) is ConvReluPoolBatchNorm) == fused, y.grad_fn
+        grads = nnet.grad((y * nnet.Tensor(g)).sum(), params, create_graph=True)
+        second = nnet.grad(sum((d * d).sum() for d in grads), params, allow_unused=True)
+    second = [np.zeros(1) if d is None else d.numpy() for d in second]  # beta's: sum g, constant
+    return [y.numpy(), *(d.numpy() for d in grads), *second, block[3].running_mean.numpy(),
+            block[3].running_var.numpy()]  # fmt: skip
+
+
+@pytest.mark.parametrize("cout", [4, 8])  # patchpool's channel-major p; the offset planes
+def test_sync_batchnorm_after_conv_relu_pool_fuses_with_it(cout):
+    """conv-relu-pool-bn's kernel, its statistics summed over the ranks (here a world of one;
+    workers/ddp_equivalence.py runs it on two ranks' different rows), against the composition."""
+    rng = np.random.default_rng(cout)
+    x = rng.normal(1.0, 2.0, size=(3, 6, 6, 2))
+    g = rng.normal(size=(3, 3, 3, cout))
+    for got, want in zip(conv_block_run(True, x, cout, g), conv_block_run(False, x, cout, g),
+                         strict=True):  # fmt: skip
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+
+
+def test_a_sync_batchnorm_output_left_unread_still_moves_the_running_statistics():
+    class Probe(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bn = dist.SyncBatchNorm(3)
+
+        def forward(self, x: nnet.Tensor) -> nnet.Tensor:
+            self.bn(x)  # dropped: computed anyway, for its running statistics
+            return x
+
+    probe = Probe()
+    x = np.random.default_rng(2).normal(3.0, 1.0, size=(4, 2, 2, 3)).astype(np.float32)
+    probe(nnet.Tensor(x))
+    np.testing.assert_allclose(probe.bn.running_mean.numpy(), 0.1 * x.mean(axis=(0, 1, 2)),
+                               rtol=1e-5)  # fmt: skip
 
 
 def test_convert_sync_batchnorm_keeps_the_parameters_and_buffers():

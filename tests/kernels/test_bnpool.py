@@ -177,3 +177,35 @@ def test_default_rule(c, dtype, wanted):
     model = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(), nn.MaxPool2d(2)).to(dtype)
     y = model(nnet.zeros((2, 4, 4, c), dtype=dtype))
     assert (type(y.grad_fn) is BatchNormReluPool) == wanted
+
+
+def _graph_types(y):
+    """The primitives from ``y`` back along each node's first recorded input."""
+    types, fn = [], y.grad_fn
+    while fn is not None:
+        types.append(type(fn).__name__)
+        inputs = [t for t in fn.inputs if isinstance(t, nnet.Tensor) and t.grad_fn is not None]
+        fn = inputs[0].grad_fn if inputs else None
+    return types
+
+
+def test_default_rule_functional_falls_back_to_the_layers_kernels():
+    """Where no kernel takes the whole run (narrow pixels), the functional runs batch norm, ReLU
+    and the pool each by its own kernel, not the registry's composition of primitives (5x slower
+    at 100x28x28x4), with the composition's values, gradients and running statistics."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3, 4, 6, 4)).astype(np.float32)
+    w0 = rng.standard_normal(4).astype(np.float32)
+    g = rng.standard_normal((3, 2, 3, 4)).astype(np.float32)
+    out = []
+    for fused in (True, False):
+        xt, w = nnet.Tensor(x, requires_grad=True), nnet.Tensor(w0, requires_grad=True)
+        mean, var = nnet.zeros(4), nnet.ones(4)
+        with use_fused(fused):
+            y = F.batch_norm_relu_max_pool2d(xt, mean, var, w, None, 0.1, 1e-5, 2)
+        if fused:
+            assert _graph_types(y) == ["MaxPool2d", "Relu", "BatchNorm"]
+        gx, gw = nnet.grad(y, [xt, w], g)
+        out.append((y.numpy(), gx.numpy(), gw.numpy(), mean.numpy(), var.numpy()))
+    for a, a0 in zip(out[0], out[1], strict=True):
+        np.testing.assert_allclose(a, a0, rtol=1e-5, atol=1e-6)

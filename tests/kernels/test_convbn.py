@@ -163,6 +163,30 @@ def test_falls_back_to_the_layers(case):
     np.testing.assert_allclose(y.numpy(), y0.numpy(), rtol=1e-10, atol=1e-12)
 
 
+def test_functional_falls_back_to_the_layers_kernels():
+    """Where no kernel takes the whole block (an untiled image), the functional runs the
+    convolution, batch norm, ReLU and pool each by its own kernel, not the registry's composition
+    of primitives, with the composition's values and gradients."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 5, 4, 1))
+    w0, gamma0 = rng.standard_normal((3, 3, 1, 3)), rng.standard_normal(3)
+    g = rng.standard_normal((2, 2, 2, 3))
+    out = []
+    for fused in (True, False):
+        w, gamma = nnet.Tensor(w0, requires_grad=True), nnet.Tensor(gamma0, requires_grad=True)
+        geo = F.conv_geometry(nnet.Tensor(x), w, 1, "same", 1)
+        with use_fused(fused):
+            y = F.conv_batch_norm_relu_max_pool2d(
+                x, w, None, geo, None, None, gamma, None, 0.1, 1e-5, (2, 2)
+            )
+        if fused:
+            assert type(y.grad_fn).__name__ == "MaxPool2d"
+            assert type(y.grad_fn.inputs[0].grad_fn.inputs[0].grad_fn).__name__ == "BatchNorm"
+        out.append((y.numpy(), *(a.numpy() for a in nnet.grad(y, [w, gamma], g))))
+    for a, a0 in zip(out[0], out[1], strict=True):
+        np.testing.assert_allclose(a, a0, rtol=1e-9, atol=1e-12)
+
+
 def test_bad_input_names_the_layer():
     model = nn.Sequential(nn.Conv2d(1, 9, 3), nn.BatchNorm2d(9), nn.ReLU(), nn.MaxPool2d(2))
     with pytest.raises(ValueError, match=r"Conv2d\(1 -> 9\) expects input"):

@@ -148,7 +148,8 @@ def test_other_geometries_take_im2col(geometry):
     [
         ((64, 14, 14, 32), 64, True),  # the wide CNN's conv2
         ((8, 14, 14, 32), 32, True),
-        ((64, 14, 14, 16), 16, False),  # C_in C_out below WINOGRAD_MIN_PRODUCT
+        ((64, 14, 14, 16), 16, True),
+        ((64, 14, 14, 16), 4, False),  # C_in C_out below WINOGRAD_MIN_PRODUCT
         ((16, 7, 7, 32), 32, False),  # fewer output pixels than WINOGRAD_MIN_PIXELS
         ((64, 14, 14, 8), 128, False),  # fewer input channels than WINOGRAD_MIN_CHANNELS
     ],

@@ -3,7 +3,8 @@
 * the seed CNN (dropout off, SyncBatchNorm) trained on 2 ranks with half of each global batch
   ends with the weights and running statistics of the same network (plain BatchNorm2d) trained
   by rank 0 alone on the whole batches;
-* SyncBatchNorm's fused kernel gives the composition's output, first and second derivatives
+* SyncBatchNorm's fused kernels (its own, and conv-relu-pool-bn's with its sums over the ranks)
+  give the composition's output, first and second derivatives
   (create_graph) and running statistics, with different rows (and row counts) on the two ranks;
 * the same with one bucket (averaged at the backward's end, no per-parameter hooks), and a
   ``.grad`` kept from one step is not overwritten by the next averaging;
@@ -160,6 +161,33 @@ def sync_bn(fused: bool) -> list[np.ndarray]:
 
 for got, want in zip(sync_bn(True), sync_bn(False), strict=True):
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+
+
+# conv-relu-pool-SyncBatchNorm as one kernel (ConvReluPoolBatchNorm, its statistics and their
+# gradients summed over the ranks) against the composition, on each rank's own rows: both of the
+# kernel's paths (4 output channels: patchpool's channel-major p; 8: the offset planes)
+def conv_block(fused: bool, cout: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(20 + rank)
+    x = nnet.Tensor(rng.normal(1.0 + rank, 2.0, size=(2 + rank, 6, 6, 2)))  # no gradient
+    g = nnet.Tensor(rng.normal(size=(2 + rank, 3, 3, cout)))
+    nnet.manual_seed(0)
+    block = nn.Sequential(nn.Conv2d(2, cout, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.BatchNorm2d(cout))  # fmt: skip
+    block = dist.convert_sync_batchnorm(block).double()
+    block[3].weight.data[:] = np.linspace(0.5, 2.0, cout)
+    params = list(block.parameters())
+    with use_fused(fused):
+        y = block(x)
+        assert (type(y.grad_fn).__name__ == "ConvReluPoolBatchNorm") == fused, y.grad_fn
+        grads = nnet.grad((y * g).sum(), params, create_graph=True)
+        second = nnet.grad(sum((d * d).sum() for d in grads), params[:3])
+    return [y.numpy(), *(d.numpy() for d in (*grads, *second)), block[3].running_mean.numpy(),
+            block[3].running_var.numpy()]  # fmt: skip
+
+
+for cout in (4, 8):
+    for got, want in zip(conv_block(True, cout), conv_block(False, cout), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
 
 # no_sync
 nnet.manual_seed(1)
