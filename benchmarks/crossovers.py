@@ -7,6 +7,7 @@ measures it; rerun it on the machine that matters and move the constant where th
     python -m benchmarks.crossovers                  # every threshold
     python -m benchmarks.crossovers winograd pixel_bytes
     NNET_BENCH_THREADS=1 python -m benchmarks.crossovers chunk_rows
+    python -m benchmarks.crossovers small_product --rounds 7   # sides alternating, median of rounds
 
 Each line: the case, the median forward + backward time of each side (ms, float32), the faster
 side, and the side the current constant picks. The machine is shared: compare sides of one line,
@@ -69,13 +70,20 @@ def fwd_bwd(fn: Callable[..., Any], *arrays: np.ndarray) -> Callable[[], object]
     return step
 
 
+#: Rounds per case, the sides' order reversed every other round; each side's figure is the median
+#: of its rounds' medians (``--rounds``).
+ROUNDS = 1
+
+
 def compare(case: str, step: Callable[[], Callable[[], object]],
             sides: dict[str, list[tuple[Any, str, Any]]], picked: str) -> None:  # fmt: skip
-    times = {}
-    for side, settings in sides.items():
-        with patched(settings):
-            times[side] = median_ms(step())
-        time.sleep(0.2)
+    rounds: dict[str, list[float]] = {side: [] for side in sides}
+    for r in range(ROUNDS):
+        for side in list(sides) if r % 2 == 0 else list(sides)[::-1]:
+            with patched(sides[side]):
+                rounds[side].append(median_ms(step()))
+            time.sleep(0.2)
+    times = {side: statistics.median(ms) for side, ms in rounds.items()}
     best = min(times, key=lambda s: times[s])
     shown = "  ".join(f"{s} {t:8.2f}" for s, t in times.items())
     print(f"  {case:<28} {shown}   faster: {best:<10} constant picks: {picked}")
@@ -185,6 +193,28 @@ def linear_split() -> None:
         compare(f"{n}x{fin}->{fout}", lambda x=x, w=w: fwd_bwd(F.linear, x, w), sides, picked)
 
 
+def small_product() -> None:
+    """threads.SMALL_PRODUCT_MACS: a product of fewer multiply-adds runs on one BLAS thread, a larger
+    one on all (meaningful only with two or more threads). The case is a linear layer and a ReLU,
+    forward + backward, so that the passes after each product read what its threads wrote."""
+    from nnet import threads
+
+    for n, fin, fout in [(100, 196, 10), (100, 128, 128), (64, 256, 128), (32, 392, 196),
+                         (100, 256, 128), (100, 392, 98), (100, 392, 196), (100, 784, 196),
+                         (128, 784, 256)]:  # fmt: skip
+        x = _rng().random((n, fin), dtype=np.float32)
+        w = _rng().random((fin, fout), dtype=np.float32)
+        macs = n * fin * fout
+        picked = "one" if macs < threads.SMALL_PRODUCT_MACS else "all"
+        sides = {
+            "one": [(threads, "SMALL_PRODUCT_MACS", 10**18)],
+            "all": [(threads, "SMALL_PRODUCT_MACS", 0)],
+        }
+        compare(f"{n}x{fin}->{fout} ({macs / 2**20:.2f}M)",
+                lambda x=x, w=w: fwd_bwd(lambda a, b: F.relu(F.linear(a, b)), x, w),
+                sides, picked)  # fmt: skip
+
+
 def patch_rows() -> None:
     """convbn.PATCH_ROWS: the patch matrix of a first block (its input takes no gradient) padded
     with zero rows or not, in the three layer orders; time it at the default threads too."""
@@ -245,6 +275,36 @@ def channels_first() -> None:
         compare(f"64x28x28 1->{cout}", step, sides, picked)
 
 
+def shifted_planes() -> None:
+    """patchpool.SHIFTED_MAX_BLOCKS: a one-channel first block with few output channels (the seed's)
+    from shifted planes or from patches, when its images run in several blocks (time it at the
+    default threads: at one thread there is one block and the shifted planes always run)."""
+    from nnet import nn
+    from nnet.kernels import patchpool
+
+    for n, cout, bn in [(100, 4, True), (100, 4, False), (256, 4, True), (64, 2, True)]:
+        x = nnet.Tensor(_rng().random((n, 28, 28, 1), dtype=np.float32))
+
+        def step(cout: int = cout, bn: bool = bn, x: nnet.Tensor = x) -> Callable[[], object]:
+            layers = [nn.Conv2d(1, cout, 3), nn.ReLU(), nn.MaxPool2d(2)]
+            model = nn.Sequential(*layers, *([nn.BatchNorm2d(cout)] if bn else []))
+            params = list(model.parameters())
+
+            def run() -> object:
+                y = model(x)
+                return nnet.grad(y, params, np.ones(y.shape, y.dtype))
+
+            return run
+
+        sides = {
+            "shifted": [(patchpool, "SHIFTED_MAX_BLOCKS", 2**30)],
+            "patches": [(patchpool, "SHIFTED_MAX_BLOCKS", 1)],
+        }
+        picked = "shifted" if nnet.get_num_threads() <= patchpool.SHIFTED_MAX_BLOCKS else "patches"
+        name = f"{n}x28x28 1->{cout} relu-pool{'-bn' if bn else ''}"
+        compare(name, step, sides, picked)
+
+
 THRESHOLDS = {
     "winograd": winograd,
     "chunk_rows": chunk_rows,
@@ -252,8 +312,10 @@ THRESHOLDS = {
     "pixel_bytes": pixel_bytes,
     "pool_layout": pool_layout,
     "linear_split": linear_split,
+    "small_product": small_product,
     "patch_rows": patch_rows,
     "channels_first": channels_first,
+    "shifted_planes": shifted_planes,
 }
 
 
@@ -263,7 +325,12 @@ def main(argv: list[str] | None = None) -> None:
         "names", nargs="*", metavar="NAME",
         help=f"thresholds to measure (default all): {', '.join(THRESHOLDS)}",
     )  # fmt: skip
+    parser.add_argument(
+        "--rounds", type=int, default=ROUNDS,
+        help="rounds per case, the sides alternating (default %(default)s); more where sides are close",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    globals()["ROUNDS"] = max(1, args.rounds)
     unknown = [n for n in args.names if n not in THRESHOLDS]
     if unknown:
         parser.error(

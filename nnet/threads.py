@@ -278,10 +278,18 @@ def blas_threads(n: int) -> Iterator[None]:
 
 
 #: Products of fewer multiply-adds run on one BLAS thread (:func:`blas_for`). A second thread halves
-#: such a product when timed alone, but inside a training step it costs more than it saves: each
-#: thread writes its half of the result into its own core's cache, and the single-threaded NumPy passes
-#: that follow read it back across cores (the seed CNN's step, products of 2.8M-7.7M multiply-adds:
-#: 4.66 ms with BLAS on one thread, 5.62 on two; ``python -m benchmarks.threads_policy``).
+#: a product timed alone, but below some size it costs more than it saves: the hand-off to BLAS's
+#: worker, and each thread writes its half of the result into its own core's cache, which the
+#: single-threaded NumPy passes that follow read back across cores. An earlier host ran the seed's
+#: step slower with its products (2.8M-7.7M) on two BLAS threads: 4.66 against 5.62 ms (``python -m
+#: benchmarks.threads_policy``). On the 2-vCPU EPYC of 2026-12-06 a quiet machine gains from two BLAS
+#: threads from 2-4M (``python -m benchmarks.crossovers small_product --rounds 7``, a linear and a
+#: ReLU forward + backward: 3.7M 0.32 against 0.27 ms, 7.3M 0.57 against 0.41; the seed's step at
+#: two threads 4.19 -> 4.03 ms at 2**22, with or without chrt), but with two other CPU-bound
+#: processes running, BLAS's two threads spin-wait for each other on shared cores: the seed's first
+#: linear (7.7M) took 9.8 ms instead of 0.21 forward and 7.6 instead of 0.42 backward, the step 4x
+#: (in-process A/B under load, no chrt), where the wide CNN's 25.7M product still gained (0.44
+#: against 0.71 ms). So the constant stays well above the quiet machine's crossover.
 SMALL_PRODUCT_MACS = 2**24
 
 

@@ -20,8 +20,8 @@ one thread, in the step: 778 -> 649 us, where the patch rows were 36 copies out 
 keeps R, not the patches: the kernel gradient is the product of R with the routed gradient, G = R
 D^T ((U V) x (taps C_out)), summed over the offsets that pair each tap with each window offset:
 292 -> 130 us for the product, P^T d of the 2.5 times larger patches being a read of 3.1 MB
-(micro, one thread, chrt). Only when the images run as one block (one thread): split over two
-threads the VJP's product was slower this way (in the step, 608 -> 839 us; the forward 778 -> 684).
+(micro, one thread, chrt). With several blocks side by side (threads) the planes pay on some hosts
+and not on others (:data:`SHIFTED_MAX_BLOCKS`).
 
 A block of images per thread, forward and VJP alike (each thread reads the patches its own core
 wrote), each block a few long NumPy calls with the window offsets as one axis: per offset, the
@@ -46,6 +46,16 @@ from nnet.threads import blas_for, blocks, items_per_block, parallel_for
 #: multiplies a huge shared dimension into a tiny result slowly, a batch of slabs summed
 #: afterwards fast (convbn.tall_product_t).
 SLAB_ROWS = 2048
+
+#: The shifted planes replace the patches when the images run in at most this many blocks (threads).
+#: Whether they pay with several blocks side by side depends on the host. On the 2-vCPU EPYC (Zen 4)
+#: of 2026-12-06, at two threads: the seed's step 4.70 ms with them against 5.00 with the patches
+#: (block-1 forward 707 against 815 us, VJP 665 against 658; in-process alternating A/B, 40 rounds
+#: of 4 steps); the block alone, forward + backward, 1.53 against 1.67 ms (batch 100; 3.33 against
+#: 4.57 at 256), ``python -m benchmarks.crossovers shifted_planes --rounds 7``. The Xeon of
+#: 2026-12-05 ran them slower side by side (in the step, forward 778 -> 684 us and VJP 608 -> 839
+#: with the patches), and this was 1 there.
+SHIFTED_MAX_BLOCKS = 2**30
 
 
 def _item_bytes(k1: int, cout: int, taps: int, pixels: int, itemsize: int) -> int:
@@ -102,10 +112,7 @@ def forward(ctx: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None
     pooled = np.empty((cout, n * pixels), dtype)
     out = np.empty((cout, n * pixels) if channel_major else (n * pixels, cout), dtype)
     min_block = items_per_block(_item_bytes(k + 1, cout, taps, pixels, x.itemsize))
-    # on one thread only: with two blocks side by side, the planes' copy and the VJP's product
-    # made the block slower (fwd 296-304 -> 317-328 us, VJP 308 -> 324-339 at two threads,
-    # against 416-450 -> 360-365 and 424-452 -> 289-292 at one)
-    shifted = takes_shifted_planes(x.shape, geo) and blocks(n, min_block) == 1
+    shifted = takes_shifted_planes(x.shape, geo) and blocks(n, min_block) <= SHIFTED_MAX_BLOCKS
     if shifted:
         u, v = ph + kh - 1, pw + kw - 1
         # the shifted planes and a row of ones (the bias), multiplied by the kernel placed at

@@ -14,7 +14,7 @@ import nnet.nn.functional as F
 from nnet import nn
 from nnet import threads as nnet_threads
 from nnet._team import Team
-from nnet.kernels import REGISTRY, BatchStats, ConvBatchNormReluPool, winograd
+from nnet.kernels import REGISTRY, BatchStats, ConvBatchNormReluPool, patchpool, winograd
 from nnet.kernels import conv as fused_conv
 from nnet.kernels import linear as fused_linear
 from tests.kernels.test_registry import _clone, check
@@ -79,6 +79,41 @@ def test_narrow_block_backward_on_two_threads_matches_one(monkeypatch, two_threa
         used, arrays = _block_step(model, x, False, 2)
         assert used is ConvBatchNormReluPool
         results.append(arrays)
+    for a, a0 in zip(results[1], results[0], strict=True):
+        np.testing.assert_allclose(a, a0, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("max_blocks", [1, 2**30])
+def test_first_block_on_planes_or_patches_on_two_threads_matches_one(max_blocks, monkeypatch,
+                                                                      two_threads):  # fmt: skip
+    """The seed's first block (one input channel, four outputs, batch norm after the pool) in
+    several blocks of images on two threads, its convolution from the shifted planes
+    (patchpool.SHIFTED_MAX_BLOCKS above the block count) or from the patches (1): the path asked
+    for runs, and values, gradients and running statistics equal one thread's."""
+    monkeypatch.setattr(nnet_threads, "MIN_BLOCK_BYTES", 1)  # one image a block
+    monkeypatch.setattr(patchpool, "SHIFTED_MAX_BLOCKS", max_blocks)
+    team_runs: list[int] = []
+    real_run = Team.run
+
+    def counted(self: Team, first: Any, others: list[Any]) -> Any:
+        team_runs.append(len(others))
+        return real_run(self, first, others)
+
+    monkeypatch.setattr(Team, "run", counted)
+    x = np.random.default_rng(3).standard_normal((7, 8, 12, 1))
+    results = []
+    for count in (1, 2):
+        nnet.set_num_threads(count)
+        nnet.manual_seed(0)
+        model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.BatchNorm2d(4))
+        model = model.double()
+        team_runs.clear()
+        used, arrays = _block_step(model, x, False, 4)
+        assert used.__name__ == "ConvReluPoolBatchNorm"
+        assert (team_runs != []) == (count == 2)  # forward and VJP in blocks on two threads
+        results.append(arrays)
+        shifted = model(nnet.Tensor(x)).grad_fn.conv_saved.ndim == 2  # planes (U V + 1, M)
+        assert shifted == (count == 1 or max_blocks > 1)
     for a, a0 in zip(results[1], results[0], strict=True):
         np.testing.assert_allclose(a, a0, rtol=1e-10, atol=1e-12)
 
