@@ -22,7 +22,9 @@ class SyncBatchNorm(_BatchNorm):
     In training the mean and variance come from all ranks' samples (one all-reduce of 2C + 1
     values in the forward) and so do their gradients (one all-reduce of 2C values in the
     backward): N ranks with B/N samples each train like one process with B. The step runs as one
-    primitive (:class:`~nnet.distributed.batchnorm_kernel.SyncBatchNormKernel`); under
+    primitive (:class:`~nnet.distributed.batchnorm_kernel.SyncBatchNormKernel`), or, after a
+    convolution, ReLU and max-pool, inside their kernel (:class:`~nnet.kernels.ConvReluPoolBatchNorm`,
+    with the same all-reduces) where it applies; under
     ``nnet.kernels.use_fused(False)`` it runs as the composition of primitives and a
     differentiable all-reduce that is that primitive's test oracle. Inputs may be (N, C) or
     (N, ..., C). In eval mode, or in a world of one, it computes what

@@ -5,6 +5,7 @@ DistributedDataParallel's pass-through, and the error messages."""
 from __future__ import annotations
 
 import sys
+import weakref
 
 import numpy as np
 import pytest
@@ -293,6 +294,27 @@ def test_sync_batchnorm_errors_name_the_problem():
         dist.SyncBatchNorm(3)(nnet.ones(2, 4))
     with pytest.raises(ValueError, match="more than one value per channel over all ranks, got 1"):
         dist.SyncBatchNorm(3)(nnet.ones(1, 3))
+
+
+@pytest.mark.parametrize("keep", [None, "tensor", "array", "slice"])
+def test_a_bucket_reuses_a_handed_out_buffer_only_once_nothing_holds_it(keep):
+    from nnet.distributed.ddp import _Bucket
+
+    params = [nnet.zeros(3, 4, requires_grad=True), nnet.zeros(5, requires_grad=True)]
+    bucket = _Bucket(params)
+    first = weakref.ref(bucket.buffer)
+    bucket.buffer[:] = 1.0
+    bucket.hand_out()  # each .grad a view of the first buffer
+    grad = params[1].grad
+    kept = {None: None, "tensor": grad, "array": grad.data, "slice": grad.data[1:]}[keep]
+    del grad
+    for value in (2.0, 3.0, 4.0):
+        bucket.hand_out()  # the .grad now views of the next buffer: the first's are dropped
+        if value == 2.0:
+            assert (bucket.buffer is first()) == (keep is None)
+        bucket.buffer[:] = value
+    if kept is not None:
+        assert np.all((kept.data if keep == "tensor" else kept) == 1.0)
 
 
 # -- the world of one -------------------------------------------------------------------------------
