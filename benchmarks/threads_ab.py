@@ -66,9 +66,11 @@ def _step(network: str, define_by_run: bool) -> Callable[[dict[str, float]], Non
 
 
 def _quartiles(values: list[float]) -> tuple[float, float, float]:
+    """First quartile, median, third quartile, all within the values' range ('inclusive': the
+    default 'exclusive' method extrapolates below the least of a few values, even below 0)."""
     if len(values) < 2:
         return values[0], values[0], values[0]
-    q1, median, q3 = statistics.quantiles(values, n=4)
+    q1, median, q3 = statistics.quantiles(values, n=4, method="inclusive")
     return q1, median, q3
 
 

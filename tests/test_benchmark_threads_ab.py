@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -37,6 +39,14 @@ def test_each_thread_count_gets_a_column_for_the_step_its_phases_and_primitives(
         assert len(cells) == 2
         assert all(int(q1) <= int(m) <= int(q3) for m, q1, q3, _ in cells)
     assert rows["step"][0][3] == "1.00"
+
+
+def test_quartiles_stay_within_the_values() -> None:
+    from benchmarks.threads_ab import _quartiles
+
+    # the 'exclusive' method gives -1e-6 and 11e-6 here
+    assert _quartiles([1e-6, 9e-6]) == pytest.approx((3e-6, 5e-6, 7e-6))
+    assert _quartiles([4.0]) == (4.0, 4.0, 4.0)
 
 
 def test_bad_thread_lists_are_refused_with_the_reason() -> None:
