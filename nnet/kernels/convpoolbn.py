@@ -261,9 +261,11 @@ def _coefficients(ctx: Any, g_beta: np.ndarray, g_c: np.ndarray, g_gamma: np.nda
                   mean: np.ndarray, invstd: np.ndarray,
                   a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """c1, c0 of g_p = a (g - g_beta/m - phat g_gamma/m) = a g + c1 p + c0 (before the ReLU's
-    [p > 0]); the sums over every rank's rows when the forward's were (``ctx.count``)."""
+    [p > 0]); the sums over every rank's rows when the forward's were (``ctx.count``) and g_p is
+    needed: SyncBatchNormKernel sums them only when its input takes a gradient, and a rank that
+    runs it (too few rows for this kernel) must meet this one alike."""
     reduce = getattr(ctx.inputs[6], "reduce", None)
-    if reduce is None:
+    if reduce is None or not any(ctx.needs_input_grad[:3]):
         c1 = -a * invstd * g_gamma / rows
         return c1, -a * g_beta / rows - c1 * mean
     total = np.concatenate([g_beta, g_c]).astype(np.float64)

@@ -166,27 +166,38 @@ for got, want in zip(sync_bn(True), sync_bn(False), strict=True):
 # conv-relu-pool-SyncBatchNorm as one kernel (ConvReluPoolBatchNorm, its statistics and their
 # gradients summed over the ranks) against the composition, on each rank's own rows: both of the
 # kernel's paths (4 output channels: patchpool's channel-major p; 8: the offset planes)
-def conv_block(fused: bool, cout: int) -> list[np.ndarray]:
+def conv_block(fused: bool, cout: int, rows: int, frozen: bool = False) -> list[np.ndarray]:
     rng = np.random.default_rng(20 + rank)
-    x = nnet.Tensor(rng.normal(1.0 + rank, 2.0, size=(2 + rank, 6, 6, 2)))  # no gradient
-    g = nnet.Tensor(rng.normal(size=(2 + rank, 3, 3, cout)))
+    x = nnet.Tensor(rng.normal(1.0 + rank, 2.0, size=(rows, 6, 6, 2)))  # no gradient
+    g = nnet.Tensor(rng.normal(size=(rows, 3, 3, cout)))
     nnet.manual_seed(0)
     block = nn.Sequential(nn.Conv2d(2, cout, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
                           nn.BatchNorm2d(cout))  # fmt: skip
     block = dist.convert_sync_batchnorm(block).double()
     block[3].weight.data[:] = np.linspace(0.5, 2.0, cout)
-    params = list(block.parameters())
+    if frozen:
+        block[0].requires_grad_(False)
+    params = [p for p in block.parameters() if p.requires_grad]
     with use_fused(fused):
         y = block(x)
-        assert (type(y.grad_fn).__name__ == "ConvReluPoolBatchNorm") == fused, y.grad_fn
-        grads = nnet.grad((y * g).sum(), params, create_graph=True)
-        second = nnet.grad(sum((d * d).sum() for d in grads), params[:3])
+        takes = fused and rows > 0  # no rows: this rank runs SyncBatchNorm's own kernel
+        assert (type(y.grad_fn).__name__ == "ConvReluPoolBatchNorm") == takes, y.grad_fn
+        grads = nnet.grad((y * g).sum(), params, create_graph=not frozen)
+        second = [] if frozen else nnet.grad(sum((d * d).sum() for d in grads), params[:3])
     return [y.numpy(), *(d.numpy() for d in (*grads, *second)), block[3].running_mean.numpy(),
             block[3].running_var.numpy()]  # fmt: skip
 
 
 for cout in (4, 8):
-    for got, want in zip(conv_block(True, cout), conv_block(False, cout), strict=True):
+    for got, want in zip(conv_block(True, cout, 2 + rank), conv_block(False, cout, 2 + rank),
+                         strict=True):  # fmt: skip
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+# one rank with the kernel, one without (no rows: a last batch smaller than the world), the
+# convolution trained or frozen: the ranks still meet alike (a mismatch would hang)
+for frozen in (False, True):
+    rows = 3 if rank == 0 else 0
+    for got, want in zip(conv_block(True, 4, rows, frozen), conv_block(False, 4, rows, frozen),
+                         strict=True):  # fmt: skip
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
 
 # no_sync
