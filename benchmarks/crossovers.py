@@ -247,6 +247,17 @@ def patch_rows() -> None:
         compare(f"64x28x28 1->32 {name}", step, sides, picked)
 
 
+def _model_step(model: Any, x: nnet.Tensor) -> Callable[[], object]:
+    """A forward and backward of ``model`` on ``x``: the parameters' gradients of sum(output)."""
+    params = list(model.parameters())
+
+    def run() -> object:
+        y = model(x)
+        return nnet.grad(y, params, np.ones(y.shape, y.dtype))
+
+    return run
+
+
 def channels_first() -> None:
     """convrelu.CHANNELS_FIRST_BELOW: conv-relu-pool on the patch path (a first block) with the
     output channels first (patchpool.py) or as offset planes of pixels."""
@@ -257,14 +268,7 @@ def channels_first() -> None:
     for cout in (4, 8, 16, 32):
 
         def step(cout: int = cout) -> Callable[[], object]:
-            model = nn.Sequential(nn.Conv2d(1, cout, 3), nn.ReLU(), nn.MaxPool2d(2))
-            params = list(model.parameters())
-
-            def run() -> object:
-                y = model(x)
-                return nnet.grad(y, params, np.ones(y.shape, y.dtype))
-
-            return run
+            return _model_step(nn.Sequential(nn.Conv2d(1, cout, 3), nn.ReLU(), nn.MaxPool2d(2)), x)
 
         sides = {
             "channels first": [(convrelu, "CHANNELS_FIRST_BELOW", 10**9)],
@@ -287,14 +291,7 @@ def shifted_planes() -> None:
 
         def step(cout: int = cout, bn: bool = bn, x: nnet.Tensor = x) -> Callable[[], object]:
             layers = [nn.Conv2d(1, cout, 3), nn.ReLU(), nn.MaxPool2d(2)]
-            model = nn.Sequential(*layers, *([nn.BatchNorm2d(cout)] if bn else []))
-            params = list(model.parameters())
-
-            def run() -> object:
-                y = model(x)
-                return nnet.grad(y, params, np.ones(y.shape, y.dtype))
-
-            return run
+            return _model_step(nn.Sequential(*layers, *([nn.BatchNorm2d(cout)] if bn else [])), x)
 
         sides = {
             "shifted": [(patchpool, "SHIFTED_MAX_BLOCKS", 2**30)],

@@ -21,6 +21,20 @@ from tests.kernels.test_registry import _clone, check
 
 
 @pytest.fixture
+def team_runs(monkeypatch):
+    """The worker count of every run of nnet's thread team (empty: nothing was split)."""
+    runs: list[int] = []
+    real_run = Team.run
+
+    def counted(self: Team, first: Any, others: list[Any]) -> Any:
+        runs.append(len(others))
+        return real_run(self, first, others)
+
+    monkeypatch.setattr(Team, "run", counted)
+    return runs
+
+
+@pytest.fixture
 def two_threads():
     before = nnet.get_num_threads()
     yield
@@ -85,21 +99,13 @@ def test_narrow_block_backward_on_two_threads_matches_one(monkeypatch, two_threa
 
 @pytest.mark.parametrize("max_blocks", [1, 2**30])
 def test_first_block_on_planes_or_patches_on_two_threads_matches_one(max_blocks, monkeypatch,
-                                                                      two_threads):  # fmt: skip
+                                                                      two_threads, team_runs):  # fmt: skip
     """The seed's first block (one input channel, four outputs, batch norm after the pool) in
     several blocks of images on two threads, its convolution from the shifted planes
     (patchpool.SHIFTED_MAX_BLOCKS above the block count) or from the patches (1): the path asked
     for runs, and values, gradients and running statistics equal one thread's."""
     monkeypatch.setattr(nnet_threads, "MIN_BLOCK_BYTES", 1)  # one image a block
     monkeypatch.setattr(patchpool, "SHIFTED_MAX_BLOCKS", max_blocks)
-    team_runs: list[int] = []
-    real_run = Team.run
-
-    def counted(self: Team, first: Any, others: list[Any]) -> Any:
-        team_runs.append(len(others))
-        return real_run(self, first, others)
-
-    monkeypatch.setattr(Team, "run", counted)
     x = np.random.default_rng(3).standard_normal((7, 8, 12, 1))
     results = []
     for count in (1, 2):
@@ -148,7 +154,9 @@ def _array_run(entry: Any, args: tuple[Any, ...], seed: int) -> list[np.ndarray]
 
 
 @pytest.mark.parametrize("name", SPLIT)
-def test_split_kernels_match_their_composition_and_one_thread(name, monkeypatch, two_threads):
+def test_split_kernels_match_their_composition_and_one_thread(
+    name, monkeypatch, two_threads, team_runs
+):
     """With blocks of one image (Winograd's products a tile row at a time), two threads each take
     several blocks: the registry's check (values, statistics, array and recorded VJPs against the
     composition) holds on that path, and the results equal one thread's to rounding (the blocks'
@@ -158,14 +166,6 @@ def test_split_kernels_match_their_composition_and_one_thread(name, monkeypatch,
     monkeypatch.setattr(winograd, "TILE_FLOATS", 1)  # products a tile row at a time
     monkeypatch.setattr(fused_conv, "CHUNK_ROWS", 1)
     monkeypatch.setattr(fused_linear, "SPLIT_MACS", 0)
-    team_runs: list[int] = []
-    real_run = Team.run
-
-    def counted(self: Team, first: Any, others: list[Any]) -> Any:
-        team_runs.append(len(others))
-        return real_run(self, first, others)
-
-    monkeypatch.setattr(Team, "run", counted)
     entry = next(k for k in REGISTRY if k.name == name)
     for seed in range(6):
         rng = np.random.default_rng(seed)
