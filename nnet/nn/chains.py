@@ -192,19 +192,22 @@ _RUNS: tuple[tuple[Layers, Callable[[Tensor, list[Step]], Tensor | None]], ...] 
 )
 
 
-def _run_from(x: Tensor, steps: list[Step], i: int, held: list[bool]) -> tuple[int, Tensor]:
-    """The first run of ``steps`` at ``i`` that a kernel computes, else the one layer there:
-    (the index after it, its result)."""
-    n = len(steps)
+#: The runs of ``_RUNS`` by their first layer, in the same order: a position tries only those.
+_RUNS_FROM: dict[str, list[tuple[Layers, Callable[[Tensor, list[Step]], Tensor | None]]]] = {}
+for _run in _RUNS:
+    _RUNS_FROM.setdefault(_run[0][0], []).append(_run)
+
+
+def _run_from(x: Tensor, steps: list[Step], names: list[str], i: int,
+              held: list[bool]) -> tuple[int, Tensor]:  # fmt: skip
+    """The first run of ``steps`` (layers ``names``) at ``i`` that a kernel computes, else the one
+    layer there: (the index after it, its result)."""
     if fused_enabled.get():
-        for layers, run in _RUNS:
-            size = len(layers)
-            stop = i + size
-            if stop > n or any(held[i : stop - 1]):
+        for layers, run in _RUNS_FROM.get(names[i], ()):
+            stop = i + len(layers)
+            if tuple(names[i:stop]) != layers or any(held[i : stop - 1]):
                 continue
             part = steps[i:stop]
-            if tuple(s.layer for s in part) != layers:
-                continue
             if any(s.recording != part[0].recording for s in part):
                 continue
             y = run(x, part)
@@ -224,11 +227,12 @@ def resolve(t: Tensor) -> None:
     held = [_held(chain, i) for i in range(len(chain) - 1)]
     held.append(True)
     steps = [step_of(c) for c in chain]
+    names = [s.layer for s in steps]
     i = 0
     while i < len(steps):
         token = grad_enabled.set(steps[i].recording)
         try:
-            stop, y = _run_from(x, steps, i, held)
+            stop, y = _run_from(x, steps, names, i, held)
         finally:
             grad_enabled.reset(token)
         for s in steps[i:stop]:
