@@ -50,12 +50,37 @@ from nnet.optim.flat import share_gradients
 REUSE = True
 
 
+def _refcounts(buffer: np.ndarray, views: list[np.ndarray]) -> list[int]:
+    """The reference counts of ``buffer`` and of each of ``views``, seen from this call."""
+    counts = [sys.getrefcount(buffer)]
+    for v in views:
+        counts.append(sys.getrefcount(v))
+    return counts
+
+
+def _calibrate() -> tuple[int, int]:
+    """The counts :func:`_refcounts` sees for a buffer and its views that only a spare pair holds,
+    as in :meth:`_Bucket.renew` (the buffer's count less its views'): measured, not assumed, since
+    what ``sys.getrefcount`` counts differs between Python versions."""
+
+    def unheld(buffer: np.ndarray, views: list[np.ndarray]) -> list[int]:  # _unheld's frame
+        return _refcounts(buffer, views)
+
+    buffer = np.empty(2)
+    spare = (buffer, [buffer[:1], buffer[1:]])
+    del buffer
+    counts = unheld(*spare)
+    return counts[0] - len(spare[1]), counts[1]
+
+
+_BUFFER_REFS, _VIEW_REFS = _calibrate()
+
+
 def _unheld(buffer: np.ndarray, views: list[np.ndarray]) -> bool:
     """Whether only the bucket holds ``buffer`` and its slot ``views``: no ``.grad`` Tensor, no
     array taken from one (a view of a view has the buffer as its base, so it counts there)."""
-    # the buffer: the caller's tuple, each view's base, this call's name and getrefcount's
-    # argument; each view: the list, the loop's name and the argument
-    return sys.getrefcount(buffer) == len(views) + 3 and all(sys.getrefcount(v) == 3 for v in views)
+    counts = _refcounts(buffer, views)
+    return counts[0] == len(views) + _BUFFER_REFS and all(c == _VIEW_REFS for c in counts[1:])
 
 
 class _Bucket:
